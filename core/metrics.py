@@ -1,0 +1,260 @@
+"""The metrics log: ``metrics.jsonl``, one JSON object per line, flushed per line. No torch.
+
+Writer (job side) and tailer (dashboard side). The tailer reads only new bytes from a byte offset, keeps a
+partial last line for the next poll, detects truncation and rotation, and skips malformed lines (counted).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+FORMAT_VERSION = 1
+EVENTS = ("started", "resumed", "epoch_end", "checkpoint", "stopped", "finished", "failed")
+
+
+def _clean(value: Any) -> Any:
+    # JSON has no NaN/Inf; a diverged loss must still be written, as null, not crash the job.
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+class MetricsWriter:
+    """Appends one JSON object per line to ``metrics.jsonl`` and flushes it, so readers see whole lines."""
+
+    def __init__(self, path: str | os.PathLike[str], get_time: Callable[[], float] = time.time) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._f: IO[str] = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - owned for the job's life
+        self._get_time = get_time
+
+    def log(self, **row: Any) -> dict[str, Any]:
+        """Write one row: ``{"v":1, "t":now, **row}``. Returns the row as written."""
+        out = {"v": FORMAT_VERSION, "t": round(self._get_time(), 3)}
+        out.update({k: _clean(v) for k, v in row.items()})
+        self._f.write(json.dumps(out, separators=(",", ":")) + "\n")
+        self._f.flush()
+        return out
+
+    def event(self, name: str, **fields: Any) -> dict[str, Any]:
+        return self.log(event=name, **fields)
+
+    def offset(self) -> int:
+        """Bytes written so far (the position a checkpoint records)."""
+        self._f.flush()
+        return self._f.tell()
+
+    def close(self) -> None:
+        if not self._f.closed:
+            self._f.close()
+
+    def __enter__(self) -> MetricsWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass
+class TailResult:
+    rows: list[dict[str, Any]]
+    reset: bool = False  # the file was truncated or replaced: consumers should drop what they built
+
+
+@dataclass
+class MetricsTailer:
+    """Incremental reader of a JSONL file by byte offset.
+
+    ``start_at_tail_bytes`` starts near the end of a large file (the first, partial line there is skipped),
+    so opening a 1 GB log reads only its last few MB.
+    """
+
+    path: Path
+    start_at_tail_bytes: int | None = None
+    max_read: int = 8 << 20  # bytes per poll, so one poll never stalls on a huge backlog
+    offset: int = 0
+    bad_lines: int = 0
+    _partial: bytes = b""
+    _inode: int | None = None
+    _skip_first: bool = field(default=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.path = Path(self.path)
+
+    def _open_position(self, size: int) -> None:
+        if self.start_at_tail_bytes is not None and size > self.start_at_tail_bytes:
+            self.offset = size - self.start_at_tail_bytes
+            self._skip_first = True
+        else:
+            self.offset = 0
+            self._skip_first = False
+        self._partial = b""
+
+    def poll(self) -> TailResult:
+        """Read what was appended since the last poll."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return TailResult([])
+        reset = False
+        if self._inode is None:
+            self._inode = st.st_ino
+            self._open_position(st.st_size)
+        elif st.st_ino != self._inode or st.st_size < self.offset:
+            self._inode = st.st_ino  # rotated (new file) or truncated: start over from its beginning
+            self.offset, self._partial, self._skip_first = 0, b"", False
+            reset = True
+        if st.st_size <= self.offset:
+            return TailResult([], reset)
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            data = f.read(min(self.max_read, st.st_size - self.offset))
+        self.offset += len(data)
+        return TailResult(self._parse(data), reset)
+
+    def _parse(self, data: bytes) -> list[dict[str, Any]]:
+        data = self._partial + data
+        lines = data.split(b"\n")
+        self._partial = lines.pop()  # b"" when data ended with a newline
+        if self._skip_first and lines:
+            lines.pop(0)
+            self._skip_first = False
+        rows = []
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                self.bad_lines += 1
+                continue
+            if isinstance(obj, dict):
+                rows.append(obj)
+            else:
+                self.bad_lines += 1
+        return rows
+
+    def read_all(self) -> list[dict[str, Any]]:
+        """Poll until caught up with the file's current end."""
+        rows: list[dict[str, Any]] = []
+        while True:
+            before = self.offset
+            res = self.poll()
+            if res.reset:
+                rows.clear()
+            rows.extend(res.rows)
+            if self.offset == before:
+                return rows
+
+
+def iter_rows(path: str | os.PathLike[str], chunk: int = 1 << 20) -> Iterator[dict[str, Any]]:
+    """Stream every well-formed row of a metrics file in bounded memory."""
+    tailer = MetricsTailer(Path(path), max_read=chunk)
+    while True:
+        before = tailer.offset
+        yield from tailer.poll().rows
+        if tailer.offset == before:
+            return
+
+
+def tail_rows(path: str | os.PathLike[str], max_bytes: int = 4 << 20) -> list[dict[str, Any]]:
+    """The rows in the last ``max_bytes`` of a metrics file (whole lines only)."""
+    return MetricsTailer(Path(path), start_at_tail_bytes=max_bytes).read_all()
+
+
+def series_key(row: dict[str, Any], metric: str) -> str:
+    split = row.get("split", "train")
+    return f"{split}/{metric}"
+
+
+@dataclass
+class Series:
+    """One (step, value) series with bounded memory: past ``cap`` points it halves its resolution."""
+
+    cap: int = 20_000
+    steps: list[float] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+    stride: int = 1  # how many raw points each stored point stands for (after halvings)
+    _pending: int = 0
+
+    def append(self, step: float, value: float) -> None:
+        if self.stride > 1:
+            self._pending += 1
+            if self._pending < self.stride:
+                return  # keep every stride-th raw point once the series has been thinned
+            self._pending = 0
+        self.steps.append(step)
+        self.values.append(value)
+        if len(self.steps) > self.cap:
+            self.steps = self.steps[1::2]
+            self.values = self.values[1::2]
+            self.stride *= 2
+
+    def rewind(self, step: float) -> None:
+        """Drop points after ``step`` (a resume from an older checkpoint replays them)."""
+        while self.steps and self.steps[-1] > step:
+            self.steps.pop()
+            self.values.pop()
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+
+METRIC_KEYS = ("loss", "acc", "ppl", "lr", "tok_s", "img_s", "top5")
+
+
+@dataclass
+class RunSeries:
+    """Every series of one run, fed incrementally from tailer rows."""
+
+    cap: int = 20_000
+    series: dict[str, Series] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    last: dict[str, Any] = field(default_factory=dict)  # latest value per series key
+    max_events: int = 1000
+
+    def feed(self, rows: Iterable[dict[str, Any]]) -> None:
+        for row in rows:
+            if "event" in row:
+                self._event(row)
+                continue
+            step = row.get("step")
+            if not isinstance(step, (int, float)):
+                continue
+            for key in METRIC_KEYS:
+                val = row.get(key)
+                if isinstance(val, (int, float)) and not isinstance(val, bool):
+                    name = series_key(row, key)
+                    self.series.setdefault(name, Series(self.cap)).append(step, float(val))
+                    self.last[name] = val
+            if "epoch" in row:
+                self.last["epoch"] = row["epoch"]
+            self.last["step"] = step
+
+    def _event(self, row: dict[str, Any]) -> None:
+        self.events.append(row)
+        if len(self.events) > self.max_events:
+            del self.events[: len(self.events) - self.max_events]
+        if row.get("event") == "resumed" and isinstance(row.get("step"), (int, float)):
+            for s in self.series.values():
+                s.rewind(row["step"])
+
+    def get(self, key: str) -> Series | None:
+        return self.series.get(key)
+
+
+def read_series(path: str | os.PathLike[str], cap: int = 20_000, tail_bytes: int | None = None) -> RunSeries:
+    """Build a :class:`RunSeries` from a metrics file (whole file streamed, or only its tail)."""
+    rs = RunSeries(cap=cap)
+    if tail_bytes is not None:
+        rs.feed(tail_rows(path, tail_bytes))
+    else:
+        rs.feed(iter_rows(path))
+    return rs
