@@ -1,0 +1,280 @@
+"""The trainer-side runtime that every training entry point runs under.
+
+``python -m jobs.<kind> --run-dir logs/<id> [--resume]`` calls :func:`run_job`, which takes the run lock (the
+job's liveness), waits its turn in the queue (``--after``, per-GPU slots), installs graceful-stop signal handling,
+writes state and heartbeat into ``job.json`` and events into ``metrics.jsonl``, and turns the training function's
+outcome into a final state: finished, stopped or failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+from core.metrics import MetricsWriter
+from core.paths import RunPaths, Workspace
+from core.runrec import (
+    FAILED, FINISHED, QUEUED, RUNNING, STOPPED, STOPPING, JobRecord, read_record, write_record,
+)
+from jobs.config import build_config
+from jobs.locks import FileLock
+
+HEARTBEAT_S = 1.0
+EXIT_ALREADY_RUNNING = 3
+
+
+class JobRuntime:
+    """What a training function gets: paths, config, device, metrics, checkpoints, stop requests."""
+
+    def __init__(self, paths: RunPaths, record: JobRecord, config: Any, resuming: bool = False,
+                 get_time: Callable[[], float] = time.time) -> None:
+        self.paths = paths
+        self.record = record
+        self.config = config
+        self.kind = record.kind
+        self.resuming = resuming
+        self._time = get_time
+        self.metrics = MetricsWriter(paths.metrics, get_time=get_time)
+        self._stop = False
+        self._last_beat = 0.0
+        self._resume_ckpt: dict[str, Any] | None = None
+        self._start_step: int | None = None
+        self._start_time = get_time()
+        self._device: Any = None
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
+
+    # --------------------------------------------------------------------------------- state and records
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def write_state(self, state: str, **fields: Any) -> None:
+        if not self.is_main:
+            return
+        self.record.state = state
+        for k, v in fields.items():
+            setattr(self.record, k, v)
+        write_record(self.paths.job_json, self.record)
+
+    def log(self, **row: Any) -> None:
+        """One metrics row (``step``, ``split`` and metric keys); only rank 0 writes."""
+        if self.is_main:
+            self.metrics.log(**row)
+
+    def event(self, name: str, **fields: Any) -> None:
+        if self.is_main:
+            self.metrics.event(name, **fields)
+
+    def progress(self, *, step: int, total_steps: int | None = None, epoch: int | None = None,
+                 total_epochs: int | None = None, force: bool = False, **last: Any) -> None:
+        """Heartbeat: progress and ETA into ``job.json``, at most once a second unless ``force``."""
+        now = self._time()
+        if self._start_step is None:
+            self._start_step, self._start_time = step, now
+        eta = None
+        done = step - self._start_step
+        if total_steps and done > 0 and step <= total_steps:
+            eta = (now - self._start_time) / done * (total_steps - step)
+        prog = {"step": step, "total_steps": total_steps, "epoch": epoch, "total_epochs": total_epochs,
+                "eta_s": None if eta is None else round(eta, 1), "heartbeat": round(now, 3)}
+        kept = {k: v for k, v in self.record.progress.items() if k not in prog and k != "queued"}
+        prog = {**kept, **prog}  # metrics from earlier calls stay until replaced
+        prog.update({k: v for k, v in last.items() if isinstance(v, (int, float, str)) or v is None})
+        self.record.progress = prog  # always current in memory; the file is written at most once a second
+        if not force and now - self._last_beat < HEARTBEAT_S:
+            return
+        self._last_beat = now
+        if self._stop and self.record.state == RUNNING:
+            self.record.state = STOPPING
+        if self.is_main:
+            write_record(self.paths.job_json, self.record)
+
+    # --------------------------------------------------------------------------------- stop requests
+    def request_stop(self, *_: Any) -> None:
+        self._stop = True
+
+    def should_stop(self) -> bool:
+        """True once SIGTERM/SIGINT arrived: finish the step, save ``latest.pt``, return from training."""
+        if self._stop and self.record.state == RUNNING:
+            self.write_state(STOPPING)
+        return self._stop
+
+    # --------------------------------------------------------------------------------- device and seeds
+    @property
+    def device(self) -> Any:
+        if self._device is None:
+            import torch
+
+            if self.record.gpu != "cpu" and torch.cuda.is_available():
+                local = int(os.environ.get("LOCAL_RANK", "0"))
+                self._device = torch.device("cuda", local)
+                torch.cuda.set_device(self._device)
+            else:
+                self._device = torch.device("cpu")
+        return self._device
+
+    def seed_everything(self, seed: int) -> None:
+        import random
+
+        import numpy as np
+        import torch
+
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        torch.manual_seed(seed)
+
+    # --------------------------------------------------------------------------------- checkpoints
+    def resume_checkpoint(self) -> dict[str, Any] | None:
+        """``latest.pt`` when this attempt resumes (loaded once, weights_only), else None."""
+        return self._resume_ckpt
+
+    def _load_resume(self) -> None:
+        if not self.resuming:
+            return
+        if not self.paths.latest.is_file():
+            print(f"[ncanvas] no {self.paths.latest.name} yet: starting from scratch", flush=True)
+            self.resuming = False
+            return
+        from core.checkpoint import load_checkpoint
+
+        self._resume_ckpt = load_checkpoint(self.paths.latest, kind=self.kind)
+
+    def save(self, ckpt: dict[str, Any], *names: str) -> None:
+        """Atomically write one checkpoint dict under ``ckpt_dir`` for each name; log a checkpoint event."""
+        if not self.is_main:
+            return
+        from core.checkpoint import save_checkpoint
+
+        self.paths.ckpt_dir.mkdir(parents=True, exist_ok=True)
+        for name in names or ("latest.pt",):
+            save_checkpoint(ckpt, self.paths.ckpt_dir / name)
+        self.event("checkpoint", step=ckpt.get("step"), epoch=ckpt.get("epoch"), files=list(names))
+
+
+# ===================================================================================== queue
+
+
+def _wait_for_turn(rt: JobRuntime, ws: Workspace) -> list[FileLock]:
+    """Block (state queued) until ``after`` finished and a GPU slot is free. Returns held slot locks."""
+    from jobs.supervisor import job_status  # light; avoids an import cycle at module load
+
+    rec = rt.record
+    announced = ""
+    while True:
+        if rt._stop:
+            return []
+        why = ""
+        if rec.after:
+            dep = job_status(ws, rec.after)
+            if dep.state in ("failed", "killed"):
+                raise RuntimeError(f"dependency {rec.after} ended {dep.state}; not starting")
+            if dep.state != FINISHED:
+                why = f"waiting for {rec.after} ({dep.state}) to finish"
+        slots: list[FileLock] = []
+        if not why:
+            slots = _take_gpu_slots(ws, rec)
+            if slots is None:  # type: ignore[comparison-overlap]
+                why = f"waiting for a free slot on GPU {rec.gpu} (max {rec.max_per_gpu} job(s) per GPU)"
+        if not why:
+            return slots
+        if why != announced:
+            print(f"[ncanvas] queued: {why}", flush=True)
+            rt.write_state(QUEUED, error=None, progress={"queued": why})
+            announced = why
+        time.sleep(1.0)
+
+
+def _take_gpu_slots(ws: Workspace, rec: JobRecord) -> list[FileLock] | None:
+    if rec.gpu == "cpu" or rec.max_per_gpu <= 0:
+        return []
+    held: list[FileLock] = []
+    for gpu in rec.gpu.split(","):
+        for k in range(rec.max_per_gpu):
+            lock = FileLock(ws.logs / ".gpu" / f"gpu{gpu}-slot{k}.lock")
+            if lock.acquire():
+                held.append(lock)
+                break
+        else:
+            for lock in held:
+                lock.release()
+            return None
+    return held
+
+
+# ===================================================================================== entry point
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="ncanvas job entry point (started by the supervisor)")
+    p.add_argument("--run-dir", required=True, help="logs/<id> of the job")
+    p.add_argument("--resume", action="store_true", help="continue from latest.pt")
+    return p.parse_args(argv)
+
+
+def run_job(config_cls: type, train_fn: Callable[[JobRuntime, Any], None],
+            argv: list[str] | None = None) -> NoReturn:
+    """Run one attempt of a job in this process and exit with its status (0 finished/stopped, 1 failed)."""
+    args = _parse(argv)
+    paths = RunPaths.from_log_dir(args.run_dir)
+    rank = int(os.environ.get("RANK", "0"))
+    lock = FileLock(paths.lock)
+    if rank == 0 and not lock.acquire(timeout=10.0):
+        print(f"[ncanvas] {paths.job_id} is already running (lock held); exiting", file=sys.stderr, flush=True)
+        sys.exit(EXIT_ALREADY_RUNNING)
+    record = read_record(paths.job_json)
+    cfg = build_config(config_cls, record.config)
+    rt = JobRuntime(paths, record, cfg, resuming=args.resume)
+    signal.signal(signal.SIGTERM, rt.request_stop)
+    signal.signal(signal.SIGINT, rt.request_stop)
+    ws = Workspace(paths.log_dir.parent.parent)
+    code = _run(rt, ws, train_fn)
+    rt.metrics.close()
+    lock.release()
+    sys.exit(code)
+
+
+def _run(rt: JobRuntime, ws: Workspace, train_fn: Callable[[JobRuntime, Any], None]) -> int:
+    pid = os.getpid()
+    rt.write_state(rt.record.state, pid=pid, pgid=os.getpgid(pid), exit_code=None, error=None)
+    try:
+        slots = _wait_for_turn(rt, ws)
+        if rt._stop:
+            rt.write_state(STOPPED, ended=time.time(), exit_code=0)
+            return 0
+        rt._load_resume()
+        step = int(rt._resume_ckpt["step"]) if rt._resume_ckpt else 0
+        rt.write_state(RUNNING, started=time.time(), ended=None, progress=dict(rt.record.progress, step=step))
+        if rt._resume_ckpt is not None:
+            rt.event("resumed", step=step, epoch=rt._resume_ckpt.get("epoch"), attempt=rt.record.attempts)
+        else:
+            rt.event("started", step=0, attempt=rt.record.attempts, pid=pid)
+        print(f"[ncanvas] {rt.record.id} ({rt.kind}) {'resumed at step %d' % step if step else 'started'}"
+              f" on {rt.record.gpu}, pid {pid}", flush=True)
+        train_fn(rt, rt.config)
+        for s in slots:
+            s.release()
+    except BaseException as e:  # noqa: BLE001 - every failure must become a recorded state
+        traceback.print_exc()
+        sys.stderr.flush()
+        line = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".strip().rstrip(":")
+        rt.event("failed", step=rt.record.progress.get("step"), error=line)
+        rt.write_state(FAILED, ended=time.time(), exit_code=1, error=line)
+        return 1
+    step = rt.record.progress.get("step")
+    if rt._stop:
+        rt.event("stopped", step=step)
+        rt.write_state(STOPPED, ended=time.time(), exit_code=0)
+        print(f"[ncanvas] stopped at step {step}; resume with: ncanvas jobs resume {rt.record.id}", flush=True)
+    else:
+        rt.event("finished", step=step)
+        rt.write_state(FINISHED, ended=time.time(), exit_code=0)
+        print(f"[ncanvas] finished at step {step}", flush=True)
+    return 0

@@ -1,0 +1,347 @@
+"""The job supervisor: start, list, pause, continue, stop, resume, kill and remove jobs. No torch.
+
+Jobs are detached processes (own session, stdout+stderr to ``stdout.log``) that outlive the dashboard and the SSH
+session. Liveness is the job's flock on ``run.lock``; a job whose lock is free but whose record still says it is
+live crashed, and is shown as failed with its last log lines.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.errors import NcanvasError
+from core.logtext import last_lines
+from core.paths import RunPaths, Workspace
+from core.runrec import (
+    FAILED, KILLED, LIVE_STATES, PAUSED, QUEUED, STOPPING, TERMINAL_STATES, JobRecord, list_jobs, load_job,
+    next_job_id, read_record, write_record,
+)
+from jobs.config import build_config, to_dict
+from jobs.kinds import get_kind, kind_config
+from jobs.locks import exclusive, is_locked
+
+CODE_ROOT = Path(__file__).resolve().parent.parent  # the directory holding core/, jobs/, tui/
+LAUNCH_WAIT_S = 15.0
+
+
+@dataclass
+class JobStatus:
+    """A job's record plus what only the live system can tell: effective state, liveness, GPU memory."""
+
+    record: JobRecord
+    state: str
+    alive: bool
+    reason: str | None = None
+    gpu_mem_mb: float | None = None
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    @property
+    def elapsed_s(self) -> float | None:
+        r = self.record
+        if r.started is None:
+            return None
+        return (time.time() if self.alive else (r.ended or time.time())) - r.started
+
+    @property
+    def eta_s(self) -> float | None:
+        return self.record.progress.get("eta_s") if self.alive else None
+
+
+# ===================================================================================== status
+
+
+def _proc_stopped(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("T", "t")
+    except (OSError, IndexError):
+        return False
+
+
+def status_of(ws: Workspace, rec: JobRecord) -> JobStatus:
+    run = ws.run(rec.id)
+    alive = is_locked(run.lock)
+    if alive:
+        state = PAUSED if _proc_stopped(rec.pid) else rec.state
+        if state not in LIVE_STATES:  # lock held but record not yet updated: the process is starting
+            state = QUEUED
+        mem = None
+        if state == PAUSED:
+            from core.gpu import process_gpu_memory_mb
+
+            mem = process_gpu_memory_mb(_group_pids(rec.pgid))
+        return JobStatus(rec, state, True, gpu_mem_mb=mem)
+    if rec.state in LIVE_STATES:
+        if rec.state == QUEUED and rec.pid is None and time.time() - (rec.created or 0) < LAUNCH_WAIT_S:
+            return JobStatus(rec, QUEUED, False, reason="starting")
+        tail = " | ".join(ln for ln in last_lines(run.stdout, 5) if ln.strip())
+        reason = "process ended without a final state (crashed, killed or out of memory)"
+        return JobStatus(rec, FAILED, False, reason=f"{reason}; last log: {tail}" if tail else reason)
+    return JobStatus(rec, rec.state, False, reason=rec.error)
+
+
+def job_status(ws: Workspace, job_id: str) -> JobStatus:
+    return status_of(ws, load_job(ws, job_id))
+
+
+def list_status(ws: Workspace) -> list[JobStatus]:
+    return [status_of(ws, r) for r in list_jobs(ws)]
+
+
+def _group_pids(pgid: int | None) -> set[int]:
+    if not pgid:
+        return set()
+    pids = set()
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat", encoding="ascii") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[2]) == pgid:
+                        pids.add(int(d))
+            except (OSError, IndexError, ValueError):
+                continue
+    return pids
+
+
+# ===================================================================================== start / resume
+
+
+def _code_version() -> dict[str, Any]:
+    info: dict[str, Any] = {"root": str(CODE_ROOT)}
+    try:
+        commit = subprocess.run(["git", "-C", str(CODE_ROOT), "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=5)
+        if commit.returncode == 0:
+            info["commit"] = commit.stdout.strip()
+            dirty = subprocess.run(["git", "-C", str(CODE_ROOT), "status", "--porcelain", "--untracked-files=no"],
+                                   capture_output=True, text=True, timeout=5)
+            info["dirty"] = bool(dirty.stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return info
+
+
+def resolve_gpu(gpu: str, gpus: int = 1) -> str:
+    """'cpu', an index 'N', or 'auto' (most free memory via NVML; the CPU where NVML sees no GPU)."""
+    from core.gpu import gpu_stats, pick_gpu
+
+    gpu = str(gpu).strip().lower()
+    if gpu == "cpu":
+        return "cpu"
+    stats = gpu_stats()
+    if gpu == "auto":
+        if not stats:
+            return "cpu"
+        if gpus > 1:
+            order = sorted(stats, key=lambda s: -(s.mem_free_mb or 0))
+            return ",".join(str(s.index) for s in order[:gpus])
+        return str(pick_gpu())
+    if not gpu.replace(",", "").isdigit():
+        raise NcanvasError(f"--gpu must be auto, cpu or a GPU index; got {gpu!r}")
+    if stats and any(int(i) >= len(stats) for i in gpu.split(",")):
+        raise NcanvasError(f"--gpu {gpu}: only {len(stats)} GPU(s) visible")
+    return gpu
+
+
+def job_argv(rec: JobRecord, run: RunPaths, resume: bool) -> list[str]:
+    module = get_kind(rec.kind).module
+    tail = ["-m", module, "--run-dir", str(run.log_dir)] + (["--resume"] if resume else [])
+    ngpu = len(rec.gpu.split(",")) if rec.gpu != "cpu" else 1
+    if ngpu > 1:  # DDP through torchrun, one process per GPU
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={ngpu}", *tail]
+    return [sys.executable, *tail]
+
+
+def _env(rec: JobRecord) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(CODE_ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    env["PYTHONUNBUFFERED"] = "1"
+    env["CUDA_VISIBLE_DEVICES"] = "" if rec.gpu == "cpu" else rec.gpu
+    return env
+
+
+def _launch(rec: JobRecord, run: RunPaths, resume: bool, foreground: bool = False) -> subprocess.Popen[bytes]:
+    argv = job_argv(rec, run, resume)
+    with open(run.stdout, "ab") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                cwd=str(run.log_dir), env=_env(rec), start_new_session=not foreground)
+    # Reap it if we outlive it (the dashboard), so no zombie lingers; the job does not depend on us.
+    threading.Thread(target=proc.wait, name=f"reap-{rec.id}", daemon=True).start()
+    return proc
+
+
+def _wait_started(run: RunPaths, proc: subprocess.Popen[bytes], timeout: float = LAUNCH_WAIT_S) -> None:
+    """Return once the new process holds the run lock (or has already exited)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if is_locked(run.lock) or proc.poll() is not None:
+            return
+        time.sleep(0.02)
+
+
+def start_job(ws: Workspace, kind: str, config: dict[str, Any], *, gpu: str = "auto", gpus: int = 1,
+              after: str | None = None, max_per_gpu: int = 1, job_id: str | None = None,
+              foreground: bool = False) -> tuple[JobRecord, subprocess.Popen[bytes]]:
+    """Validate, create the run directory and job.json, launch the job. Nothing is created on bad input."""
+    spec = get_kind(kind)
+    cfg = build_config(kind_config(kind), config)
+    if after is not None:
+        load_job(ws, after)  # refuse an unknown dependency before creating anything
+    gpu_sel = "cpu" if not spec.uses_gpu else resolve_gpu(gpu, gpus)
+    ws.ensure()
+    run = _claim_run_dir(ws, kind, job_id)
+    rec = JobRecord(id=run.job_id, kind=kind, config=to_dict(cfg), code=_code_version(), gpu=gpu_sel,
+                    after=after, max_per_gpu=max_per_gpu, attempts=1)
+    rec.argv = job_argv(rec, run, resume=False)
+    write_record(run.job_json, rec)
+    proc = _launch(rec, run, resume=False, foreground=foreground)
+    if not foreground:
+        _wait_started(run, proc)
+    return rec, proc
+
+
+def _claim_run_dir(ws: Workspace, kind: str, job_id: str | None) -> RunPaths:
+    for _ in range(1000):
+        jid = job_id or next_job_id(ws, kind)
+        run = ws.run(jid)
+        try:
+            run.log_dir.mkdir(parents=True, exist_ok=False)
+        except FileExistsError:
+            if job_id:
+                raise NcanvasError(f"job {job_id} already exists") from None
+            continue
+        run.ckpt_dir.mkdir(parents=True, exist_ok=True)
+        return run
+    raise NcanvasError("could not allocate a job id")
+
+
+def resume(ws: Workspace, job_id: str, foreground: bool = False) -> str:
+    """Relaunch a stopped/failed/killed job from ``latest.pt``; racing calls start exactly one process."""
+    run = ws.run(job_id)
+    with exclusive(run.log_dir / "control.lock"):
+        st = job_status(ws, job_id)
+        if st.alive:
+            raise NcanvasError(f"{job_id} is {st.state}; nothing to resume")
+        if st.state not in TERMINAL_STATES and st.state != FAILED:
+            raise NcanvasError(f"{job_id} is {st.state}; nothing to resume")
+        rec = st.record
+        if rec.state == "finished" and st.state == "finished":
+            raise NcanvasError(f"{job_id} is finished; nothing to resume")
+        rec.state, rec.attempts, rec.resume = QUEUED, rec.attempts + 1, True
+        rec.ended = rec.exit_code = rec.error = rec.pid = None
+        rec.created = rec.created or time.time()
+        write_record(run.job_json, rec)
+        proc = _launch(rec, run, resume=True, foreground=foreground)
+        if foreground:
+            return f"resumed {job_id}"
+        _wait_started(run, proc)
+    where = "latest.pt" if run.latest.is_file() else "scratch (no latest.pt yet)"
+    return f"resumed {job_id} from {where}"
+
+
+# ===================================================================================== signals
+
+
+def _signal_group(rec: JobRecord, sig: int) -> bool:
+    if not rec.pgid:
+        return False
+    try:
+        os.killpg(rec.pgid, sig)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def _live(ws: Workspace, job_id: str, verb: str) -> JobStatus:
+    st = job_status(ws, job_id)
+    if not st.alive:
+        raise NcanvasError(f"{job_id} is {st.state}; nothing to {verb}")
+    return st
+
+
+def pause(ws: Workspace, job_id: str) -> str:
+    st = _live(ws, job_id, "pause")
+    if st.state == PAUSED:
+        raise NcanvasError(f"{job_id} is already paused")
+    _signal_group(st.record, signal.SIGSTOP)
+    after = job_status(ws, job_id)
+    held = f"; it still holds {after.gpu_mem_mb:.0f} MiB of GPU memory" if after.gpu_mem_mb else ""
+    return f"paused {job_id}{held}"
+
+
+def cont(ws: Workspace, job_id: str) -> str:
+    st = _live(ws, job_id, "continue")
+    if st.state != PAUSED:
+        raise NcanvasError(f"{job_id} is {st.state}, not paused")
+    _signal_group(st.record, signal.SIGCONT)
+    return f"continued {job_id}"
+
+
+def stop(ws: Workspace, job_id: str, wait: bool = False, timeout: float = 60.0) -> str:
+    """SIGTERM: the trainer checkpoints and exits. A second stop, or ``timeout`` when waiting, kills."""
+    st = _live(ws, job_id, "stop")
+    if st.state == STOPPING:
+        return kill(ws, job_id) + " (second stop)"
+    _signal_group(st.record, signal.SIGTERM)
+    if st.state == PAUSED:
+        _signal_group(st.record, signal.SIGCONT)  # a stopped process cannot handle SIGTERM until continued
+    if not wait:
+        return f"stopping {job_id} (it saves latest.pt, then exits)"
+    if _wait_dead(ws.run(job_id), timeout):
+        return f"stopped {job_id}"
+    return kill(ws, job_id) + f" (no exit within {timeout:.0f}s of stop)"
+
+
+def _wait_dead(run: RunPaths, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not is_locked(run.lock):
+            return True
+        time.sleep(0.05)
+    return not is_locked(run.lock)
+
+
+def kill(ws: Workspace, job_id: str, grace: float = 5.0) -> str:
+    """SIGTERM, ``grace`` seconds, then SIGKILL to the whole process group; state becomes killed."""
+    st = _live(ws, job_id, "kill")
+    rec, run = st.record, ws.run(job_id)
+    _signal_group(rec, signal.SIGTERM)
+    _signal_group(rec, signal.SIGCONT)
+    if not _wait_dead(run, grace):
+        _signal_group(rec, signal.SIGKILL)
+        _wait_dead(run, 10.0)
+    _signal_group(rec, signal.SIGKILL)  # stragglers of the group (workers) that outlived the lock holder
+    with exclusive(run.log_dir / "control.lock"):
+        rec = read_record(run.job_json)
+        rec.state, rec.ended = KILLED, time.time()
+        rec.error = rec.error or "killed by user"
+        write_record(run.job_json, rec)
+    return f"killed {job_id}"
+
+
+def remove(ws: Workspace, job_id: str, force: bool = False) -> str:
+    """Delete a job's logs and checkpoints; a live job only with ``force`` (killed first)."""
+    import shutil
+
+    st = job_status(ws, job_id)
+    if st.alive:
+        if not force:
+            raise NcanvasError(f"{job_id} is {st.state}; stop it first or use --force")
+        kill(ws, job_id, grace=2.0)
+    run = ws.run(job_id)
+    shutil.rmtree(run.ckpt_dir, ignore_errors=True)
+    shutil.rmtree(run.log_dir, ignore_errors=True)
+    return f"removed {job_id}"

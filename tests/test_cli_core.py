@@ -1,0 +1,83 @@
+"""CLI skeleton through typer's CliRunner: home, listing, show, ckpt inspect, one-line errors."""
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from core.runrec import JobRecord, write_record
+from tui.cli import app
+
+runner = CliRunner()
+
+
+def invoke(ws_root: Path, *args: str):
+    return runner.invoke(app, ["--home", str(ws_root), *args])
+
+
+def test_home_prints_workspace(tmp_path: Path) -> None:
+    res = invoke(tmp_path, "home")
+    assert res.exit_code == 0 and res.stdout.strip() == str(tmp_path.resolve())
+
+
+def test_home_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NCANVAS_HOME", str(tmp_path / "envhome"))
+    res = runner.invoke(app, ["home"])
+    assert res.stdout.strip() == str((tmp_path / "envhome").resolve())
+
+
+def test_jobs_ls_empty_and_json(ws) -> None:
+    res = invoke(ws.root, "jobs", "ls")
+    assert res.exit_code == 0 and "no jobs yet" in res.stdout
+    run = ws.run("cnn-0001").make()
+    write_record(run.job_json, JobRecord(id="cnn-0001", kind="cnn", state="finished", config={"lr": 0.1},
+                                         progress={"step": 10, "total_steps": 10, "loss": 0.25, "val_acc": 0.98}))
+    res = invoke(ws.root, "jobs", "ls", "--json")
+    data = json.loads(res.stdout)
+    assert data[0]["id"] == "cnn-0001" and data[0]["state"] == "finished"
+    res = invoke(ws.root, "jobs", "ls")
+    assert "cnn-0001" in res.stdout and "val_acc=0.98" in res.stdout
+    res = invoke(ws.root, "jobs", "show", "cnn-0001")
+    assert res.exit_code == 0 and "lr=0.1" in res.stdout
+    res = invoke(ws.root, "jobs", "show", "cnn-0001", "--json")
+    assert json.loads(res.stdout)["config"] == {"lr": 0.1}
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["jobs", "show", "../../etc"], "invalid job id"),
+    (["jobs", "show", "nope-0001"], "no job 'nope-0001'"),
+    (["jobs", "stop", "nope-0001"], "no job"),
+    (["logs", "nope-0001"], "no job"),
+    (["train", "demo", "--epochs", "0"], "--epochs must be >= 1"),
+    (["train", "demo", "--name", "Bad/Id"], "invalid job id"),
+    (["train", "demo", "--after", "ghost-0001"], "no job 'ghost-0001'"),
+])
+def test_errors_are_one_line_with_nonzero_exit(ws, args: list[str], msg: str) -> None:
+    res = invoke(ws.root, *args)
+    assert res.exit_code != 0
+    assert msg in res.stderr
+    assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
+    assert not list(ws.logs.glob("demo-*"))  # refused before anything was created
+
+
+def test_unknown_kind_is_refused(ws) -> None:
+    res = invoke(ws.root, "train", "nosuchkind")
+    assert res.exit_code != 0 and "No such command" in res.output
+
+
+def test_ckpt_inspect(tmp_path: Path) -> None:
+    import torch
+
+    from core.checkpoint import make_checkpoint, save_checkpoint
+
+    model = torch.nn.Linear(3, 2)
+    path = save_checkpoint(make_checkpoint(kind="demo", arch="mlp", config={"lr": 0.1}, model=model.state_dict(),
+                                           step=5, epoch=1), tmp_path / "latest.pt")
+    res = invoke(tmp_path, "ckpt", "inspect", str(path))
+    assert res.exit_code == 0 and "parameters: 8" in res.stdout and "lr=0.1" in res.stdout
+    res = invoke(tmp_path, "ckpt", "inspect", str(path), "--json")
+    assert json.loads(res.stdout)["step"] == 5
+    (tmp_path / "bad.pt").write_text("nope")
+    res = invoke(tmp_path, "ckpt", "inspect", str(tmp_path / "bad.pt"))
+    assert res.exit_code == 1 and "truncated or not a torch checkpoint" in res.stderr

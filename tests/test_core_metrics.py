@@ -1,0 +1,132 @@
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.metrics import MetricsTailer, MetricsWriter, RunSeries, Series, iter_rows, read_series, tail_rows
+from core.smoothing import downsample, ema_debiased, moving_average, smooth
+
+
+def test_writer_flushes_each_line(tmp_path: Path) -> None:
+    path = tmp_path / "m.jsonl"
+    w = MetricsWriter(path, get_time=lambda: 12.5)
+    w.log(step=1, split="train", loss=float("nan"))
+    # visible to another reader before close: one line per call, flushed
+    line = path.read_text().splitlines()[0]
+    assert json.loads(line) == {"v": 1, "t": 12.5, "step": 1, "split": "train", "loss": None}
+    w.event("finished", step=1)
+    assert w.offset() == path.stat().st_size
+    w.close()
+
+
+def test_tailer_keeps_partial_lines(tmp_path: Path) -> None:
+    path = tmp_path / "m.jsonl"
+    tail = MetricsTailer(path)
+    assert tail.poll().rows == []  # missing file is fine
+    with open(path, "w") as f:
+        f.write('{"step": 1, "loss": 2.0}\n{"step": 2, "lo')
+    assert [r["step"] for r in tail.poll().rows] == [1]
+    with open(path, "a") as f:
+        f.write('ss": 1.5}\n')
+    rows = tail.poll().rows
+    assert rows == [{"step": 2, "loss": 1.5}]
+    assert tail.poll().rows == []
+
+
+def test_tailer_skips_and_counts_malformed(tmp_path: Path) -> None:
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"step": 1}\nnot json\n[1,2]\n\n{"step": 2}\n')
+    tail = MetricsTailer(path)
+    assert [r["step"] for r in tail.poll().rows] == [1, 2]
+    assert tail.bad_lines == 2
+
+
+def test_tailer_survives_truncation_and_rotation(tmp_path: Path) -> None:
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"step": 1}\n{"step": 2}\n')
+    tail = MetricsTailer(path)
+    assert len(tail.poll().rows) == 2
+    path.write_text('{"step": 9}\n')  # truncated and rewritten, shorter
+    res = tail.poll()
+    assert res.reset and [r["step"] for r in res.rows] == [9]
+    new = tmp_path / "new.jsonl"
+    new.write_text('{"step": 100}\n{"step": 101}\n{"step": 102}\n')
+    os.replace(new, path)  # rotated: a different inode under the same name
+    res = tail.poll()
+    assert res.reset and [r["step"] for r in res.rows] == [100, 101, 102]
+
+
+def test_million_line_file_tail_reads_only_the_end(tmp_path: Path) -> None:
+    path = tmp_path / "big.jsonl"
+    line = '{"v":1,"t":0,"step":%d,"split":"train","loss":%f}\n'
+    with open(path, "w") as f:
+        for start in range(0, 1_000_000, 100_000):
+            f.write("".join(line % (i, 1.0 / (i + 1)) for i in range(start, start + 100_000)))
+    size = path.stat().st_size
+    assert size > 50e6
+    t0 = time.perf_counter()
+    rows = tail_rows(path, max_bytes=64 << 10)
+    elapsed = time.perf_counter() - t0
+    assert rows[-1]["step"] == 999_999
+    assert 500 < len(rows) < 2000  # only the last 64 KiB, whole lines
+    assert all(b["step"] == a["step"] + 1 for a, b in zip(rows, rows[1:]))
+    tail = MetricsTailer(path, start_at_tail_bytes=64 << 10)
+    tail.read_all()
+    assert tail.offset == size and tail.bad_lines == 0  # the partial first line is skipped, not counted bad
+    assert elapsed < 5  # generous: reading 64 KiB, not 60 MB
+
+
+def test_series_bounded_and_rewind_on_resume(tmp_path: Path) -> None:
+    s = Series(cap=100)
+    for i in range(1000):
+        s.append(i, float(i))
+    assert len(s) <= 100 and s.steps == sorted(s.steps) and s.stride > 1
+    rs = RunSeries()
+    rs.feed([{"step": i, "split": "train", "loss": 10 - i} for i in range(1, 8)])
+    rs.feed([{"event": "resumed", "step": 5}, {"step": 6, "split": "train", "loss": 0.5}])
+    assert rs.series["train/loss"].steps == [1, 2, 3, 4, 5, 6]
+    assert rs.series["train/loss"].values[-1] == 0.5
+
+
+def test_read_series_streams_whole_file(tmp_path: Path) -> None:
+    path = tmp_path / "m.jsonl"
+    w = MetricsWriter(path)
+    for i in range(50):
+        w.log(step=i, split="train", loss=1.0 / (i + 1), lr=0.1)
+    w.log(step=49, split="val", loss=0.3, acc=0.9)
+    w.close()
+    rs = read_series(path)
+    assert len(rs.series["train/loss"]) == 50 and rs.series["val/acc"].values == [0.9]
+    assert sum(1 for _ in iter_rows(path, chunk=100)) == 51  # chunks smaller than a line still work
+
+
+def test_ema_matches_hand_computed_series() -> None:
+    # TensorBoard: last = last*w + (1-w)*v; smoothed = last / (1 - w**n)
+    w = 0.5
+    got = ema_debiased([1.0, 3.0, 5.0], w)
+    # n=1: last=0.5, /0.5 = 1.0; n=2: last=0.25+1.5=1.75, /0.75=2.3333; n=3: last=0.875+2.5=3.375, /0.875=3.857142
+    assert np.allclose(got, [1.0, 7 / 3, 3.375 / 0.875])
+    assert np.allclose(ema_debiased([2.0, 2.0, 2.0], 0.9), 2.0)  # debiased: a constant stays constant
+    assert np.array_equal(ema_debiased([1.0, 2.0], 0.0), [1.0, 2.0])
+    with pytest.raises(ValueError):
+        ema_debiased([1.0], 1.0)
+
+
+def test_moving_average_and_smooth_dispatch() -> None:
+    assert np.allclose(moving_average([1, 2, 3, 4], 2), [1, 1.5, 2.5, 3.5])
+    assert np.allclose(smooth([1, 2, 3], "none"), [1, 2, 3])
+    assert np.allclose(smooth([1, 3], "ema", 0.5), [1, 7 / 3])
+    with pytest.raises(ValueError):
+        smooth([1], "median")
+
+
+def test_downsample_keeps_shape_and_last_point() -> None:
+    x = np.arange(10_000.0)
+    y = np.sin(x / 100)
+    xd, yd = downsample(x, y, 200)
+    assert len(xd) == 200 and xd[-1] == x[-1] and yd[-1] == y[-1]
+    assert np.all(np.diff(xd) > 0)
+    assert downsample([1, 2], [3, 4], 10)[0].tolist() == [1, 2]

@@ -1,0 +1,118 @@
+"""The ``ncanvas`` command line: the dashboard by default, and every action as a headless subcommand.
+
+Module scope stays light (no torch): ``ncanvas --help`` must answer in well under a second. Each area's commands
+live in their own module with a ``register(app)`` function.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from core.errors import NcanvasError
+from core.paths import Workspace
+
+
+class _OneLineErrors(TyperGroup):
+    """Turns any error into one line on stderr and exit 1 (a traceback only with NCANVAS_DEBUG=1)."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NcanvasError as e:
+            typer.echo(f"ncanvas: {e}", err=True)
+            raise typer.Exit(1) from None
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as e:  # noqa: BLE001 - the CLI promise: never a traceback
+            if os.environ.get("NCANVAS_DEBUG"):
+                raise
+            if type(e).__module__ == "click.exceptions" or hasattr(e, "exit_code"):
+                raise
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            typer.echo(f"ncanvas: {type(e).__name__}: {msg} (NCANVAS_DEBUG=1 shows the traceback)", err=True)
+            raise typer.Exit(1) from None
+
+
+app = typer.Typer(
+    cls=_OneLineErrors,
+    name="ncanvas",
+    help="ncanvas: train and explain neural networks from the terminal. Without a command, opens the dashboard.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+@dataclass
+class CliState:
+    home: str | None = None
+
+    def workspace(self) -> Workspace:
+        return Workspace.resolve(self.home)
+
+
+def state(ctx: typer.Context) -> CliState:
+    root = ctx.find_root()
+    if not isinstance(root.obj, CliState):
+        root.obj = CliState()
+    return root.obj
+
+
+def workspace(ctx: typer.Context) -> Workspace:
+    return state(ctx).workspace()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    home: Annotated[str | None, typer.Option("--home", help="Workspace root (else NCANVAS_HOME, ncanvas.toml, user dir).")] = None,
+    theme: Annotated[str | None, typer.Option("--theme", help="Dashboard theme, e.g. textual-dark, nord, gruvbox.")] = None,
+) -> None:
+    ctx.obj = CliState(home)
+    if ctx.invoked_subcommand is None:
+        from tui.app import run_app
+
+        run_app(home=str(workspace(ctx).root), theme=theme)
+
+
+@app.command("home")
+def home_cmd(ctx: typer.Context) -> None:
+    """Print the workspace root (where logs/ and checkpoints/ go)."""
+    typer.echo(str(workspace(ctx).root))
+
+
+def _register_all() -> None:
+    from tui import cli_jobs
+
+    cli_jobs.register(app)
+    for name in ("cli_vision", "cli_llm", "cli_art"):
+        try:
+            module = __import__(f"tui.{name}", fromlist=["register"])
+        except ModuleNotFoundError as e:
+            if e.name == f"tui.{name}":
+                continue  # that area is not part of this build
+            raise
+        module.register(app)
+
+
+_register_all()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,326 @@
+"""``ncanvas train``, ``ncanvas jobs ...``, ``ncanvas logs`` and ``ncanvas ckpt`` commands. No torch at import."""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import json
+import signal
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from core.errors import NcanvasError
+from core.paths import validate_job_id
+from jobs.config import option_specs
+from jobs.kinds import KINDS, available_kinds, kind_config
+from tui.fmt import fmt_duration, fmt_num, fmt_progress, headline_metric, throughput
+
+jobs_app = typer.Typer(help="List and control training jobs.", no_args_is_help=True)
+ckpt_app = typer.Typer(help="Inspect checkpoints.", no_args_is_help=True)
+train_app = typer.Typer(help="Start a training job (runs in the background; --foreground to watch).",
+                        no_args_is_help=True)
+
+JobId = Annotated[str, typer.Argument(help="Job id, e.g. cnn-0001.", show_default=False)]
+AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def _ws(ctx: typer.Context) -> Any:
+    from tui.cli import workspace
+
+    return workspace(ctx)
+
+
+def _status_json(st: Any) -> dict[str, Any]:
+    rec = st.record.to_json()
+    rec.update(state=st.state, alive=st.alive, reason=st.reason, elapsed_s=st.elapsed_s, eta_s=st.eta_s,
+               gpu_mem_mb=st.gpu_mem_mb, recorded_state=st.record.state)
+    return rec
+
+
+# ===================================================================================== jobs
+
+
+@jobs_app.command("ls")
+def jobs_ls(ctx: typer.Context, as_json: AsJson = False,
+            all_: Annotated[bool, typer.Option("--all", "-a", help="Include removed-looking/old jobs.")] = True) -> None:
+    """List jobs: id, kind, state, progress, last loss/metric, elapsed, ETA, GPU."""
+    from jobs.supervisor import list_status
+
+    statuses = list_status(_ws(ctx))
+    if as_json:
+        typer.echo(json.dumps([_status_json(s) for s in statuses], indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    from tui.fmt import STATE_STYLE
+
+    table = Table(box=None, header_style="bold")
+    for col in ("ID", "KIND", "STATE", "PROGRESS", "LOSS", "METRIC", "SPEED", "ELAPSED", "ETA", "GPU"):
+        table.add_column(col)
+    for s in statuses:
+        p = s.record.progress
+        table.add_row(s.id, s.record.kind, f"[{STATE_STYLE.get(s.state, '')}]{s.state}[/]", fmt_progress(p),
+                      fmt_num(p.get("loss")), headline_metric(p), throughput(p), fmt_duration(s.elapsed_s),
+                      fmt_duration(s.eta_s), s.record.gpu)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=200)  # piped into a script or a file: never truncate cells
+    if statuses:
+        console.print(table)
+    else:
+        console.print("no jobs yet: start one with [bold]ncanvas train demo[/] (or cnn, llm, gpt2)")
+
+
+@jobs_app.command("show")
+def jobs_show(ctx: typer.Context, job_id: JobId, as_json: AsJson = False) -> None:
+    """Show one job: config, state, progress, checkpoints, failure reason, last log lines."""
+    from core.logtext import last_lines
+    from jobs.supervisor import job_status
+
+    ws = _ws(ctx)
+    st = job_status(ws, job_id)
+    run = ws.run(job_id)
+    info = _status_json(st)
+    info["checkpoints"] = sorted(p.name for p in run.ckpt_dir.glob("*")) if run.ckpt_dir.is_dir() else []
+    info["log_dir"], info["ckpt_dir"] = str(run.log_dir), str(run.ckpt_dir)
+    if as_json:
+        typer.echo(json.dumps(info, indent=2, default=str))
+        return
+    r = st.record
+    typer.echo(f"{r.id}  {r.kind}  {st.state}{'  (alive, pid %s)' % r.pid if st.alive else ''}")
+    typer.echo(f"  progress: {fmt_progress(r.progress)}   loss {fmt_num(r.progress.get('loss'))}   "
+               f"{headline_metric(r.progress)}   elapsed {fmt_duration(st.elapsed_s)}   ETA {fmt_duration(st.eta_s)}")
+    typer.echo(f"  gpu: {r.gpu}   attempts: {r.attempts}   after: {r.after or '-'}   code: "
+               f"{r.code.get('commit', '?')[:10]}{' (dirty)' if r.code.get('dirty') else ''}")
+    if st.reason:
+        typer.echo(f"  reason: {st.reason}")
+    typer.echo("  config: " + ", ".join(f"{k}={v}" for k, v in r.config.items()))
+    typer.echo(f"  logs: {run.log_dir}")
+    typer.echo(f"  checkpoints: {run.ckpt_dir}  [{', '.join(info['checkpoints']) or 'none yet'}]")
+    lines = last_lines(run.stdout, 8)
+    if lines:
+        typer.echo("  last log lines:")
+        for ln in lines:
+            typer.echo(f"    {ln}")
+
+
+def _verb(name: str, doc: str, fn_name: str, **extra: Any) -> None:
+    def command(ctx: typer.Context, job_id: JobId) -> None:
+        from jobs import supervisor
+
+        typer.echo(getattr(supervisor, fn_name)(_ws(ctx), validate_job_id(job_id), **extra))
+
+    command.__doc__ = doc
+    jobs_app.command(name)(command)
+
+
+_verb("pause", "Pause a job (SIGSTOP to its process group; GPU memory stays held).", "pause")
+_verb("cont", "Continue a paused job (SIGCONT).", "cont")
+_verb("resume", "Relaunch a stopped/failed/killed job from latest.pt; its curve continues.", "resume")
+
+
+@jobs_app.command("stop")
+def jobs_stop(
+    ctx: typer.Context, job_id: JobId,
+    no_wait: Annotated[bool, typer.Option("--no-wait", help="Return at once instead of waiting for the exit.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the checkpoint before killing.")] = 120.0,
+) -> None:
+    """Stop a job: it finishes the current step, saves latest.pt and exits (a second stop kills)."""
+    from jobs import supervisor
+
+    typer.echo(supervisor.stop(_ws(ctx), validate_job_id(job_id), wait=not no_wait, timeout=timeout))
+
+
+@jobs_app.command("kill")
+def jobs_kill(ctx: typer.Context, job_id: JobId,
+              grace: Annotated[float, typer.Option(help="Seconds between SIGTERM and SIGKILL.")] = 5.0) -> None:
+    """Kill a job's whole process group (SIGTERM, grace period, SIGKILL)."""
+    from jobs import supervisor
+
+    typer.echo(supervisor.kill(_ws(ctx), validate_job_id(job_id), grace=grace))
+
+
+@jobs_app.command("rm")
+def jobs_rm(ctx: typer.Context, job_id: JobId,
+            force: Annotated[bool, typer.Option("--force", "-f", help="Kill a live job first.")] = False) -> None:
+    """Delete a job's logs and checkpoints (refuses a live job unless --force)."""
+    from jobs import supervisor
+
+    typer.echo(supervisor.remove(_ws(ctx), validate_job_id(job_id), force=force))
+
+
+# ===================================================================================== logs
+
+
+def logs_cmd(
+    ctx: typer.Context, job_id: JobId,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines until the job ends.")] = False,
+    lines: Annotated[int, typer.Option("--lines", "-n", help="How many last lines to show first.")] = 40,
+) -> None:
+    """Print a job's log (stdout.log), with \\r progress frames collapsed."""
+    from core.logtext import LogTailer, last_lines
+    from jobs.supervisor import job_status
+
+    ws = _ws(ctx)
+    st = job_status(ws, job_id)
+    path = ws.run(job_id).stdout
+    if not follow:
+        for ln in last_lines(path, lines):
+            typer.echo(ln)
+        return
+    for ln in last_lines(path, lines):
+        typer.echo(ln)
+    tail = LogTailer(path, start_at_tail_bytes=0)
+    tail.offset = path.stat().st_size if path.exists() else 0
+    tail._inode = path.stat().st_ino if path.exists() else None
+    alive = st.alive or st.state == "queued"
+    try:
+        while True:
+            got, _ = tail.poll()
+            for ln in got:
+                typer.echo(ln)
+            if not got:
+                if not alive:
+                    break
+                time.sleep(0.25)
+                alive = job_status(ws, job_id).alive
+    except KeyboardInterrupt:
+        pass
+
+
+# ===================================================================================== ckpt
+
+
+@ckpt_app.command("inspect")
+def ckpt_inspect(path: Annotated[Path, typer.Argument(help="A .pt checkpoint.")], as_json: AsJson = False) -> None:
+    """Describe a checkpoint: kind, architecture, step/epoch, parameters, config, metrics."""
+    from core.checkpoint import load_checkpoint, summary
+
+    info = summary(load_checkpoint(path))
+    if as_json:
+        typer.echo(json.dumps(info, indent=2, default=str))
+        return
+    for key in ("kind", "arch", "step", "epoch", "batch_in_epoch", "best_metric", "parameters", "tensors", "dtypes"):
+        typer.echo(f"{key:>14}: {info[key]}")
+    states = [k[4:] for k in ("has_optimizer", "has_scheduler", "has_scaler", "has_rng") if info[k]]
+    typer.echo(f"{'resumable':>14}: {', '.join(states) or 'weights only'}")
+    typer.echo(f"{'config':>14}: " + ", ".join(f"{k}={v}" for k, v in (info["config"] or {}).items()))
+    if info["metrics"]:
+        typer.echo(f"{'metrics':>14}: " + json.dumps(info["metrics"], default=str)[:400])
+
+
+# ===================================================================================== train
+
+
+def _choice_enum(name: str, choices: tuple[str, ...]) -> type[enum.Enum]:
+    return enum.Enum(name, {c: c for c in choices}, type=str)  # type: ignore[return-value]
+
+
+def _train_command(kind: str) -> Any:
+    cfg_cls = kind_config(kind)
+    specs = option_specs(cfg_cls)
+    params = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)]
+    for s in specs:
+        typ: Any = s.type
+        default = s.default
+        if s.choices:
+            typ = _choice_enum(f"{kind}_{s.name}", s.choices)
+            default = typ(default) if default is not None else None
+        elif typ not in (int, float, str, bool):
+            typ, default = str, (None if default is None else json.dumps(default))
+        if default is None:
+            typ = typ | None
+        flag = s.flag if s.type is not bool else f"{s.flag}/--no-{s.flag[2:]}"
+        params.append(inspect.Parameter(s.name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                        annotation=Annotated[typ, typer.Option(flag, help=s.help, rich_help_panel=f"{kind} options")]))
+    common: list[tuple[str, Any, Any]] = [
+        ("gpu", Annotated[str, typer.Option("--gpu", help="auto (most free memory), N, or cpu.", rich_help_panel="Job")], "auto"),
+        ("gpus", Annotated[int, typer.Option("--gpus", min=1, help="GPUs for DDP through torchrun.", rich_help_panel="Job")], 1),
+        ("after", Annotated[str | None, typer.Option("--after", help="Start when this job has finished.", rich_help_panel="Job")], None),
+        ("max_per_gpu", Annotated[int, typer.Option("--max-per-gpu", min=0, help="Queue while this many jobs use the GPU (0: no limit).", rich_help_panel="Job")], 1),
+        ("name", Annotated[str | None, typer.Option("--name", help="Job id instead of <kind>-NNNN.", rich_help_panel="Job")], None),
+        ("foreground", Annotated[bool, typer.Option("--foreground", "-F", help="Run attached with a progress bar.", rich_help_panel="Job")], False),
+        ("as_json", Annotated[bool, typer.Option("--json", help="Print the job record as JSON.", rich_help_panel="Job")], False),
+    ]
+    for name, ann, default in common:
+        params.append(inspect.Parameter(f"_{name}", inspect.Parameter.KEYWORD_ONLY, default=default, annotation=ann))
+
+    def command(ctx: typer.Context, **kw: Any) -> None:
+        values = {s.name: _plain(kw[s.name], s) for s in specs}
+        _start(ctx, kind, values, **{k[1:]: v for k, v in kw.items() if k.startswith("_")})
+
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    command.__doc__ = KINDS[kind].description
+    return command
+
+
+def _plain(value: Any, spec: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if spec.type not in (int, float, str, bool) and isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise NcanvasError(f"{spec.flag} expects JSON; got {value!r}") from None
+    return value
+
+
+def _start(ctx: typer.Context, kind: str, values: dict[str, Any], *, gpu: str, gpus: int, after: str | None,
+           max_per_gpu: int, name: str | None, foreground: bool, as_json: bool) -> None:
+    from jobs import supervisor
+
+    if name is not None:
+        validate_job_id(name)
+    if gpus > 1 and gpu == "cpu":
+        raise NcanvasError("--gpus > 1 needs GPUs; drop --gpu cpu")
+    ws = _ws(ctx)
+    rec, proc = supervisor.start_job(ws, kind, values, gpu=gpu, gpus=gpus, after=after, max_per_gpu=max_per_gpu,
+                                     job_id=name, foreground=foreground)
+    if as_json:
+        typer.echo(json.dumps(rec.to_json(), indent=2, default=str))
+    else:
+        typer.echo(f"started {rec.id} ({kind} on {rec.gpu}); logs: {ws.run(rec.id).log_dir}")
+    if foreground:
+        raise typer.Exit(_watch(ws, rec.id, proc))
+
+
+def _watch(ws: Any, job_id: str, proc: Any) -> int:
+    """Foreground mode: a rich progress bar from job.json until the process exits; Ctrl-C stops gracefully."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from core.runrec import read_record
+
+    path = ws.run(job_id).job_json
+    interrupts = 0
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn()) as bar:
+        task = bar.add_task(job_id, total=None, info="starting")
+        while proc.poll() is None:
+            try:
+                time.sleep(0.25)
+                p = read_record(path).progress
+                info = f"ep {p.get('epoch', '-')} loss {fmt_num(p.get('loss'))} {headline_metric(p)}"
+                bar.update(task, completed=p.get("step") or 0, total=p.get("total_steps"), info=info)
+            except KeyboardInterrupt:
+                interrupts += 1
+                proc.send_signal(signal.SIGTERM if interrupts == 1 else signal.SIGKILL)
+                bar.update(task, info="stopping: saving latest.pt (Ctrl-C again to kill)")
+            except NcanvasError:
+                continue
+    rec = read_record(path)
+    typer.echo(f"{job_id} {rec.state}" + (f": {rec.error}" if rec.error else ""))
+    return 0 if rec.state in ("finished", "stopped") else 1
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(jobs_app, name="jobs")
+    app.add_typer(ckpt_app, name="ckpt")
+    app.add_typer(train_app, name="train")
+    app.command("logs")(logs_cmd)
+    for kind in available_kinds():
+        train_app.command(kind)(_train_command(kind))

@@ -1,0 +1,59 @@
+"""Small formatting helpers shared by the CLI and the dashboard. No torch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+STATE_STYLE = {
+    "queued": "cyan", "running": "green", "paused": "yellow", "stopping": "yellow",
+    "stopped": "blue", "finished": "bold green", "failed": "bold red", "killed": "magenta",
+}
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None or seconds < 0:
+        return "-"
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+
+
+def fmt_num(v: Any, digits: int = 4) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}g}"
+    return str(v)
+
+
+def fmt_progress(progress: dict[str, Any]) -> str:
+    """'epoch 2/5 · step 300/750' from a job.json progress dict."""
+    parts = []
+    if progress.get("epoch") is not None:
+        te = progress.get("total_epochs")
+        parts.append(f"ep {progress['epoch']}" + (f"/{te}" if te else ""))
+    if progress.get("step") is not None:
+        ts = progress.get("total_steps")
+        parts.append(f"{progress['step']}" + (f"/{ts}" if ts else ""))
+    return " · ".join(parts) or "-"
+
+
+METRIC_KEYS = ("val_acc", "acc", "val_ppl", "ppl", "val_loss")
+
+
+def headline_metric(progress: dict[str, Any]) -> str:
+    for key in METRIC_KEYS:
+        if progress.get(key) is not None:
+            return f"{key}={fmt_num(progress[key])}"
+    return "-"
+
+
+def throughput(progress: dict[str, Any]) -> str:
+    if progress.get("tok_s"):
+        return f"{progress['tok_s']:.0f} tok/s"
+    if progress.get("img_s"):
+        return f"{progress['img_s']:.0f} img/s"
+    return "-"
