@@ -109,8 +109,9 @@ def _group_pids(pgid: int | None) -> set[int]:
         if d.isdigit():
             try:
                 with open(f"/proc/{d}/stat", encoding="ascii") as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[2]) == pgid:
-                        pids.add(int(d))
+                    fields = f.read().rsplit(")", 1)[1].split()
+                if int(fields[2]) == pgid and fields[0] != "Z":  # zombies are dead, only not yet reaped
+                    pids.add(int(d))
             except (OSError, IndexError, ValueError):
                 continue
     return pids
@@ -277,6 +278,9 @@ def pause(ws: Workspace, job_id: str) -> str:
     if st.state == PAUSED:
         raise NcanvasError(f"{job_id} is already paused")
     _signal_group(st.record, signal.SIGSTOP)
+    deadline = time.monotonic() + 2.0  # delivery is asynchronous: return once the kernel shows it stopped
+    while not _proc_stopped(st.record.pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
     after = job_status(ws, job_id)
     held = f"; it still holds {after.gpu_mem_mb:.0f} MiB of GPU memory" if after.gpu_mem_mb else ""
     return f"paused {job_id}{held}"
