@@ -160,9 +160,8 @@ def resolve_gpu(gpu: str, gpus: int = 1) -> str:
 def job_argv(rec: JobRecord, run: RunPaths, resume: bool) -> list[str]:
     module = get_kind(rec.kind).module
     tail = ["-m", module, "--run-dir", str(run.log_dir)] + (["--resume"] if resume else [])
-    ngpu = len(rec.gpu.split(",")) if rec.gpu != "cpu" else 1
-    if ngpu > 1:  # DDP through torchrun, one process per GPU
-        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={ngpu}", *tail]
+    if rec.nproc > 1:  # DDP through torchrun: one process per GPU (gloo ranks when on the CPU)
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={rec.nproc}", *tail]
     return [sys.executable, *tail]
 
 
@@ -202,10 +201,12 @@ def start_job(ws: Workspace, kind: str, config: dict[str, Any], *, gpu: str = "a
     if after is not None:
         load_job(ws, after)  # refuse an unknown dependency before creating anything
     gpu_sel = "cpu" if not spec.uses_gpu else resolve_gpu(gpu, gpus)
+    if gpu_sel != "cpu" and len(gpu_sel.split(",")) < gpus:
+        raise NcanvasError(f"--gpus {gpus}: only {len(gpu_sel.split(','))} GPU(s) available")
     ws.ensure()
     run = _claim_run_dir(ws, kind, job_id)
     rec = JobRecord(id=run.job_id, kind=kind, config=to_dict(cfg), code=_code_version(), gpu=gpu_sel,
-                    after=after, max_per_gpu=max_per_gpu, attempts=1)
+                    nproc=gpus, after=after, max_per_gpu=max_per_gpu, attempts=1)
     rec.argv = job_argv(rec, run, resume=False)
     write_record(run.job_json, rec)
     proc = _launch(rec, run, resume=False, foreground=foreground)

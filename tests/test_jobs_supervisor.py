@@ -184,3 +184,14 @@ def test_bad_input_creates_nothing(ws) -> None:
     with pytest.raises(NcanvasError, match="--gpu must be"):
         sv.resolve_gpu("first")
     assert list(ws.logs.iterdir()) == []
+
+
+def test_ddp_through_torchrun_on_cpu(ws) -> None:
+    """--gpus 2 launches torchrun; on the CPU the two ranks use gloo. Rank 0 alone writes metrics."""
+    job, _ = sv.start_job(ws, "demo", {"epochs": 1, "steps_per_epoch": 30, "batch_size": 16}, gpu="cpu", gpus=2)
+    assert "torch.distributed.run" in " ".join(job.argv) and "--nproc-per-node=2" in job.argv
+    wait_state(ws, job.id, "finished", "failed", timeout=120)
+    st = sv.job_status(ws, job.id)
+    assert st.state == "finished", (st.reason, ws.run(job.id).stdout.read_text()[-2000:])
+    steps = [r["step"] for r in metric_rows(ws.run(job.id).metrics) if r["split"] == "train"]
+    assert steps == list(range(1, 31))  # one writer: no duplicated rows from rank 1
