@@ -15,13 +15,20 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, NoReturn
 
 from core.metrics import MetricsWriter
 from core.paths import RunPaths, Workspace
 from core.runrec import (
-    FAILED, FINISHED, QUEUED, RUNNING, STOPPED, STOPPING, JobRecord, read_record, write_record,
+    FAILED,
+    FINISHED,
+    QUEUED,
+    RUNNING,
+    STOPPED,
+    STOPPING,
+    JobRecord,
+    read_record,
+    write_record,
 )
 from jobs.config import build_config
 from jobs.locks import FileLock
@@ -299,7 +306,7 @@ def _run(rt: JobRuntime, ws: Workspace, train_fn: Callable[[JobRuntime, Any], No
             rt.event("resumed", step=step, epoch=rt._resume_ckpt.get("epoch"), attempt=rt.record.attempts)
         else:
             rt.event("started", step=0, attempt=rt.record.attempts, pid=pid)
-        print(f"[ncanvas] {rt.record.id} ({rt.kind}) {'resumed at step %d' % step if step else 'started'}"
+        print(f"[ncanvas] {rt.record.id} ({rt.kind}) {f'resumed at step {step}' if step else 'started'}"
               f" on {rt.record.gpu}, pid {pid}", flush=True)
         train_fn(rt, rt.config)
         for s in slots:

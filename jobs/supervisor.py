@@ -21,8 +21,19 @@ from core.errors import NcanvasError
 from core.logtext import last_lines
 from core.paths import RunPaths, Workspace
 from core.runrec import (
-    FAILED, KILLED, LIVE_STATES, PAUSED, QUEUED, STOPPING, TERMINAL_STATES, JobRecord, list_jobs, load_job,
-    next_job_id, read_record, write_record,
+    FAILED,
+    KILLED,
+    LIVE_STATES,
+    PAUSED,
+    QUEUED,
+    STOPPING,
+    TERMINAL_STATES,
+    JobRecord,
+    list_jobs,
+    load_job,
+    next_job_id,
+    read_record,
+    write_record,
 )
 from jobs.config import build_config, to_dict
 from jobs.kinds import get_kind, kind_config

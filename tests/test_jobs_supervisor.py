@@ -59,7 +59,7 @@ def test_sigkill_at_random_moments_always_resumable(ws) -> None:
                                        "checkpoint_every": 1, "step_sleep": 0.002})
     run = ws.run(job.id)
     prev_step = 0
-    for trial in range(20):
+    for _trial in range(20):
         wait_for(lambda: run.latest.is_file() and last_step(run.job_json) > prev_step, what="steps")
         time.sleep(rng.uniform(0.0, 0.3))
         rec = read_record(run.job_json)  # never torn
