@@ -117,7 +117,9 @@ def gpt2_from_ckpt(ckpt: dict[str, Any]) -> torch.nn.Module:
 def save_hf_dir(model: Any, tok: TextTokenizer, out: Path) -> Path:
     """``save_pretrained`` of model and tokenizer into ``out``, replaced as a whole (a reader never sees half)."""
     from transformers import PreTrainedTokenizerFast
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # a per-epoch progress bar would only clutter stdout.log
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
