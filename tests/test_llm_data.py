@@ -128,3 +128,17 @@ def test_cli_data_explanations(tmp_path: Path) -> None:
     assert sum(meta["counts"].values()) == 500 and (tmp_path / "x/train.jsonl").is_file()
     res = CliRunner().invoke(app, ["data", "explanations", "--n", "5", "--out", str(tmp_path / "x/meta.json")])
     assert res.exit_code == 1 and "not a folder" in res.output
+
+
+def test_explain_tables_dataset_and_kind_modules_import_no_torch() -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import subprocess_env
+
+    code = ("import core.explain, core.explain.dataset, core.explain.templates, jobs.llm, jobs.gpt2, tui.cli_llm\n"
+            "import sys; print(sorted(m for m in ('torch', 'transformers', 'tokenizers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env(),
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

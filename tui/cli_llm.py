@@ -49,7 +49,7 @@ def _confs(conf: str) -> tuple[float, float, float]:
     try:
         vals = [float(v.strip().rstrip("%")) for v in conf.split(",")]
     except ValueError:
-        raise NcanvasError(f"--conf expects one or three percentages like 92.5 or 96.2,94.8,91.3; got {conf!r}")
+        raise NcanvasError(f"--conf expects one or three percentages like 92.5 or 96.2,94.8,91.3; got {conf!r}") from None
     if len(vals) == 1:
         vals *= 3
     if len(vals) != 3 or not all(0 <= v <= 100 for v in vals):
