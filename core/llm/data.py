@@ -74,9 +74,13 @@ def epoch_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int,
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def collate(split: TokenizedSplit, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inputs (B, T) right-padded with eos, targets (B, T) shifted by one, -100 on prompt and padding."""
+def collate(split: TokenizedSplit, idx: np.ndarray, pad_multiple: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs (B, T) right-padded with eos, targets (B, T) shifted by one, -100 on prompt and padding.
+
+    ``pad_multiple`` rounds T up (e.g. 64 under torch.compile: a handful of shapes instead of one per length).
+    """
     T = max(len(split.seqs[i]) for i in idx) - 1
+    T = -(-T // pad_multiple) * pad_multiple
     x = np.full((len(idx), T), split.pad_id, dtype=np.int64)
     y = np.full((len(idx), T), IGNORE, dtype=np.int64)
     for row, i in enumerate(idx):
