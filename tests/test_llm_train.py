@@ -148,3 +148,14 @@ def test_cli_bad_inputs_are_one_line(tmp_path: Path) -> None:
                              "--prompt-file", str(other))
     assert "give --artist" in err("explain", "--checkpoint", missing, "--artist", "Claude Monet")
     assert "no val.jsonl" in err("eval-llm", "--checkpoint", missing, "--data", str(tmp_path))
+
+
+@pytest.mark.slow
+def test_llm_job_runs_data_parallel_on_two_cpu_ranks(ws) -> None:
+    rec, _ = sv.start_job(ws, "llm", dict(TINY_LLM, epochs=1, grad_accum=2), gpu="cpu", gpus=2)
+    wait_for(lambda: sv.job_status(ws, rec.id).state in ("finished", "failed"), 240, 0.2, "ddp job")
+    st = sv.job_status(ws, rec.id)
+    assert st.state == "finished", (st.reason, ws.run(rec.id).stdout.read_text()[-2000:])
+    train = rows(ws, rec.id, "train")
+    assert len({r["step"] for r in train}) == len(train)  # rank 0 alone writes
+    assert train[-1]["loss"] < train[0]["loss"]

@@ -7,6 +7,7 @@ AMP, clipping, metrics, early stopping, exact resume) lives here once.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -129,7 +130,8 @@ def train_lm(rt: Any, cfg: Any, hooks: LMHooks) -> None:
         set_rng_state(ckpt["rng"])
         loop = Loop(ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"], ckpt["best_metric"],
                     ckpt["extra"].get("bad_epochs", 0))
-    fwd = torch.compile(model) if cfg.compile and device.type == "cuda" else model
+    wrapped = rt.wrap_model(model)  # DistributedDataParallel under torchrun (--gpus N), else the model
+    fwd = torch.compile(wrapped) if cfg.compile and device.type == "cuda" else wrapped
     ctx = _Ctx(rt, cfg, hooks, model, fwd, tok, opt, sched, scaler, amp, splits, total, steps_per_epoch)
     ctx.run(loop)
 
@@ -161,18 +163,24 @@ class _Ctx:
         """One optimizer step over ``micro`` batches; token-weighted loss, so accumulation equals one big batch."""
         # Compiled: round T up to 64 (a few shapes, no recompile storm) when that stays within the block size.
         pad = 64 if self.fwd is not self.model and self.cfg.block_size % 64 == 0 else 1
+        world = getattr(self.rt, "world_size", 1)
+        micro = [self.rt.shard(idx) if len(idx) >= world else idx for idx in micro]  # this rank's rows
         batches = [collate(self.splits["train"], idx, pad) for idx in micro]
         n_target = sum(int((y != -100).sum()) for _, y in batches)
         n_tokens = sum(int(x.numel()) for x, _ in batches)
         self.opt.zero_grad(set_to_none=True)
         loss_sum = 0.0
-        for x, y in batches:
+        ddp = getattr(self.fwd, "no_sync", None) or getattr(getattr(self.fwd, "_orig_mod", None), "no_sync", None)
+        for i, (x, y) in enumerate(batches):
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-            with torch.autocast(self.device.type, **self.amp):
-                logits = self.hooks.logits(self.fwd, x)
-            loss = lm_loss(logits, y) * (int((y != -100).sum()) / max(n_target, 1))
-            loss_sum += loss.item()
-            (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+            # Under DDP, gradients are all-reduced once per optimizer step, not per micro-batch.
+            sync_ctx = ddp() if ddp is not None and i < len(batches) - 1 else contextlib.nullcontext()
+            with sync_ctx:
+                with torch.autocast(self.device.type, **self.amp):
+                    logits = self.hooks.logits(self.fwd, x)
+                loss = lm_loss(logits, y) * (int((y != -100).sum()) / max(n_target, 1))
+                loss_sum += loss.item()
+                (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
         if self.scaler is not None:
             self.scaler.unscale_(self.opt)
         gnorm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip or float("inf")))
@@ -226,8 +234,9 @@ class _Ctx:
             rt.save(self.checkpoint(loop, val, full=False), "best_model.pt")
             if rt.is_main:
                 self.hooks.on_best(self.model, self.tok, rt.paths.ckpt_dir)
-        plot_curves(rt.paths.metrics, rt.paths.curves_png, {"loss": ["train/loss", "val/loss"],
-                                                            "val perplexity": ["val/ppl"]})
+        if rt.is_main:
+            plot_curves(rt.paths.metrics, rt.paths.curves_png, {"loss": ["train/loss", "val/loss"],
+                                                                "val perplexity": ["val/ppl"]})
         if cfg.patience and loop.bad_epochs >= cfg.patience:
             print(f"[ncanvas] early stop: no better val loss for {loop.bad_epochs} epochs", flush=True)
             return False
