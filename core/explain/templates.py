@@ -106,7 +106,7 @@ def confidence(rng: random.Random, head: str, label: str, conf: float) -> str:
     b = band(conf)
     meaning = rng.choice(_MEANING[b])
     return rng.choice((
-        f"A {conf:.1f}% {head} confidence is {b}: {meaning}.",
+        f"{'An' if f'{conf:.1f}'.startswith('8') else 'A'} {conf:.1f}% {head} confidence is {b}: {meaning}.",
         f"At {conf:.1f}%, the {head} prediction ({label}) is {b}, meaning {meaning}.",
         f"The {conf:.1f}% score for {label} means {meaning}.",
     ))
