@@ -86,17 +86,18 @@ class Attention(nn.Module):
         super().__init__()
         self.cfg, self.layer = cfg, layer
         hs = cfg.head_dim
-        self.q_proj = nn.Linear(cfg.d_model, cfg.n_head * hs, bias=False)
-        self.k_proj = nn.Linear(cfg.d_model, cfg.n_kv_head * hs, bias=False)
-        self.v_proj = nn.Linear(cfg.d_model, cfg.n_kv_head * hs, bias=False)
+        # q, k and v in one matmul: one larger GEMM beats three small ones (fewer launches, better tiling).
+        self.qkv_split = (cfg.n_head * hs, cfg.n_kv_head * hs, cfg.n_kv_head * hs)
+        self.qkv_proj = nn.Linear(cfg.d_model, sum(self.qkv_split), bias=False)
         self.o_proj = nn.Linear(cfg.n_head * hs, cfg.d_model, bias=False)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: KVCache | None) -> torch.Tensor:
         B, T, _ = x.shape
         hs = self.cfg.head_dim
-        q = self.q_proj(x).view(B, T, self.cfg.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
-        k = self.k_proj(x).view(B, T, self.cfg.n_kv_head, hs).transpose(1, 2)  # (B, nkv, T, hs)
-        v = self.v_proj(x).view(B, T, self.cfg.n_kv_head, hs).transpose(1, 2)  # (B, nkv, T, hs)
+        q, k, v = self.qkv_proj(x).split(self.qkv_split, dim=-1)
+        q = q.view(B, T, self.cfg.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.view(B, T, self.cfg.n_kv_head, hs).transpose(1, 2)  # (B, nkv, T, hs)
+        v = v.view(B, T, self.cfg.n_kv_head, hs).transpose(1, 2)  # (B, nkv, T, hs)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         past = 0
         if cache is not None:
@@ -116,12 +117,12 @@ class Attention(nn.Module):
 class SwiGLU(nn.Module):
     def __init__(self, cfg: LMConfig) -> None:
         super().__init__()
-        self.gate_proj = nn.Linear(cfg.d_model, cfg.d_ff, bias=False)
-        self.up_proj = nn.Linear(cfg.d_model, cfg.d_ff, bias=False)
+        self.gate_up_proj = nn.Linear(cfg.d_model, 2 * cfg.d_ff, bias=False)  # gate and up fused: one GEMM
         self.down_proj = nn.Linear(cfg.d_ff, cfg.d_model, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        gate, up = self.gate_up_proj(x).chunk(2, dim=-1)  # (B, T, d_ff) each
+        return self.down_proj(F.silu(gate) * up)
 
 
 class Block(nn.Module):
@@ -138,7 +139,7 @@ class Block(nn.Module):
 
 
 class ArtExpertLM(nn.Module):
-    """Decoder-only LM; module names follow HF Llama (``layers.i.self_attn.q_proj`` ...) for easy weight mapping."""
+    """Decoder-only LM; names follow HF Llama (``layers.i.self_attn...``) except the fused qkv / gate_up matrices."""
 
     def __init__(self, cfg: LMConfig) -> None:
         super().__init__()
@@ -203,7 +204,18 @@ def to_hf_llama(model: ArtExpertLM):  # -> transformers.LlamaForCausalLM
                          tie_word_embeddings=True, attention_bias=False, mlp_bias=False,
                          bos_token_id=None, eos_token_id=None, pad_token_id=None)
     hf = LlamaForCausalLM(hf_cfg)
-    state = {f"model.{k}": v for k, v in model.state_dict().items() if not k.startswith("lm_head")}
+    state = {}
+    for k, v in model.state_dict().items():
+        if k.startswith("lm_head"):
+            continue
+        if k.endswith("qkv_proj.weight"):
+            for name, part in zip(("q_proj", "k_proj", "v_proj"), v.split(model.layers[0].self_attn.qkv_split)):
+                state[f"model.{k.replace('qkv_proj', name)}"] = part
+        elif k.endswith("gate_up_proj.weight"):
+            for name, part in zip(("gate_proj", "up_proj"), v.chunk(2, dim=0)):
+                state[f"model.{k.replace('gate_up_proj', name)}"] = part
+        else:
+            state[f"model.{k}"] = v
     state["lm_head.weight"] = model.lm_head.weight
     missing, unexpected = hf.load_state_dict(state, strict=False)
     if [m for m in missing if "rotary" not in m] or unexpected:
