@@ -24,6 +24,16 @@ class GPT2Config(LMTrainConfig):
     lr: float = opt(2e-5, "peak AdamW learning rate", min=0.0, max=1.0)
     weight_decay: float = opt(0.01, "AdamW weight decay (matrices only)", min=0.0, max=1.0)
 
+    def validate(self) -> None:
+        super().validate()
+        from pathlib import Path
+
+        from core.errors import NcanvasError
+
+        looks_local = "/" in self.base or self.base.startswith(".") or Path(self.base).expanduser().exists()
+        if looks_local and not (Path(self.base).expanduser() / "config.json").is_file():
+            raise NcanvasError(f"--base {self.base}: no config.json there (a folder saved with save_pretrained)")
+
 
 CONFIG = GPT2Config
 

@@ -142,3 +142,18 @@ def test_explain_tables_dataset_and_kind_modules_import_no_torch() -> None:
                          timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_job_configs_refuse_bad_values_with_one_line(tmp_path: Path) -> None:
+    from jobs import gpt2, llm
+    from jobs.config import build_config
+
+    assert build_config(llm.CONFIG, {}).lr == 3e-4 and build_config(gpt2.CONFIG, {}).patience == 3
+    with pytest.raises(NcanvasError, match="--n-kv-head must divide"):
+        build_config(llm.CONFIG, {"n_head": 8, "n_kv_head": 3})
+    with pytest.raises(NcanvasError, match="no train.jsonl"):
+        build_config(llm.CONFIG, {"data": str(tmp_path)})
+    with pytest.raises(NcanvasError, match="no config.json"):
+        build_config(gpt2.CONFIG, {"base": str(tmp_path / "missing-model")})
+    with pytest.raises(NcanvasError, match="--tokenizer must be one of"):
+        build_config(llm.CONFIG, {"tokenizer": "sentencepiece"})
