@@ -44,6 +44,7 @@ class CnnConfig:
     limit_train: int = opt(0, "use only the first N training images (0: all)", min=0)
     limit_test: int = opt(0, "use only the first N test images (0: all)", min=0)
     gallery_size: int = opt(36, "misclassified test images in misclassified.png", min=0, max=1024)
+    cpu_threads: int = opt(0, "torch CPU threads (0: torch's default; 1 is steadier on a busy machine)", min=0, max=256)
     num_workers: int = opt(0, "unused: data is held in memory as tensors (kept for config compatibility)", min=0)
 
     def validate(self) -> None:
@@ -113,13 +114,12 @@ class _Trainer:
     def __init__(self, rt: Any, cfg: CnnConfig) -> None:
         import torch
 
-        from core.vision.models import build_model, tune_cpu_backend
+        from core.vision.models import build_model
 
         self.rt, self.cfg = rt, cfg
         self.info, self.train, self.val, self.test = _load_data(rt, cfg)
         self.model = build_model(cfg.model, self.info.in_channels, self.info.num_classes,
                                  self.info.image_size).to(rt.device)
-        tune_cpu_backend(self.model, rt.device)
         self.n_batches = -(-len(self.train) // cfg.batch_size)
         self.total_steps = cfg.epochs * self.n_batches
         self.opt, self.sched = _make_optim(cfg, self.model, self.total_steps)
@@ -240,6 +240,10 @@ class _Trainer:
 
 
 def train(rt: Any, cfg: CnnConfig) -> None:
+    if cfg.cpu_threads:
+        import torch
+
+        torch.set_num_threads(cfg.cpu_threads)
     rt.seed_everything(cfg.seed)
     tr = _Trainer(rt, cfg)
     ck = rt.resume_checkpoint()

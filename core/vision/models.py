@@ -188,14 +188,3 @@ def _layer_args(m: nn.Module) -> dict[str, object]:
         return {"kernel": m.kernel_size}
     return {}
 
-
-SMALL_MODEL_PARAMS = 200_000
-
-
-def tune_cpu_backend(model: nn.Module, device: torch.device | str) -> None:
-    """On the CPU, turn oneDNN off for tiny models: measured ~3x faster steps for simplecnn (8-channel convs).
-
-    Process-wide switch; large models (simplenet) keep oneDNN, which wins there.
-    """
-    if torch.device(device).type == "cpu":
-        torch.backends.mkldnn.enabled = count_params(model) >= SMALL_MODEL_PARAMS
