@@ -74,7 +74,8 @@ def _show(picture: Any, width: int, colors: str | None, png: Path | None, png_sc
 
     if colors not in (None, "truecolor", "256"):
         raise NcanvasError("--colors must be truecolor or 256")
-    typer.echo(to_ansi(_enlarge(picture, width), max_width=width, mode=colors))
+    # color=True: click strips ANSI when stdout is not a terminal, but the picture *is* the colours
+    typer.echo(to_ansi(_enlarge(picture, width), max_width=width, mode=colors), color=True)
     if png is not None:
         save_png(picture, png, scale=png_scale)
         typer.echo(f"wrote {png}")

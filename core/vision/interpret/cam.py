@@ -43,12 +43,15 @@ def default_target_layer(model: nn.Module, input_shape: Sequence[int]) -> str:
         raise NcanvasError("this model has no convolutional layer")
     hooks = [m.register_forward_hook(lambda _m, _i, o, n=n: sizes.__setitem__(n, o.shape[-1] * o.shape[-2]))
              for n, m in convs]
+    was_training = model.training
+    model.eval()  # batch-norm in training mode refuses a single 1x1 sample
     try:
         with torch.no_grad():
             model(torch.zeros(1, *input_shape[-3:], device=next(model.parameters()).device))
     finally:
         for h in hooks:
             h.remove()
+        model.train(was_training)
     wide = [n for n, _ in convs if sizes.get(n, 0) > 1]
     return wide[-1] if wide else convs[-1][0]
 
