@@ -25,7 +25,7 @@ def _median_ms(fns, repeats: int) -> list[float]:  # type: ignore[no-untyped-def
             fn()
     times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
-        for fn, ts in zip(fns, times):
+        for fn, ts in zip(fns, times, strict=True):
             t0 = time.perf_counter()
             fn()
             ts.append(time.perf_counter() - t0)

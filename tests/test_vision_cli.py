@@ -1,7 +1,6 @@
 """The vision CLI end to end on a really trained checkpoint: classify, gradcam, viz, export-json, bad inputs."""
 
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np

@@ -11,7 +11,13 @@ from core.errors import NcanvasError
 from core.vision.interpret.cam import GradCAM, GradCAMPlusPlus, default_target_layer, minmax_per_sample
 from core.vision.interpret.guided import GuidedBackprop, deprocess_gradient, guided_gradcam, saliency
 from core.vision.interpret.visualize import (
-    AscentConfig, activation_maximization, class_model, feature_grid, feature_maps, filter_grid, filter_weights,
+    AscentConfig,
+    activation_maximization,
+    class_model,
+    feature_grid,
+    feature_maps,
+    filter_grid,
+    filter_weights,
 )
 from core.vision.models import build_model
 

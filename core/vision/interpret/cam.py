@@ -23,7 +23,6 @@ import torch.nn.functional as F
 
 from core.errors import NcanvasError
 
-
 # ---------------------------------------------------------------------------------------------- layers & targets
 
 def resolve_layer(model: nn.Module, name: str) -> nn.Module:

@@ -17,7 +17,6 @@ from core.errors import NcanvasError
 from core.render import tile_grid
 from core.vision.interpret.cam import resolve_layer
 
-
 # ---------------------------------------------------------------------------------------------- filters
 
 def filter_weights(model: nn.Module, layer: str) -> np.ndarray:
