@@ -166,3 +166,37 @@ def test_export_json_round_trip(ws: Any, tmp_path: Path) -> None:
     with pytest.raises(NcanvasError, match="not an ncanvas cnn export"):
         (tmp_path / "x.json").write_text("{}")
         load_export(tmp_path / "x.json")
+
+
+@pytest.mark.slow
+def test_real_process_sigterm_and_resume_match_an_uninterrupted_run(ws: Any, mnist_dir: Path) -> None:
+    """Through the supervisor: a real `python -m jobs.cnn` process, SIGTERM mid-epoch, `resume`, same curve."""
+    import time
+
+    from core.runrec import read_record
+    from jobs import supervisor
+
+    values = {"data_dir": str(mnist_dir), "epochs": 2, "limit_train": 4000, "limit_test": 300, "batch_size": 32,
+              "cpu_threads": 1}  # 113 steps per epoch
+    rec, _ = supervisor.start_job(ws, "cnn", values, gpu="cpu")
+    run = ws.run(rec.id)
+
+    def wait_for(cond, timeout: float = 120.0) -> None:  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + timeout
+        while not cond():
+            assert time.monotonic() < deadline, run.stdout.read_text()[-2000:]
+            time.sleep(0.05)
+
+    wait_for(lambda: (read_record(run.job_json).progress.get("step") or 0) >= 30)
+    supervisor.stop(ws, rec.id, wait=True)
+    assert read_record(run.job_json).state == "stopped"
+    stopped_at = load_checkpoint(run.latest, kind="cnn")["step"]
+    assert 30 <= stopped_at < 226
+    supervisor.resume(ws, rec.id)
+    wait_for(lambda: read_record(run.job_json).state in ("finished", "failed"))
+    assert read_record(run.job_json).state == "finished", run.stdout.read_text()[-2000:]
+    ref = run_train(ws, "cnn-0099", values)
+    rows = list(iter_rows(run.metrics))
+    assert [r["event"] for r in rows if r.get("event") in ("started", "stopped", "resumed", "finished")] == \
+        ["started", "stopped", "resumed", "finished"]
+    assert _comparable(rows) == _comparable(_rows(ref))
