@@ -93,6 +93,8 @@ def _make_optim(cfg: CnnConfig, model: Any, total_steps: int) -> tuple[Any, Any]
     import torch
 
     params = model.parameters()
+    opt_: Any
+    sched: Any
     if cfg.optimizer == "sgd":
         opt_ = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay, nesterov=True)
     elif cfg.optimizer == "adamw":

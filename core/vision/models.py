@@ -102,7 +102,7 @@ class SimpleNet(nn.Module):
                 layers[f"pool{n_pool}"] = nn.MaxPool2d(2)
                 layers[f"drop{n_pool}"] = nn.Dropout2d(dropout)
                 continue
-            c_out, k = spec if isinstance(spec, tuple) else (spec, 3)
+            c_out, k = spec if isinstance(spec, tuple) else (int(spec), 3)
             n_conv += 1
             layers[f"conv{n_conv}"] = nn.Conv2d(c_in, c_out, k, padding=k // 2)
             layers[f"bn{n_conv}"] = nn.BatchNorm2d(c_out, eps=1e-5, momentum=bn_momentum)

@@ -71,7 +71,7 @@ Target = int | None | Callable[[torch.Tensor], torch.Tensor]
 def resolve_targets(logits: torch.Tensor, targets: Target | Sequence[Target]) -> list[Callable[[torch.Tensor], torch.Tensor]]:
     """One callable per sample: an int is a class index, None the predicted class; one value applies to all."""
     b, k = logits.shape
-    items = list(targets) if isinstance(targets, (list, tuple)) else [targets] * b
+    items: list[Any] = list(targets) if isinstance(targets, (list, tuple)) else [targets] * b
     if len(items) != b:
         raise NcanvasError(f"{len(items)} targets for a batch of {b}")
     out = []
