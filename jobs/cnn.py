@@ -126,6 +126,8 @@ class _Trainer:
         self.total_steps = cfg.epochs * self.n_batches
         self.opt, self.sched = _make_optim(cfg, self.model, self.total_steps)
         self.amp = bool(cfg.amp and rt.device.type == "cuda")
+        if rt.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick the fastest kernels
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.augment = cfg.augment == "on" or (cfg.augment == "auto" and cfg.dataset == "cifar10")
         self.meta = vision_meta(cfg, self.info, (self.test.x[:8], self.test.y[:8]))
