@@ -171,3 +171,8 @@ def test_class_model_raises_the_logit() -> None:
     assert after > before + 0.1
     with pytest.raises(NcanvasError, match="class 10 is out of range"):
         class_model(model, 10, (1, 28, 28), (0.1307,), (0.3081,))
+
+
+def test_first_layer_filters_form_a_square_grid() -> None:
+    grid = filter_grid(filter_weights(_model("simplecnn", 1, 28), "conv1"))  # 8 filters 3x3 -> 3x3 grid
+    assert grid.shape == (3 * 4 + 1, 3 * 4 + 1)
