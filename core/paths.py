@@ -55,6 +55,9 @@ class Workspace:
 
     root: Path
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
     @classmethod
     def resolve(cls, home: str | os.PathLike[str] | None = None) -> Workspace:
         return cls(resolve_home(home))

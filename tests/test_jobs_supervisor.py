@@ -1,0 +1,200 @@
+"""The supervisor with real job processes (kind ``demo``, CPU)."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from core.checkpoint import load_checkpoint
+from core.errors import NcanvasError
+from core.runrec import read_record
+from jobs import supervisor as sv
+from jobs.locks import is_locked
+from tests.conftest import subprocess_env
+from tests.jobhelpers import effective_rows, last_step, metric_rows, wait_for
+
+FAST = {"epochs": 2, "steps_per_epoch": 120, "batch_size": 16}
+
+
+def state(ws, jid: str) -> str:
+    return sv.job_status(ws, jid).state
+
+
+def wait_state(ws, jid: str, *states: str, timeout: float = 60) -> str:
+    return wait_for(lambda: state(ws, jid) if state(ws, jid) in states else None, timeout, what=f"{jid} {states}")
+
+
+def test_stop_then_resume_is_bit_identical_to_uninterrupted(ws) -> None:
+    cfg = dict(FAST, step_sleep=0.01)
+    ref, _ = sv.start_job(ws, "demo", dict(cfg, step_sleep=0.0))
+    job, _ = sv.start_job(ws, "demo", cfg)
+    wait_for(lambda: last_step(ws.run(job.id).job_json) >= 25, what="progress")
+    t0 = time.perf_counter()
+    msg = sv.stop(ws, job.id, wait=True, timeout=30)
+    stop_latency = time.perf_counter() - t0
+    assert msg == f"stopped {job.id}"
+    assert state(ws, job.id) == "stopped"
+    stopped_at = load_checkpoint(ws.run(job.id).latest)["step"]
+    assert 0 < stopped_at < 240
+    assert "resumed" in sv.resume(ws, job.id)
+    wait_state(ws, job.id, "finished")
+    wait_state(ws, ref.id, "finished")
+    ours, theirs = metric_rows(ws.run(job.id).metrics), metric_rows(ws.run(ref.id).metrics)
+    assert [r["step"] for r in ours] == sorted(r["step"] for r in ours)  # monotonic: the series just continues
+    assert ours == theirs  # bit for bit (floats serialised exactly)
+    assert read_record(ws.run(job.id).job_json).attempts == 2
+    print(f"stop latency {stop_latency:.2f}s")
+
+
+def test_sigkill_at_random_moments_always_resumable(ws) -> None:
+    rng = random.Random(1234)
+    job, _ = sv.start_job(ws, "demo", {"epochs": 1, "steps_per_epoch": 100_000, "batch_size": 8,
+                                       "checkpoint_every": 1, "step_sleep": 0.002})
+    run = ws.run(job.id)
+    prev_step, prev_pid = 0, None
+    for _trial in range(20):
+        # this attempt's own process is up and has trained past the checkpoint it resumed from
+        wait_for(lambda: read_record(run.job_json).pid not in (None, prev_pid) and run.latest.is_file()
+                 and last_step(run.job_json) > prev_step + 1, what="steps")
+        time.sleep(rng.uniform(0.0, 0.3))
+        rec = read_record(run.job_json)  # never torn
+        prev_pid = rec.pid
+        os.killpg(rec.pgid, signal.SIGKILL)
+        wait_for(lambda: not is_locked(run.lock), what="death")
+        st = sv.job_status(ws, job.id)
+        assert st.state == "failed" and "crashed" in (st.reason or "")
+        ck = load_checkpoint(run.latest, kind="demo")  # the last latest.pt always loads
+        assert ck["step"] >= prev_step
+        prev_step = ck["step"]
+        sv.resume(ws, job.id)
+    sv.kill(ws, job.id, grace=2)
+    rows = effective_rows(run.metrics)
+    steps = [r["step"] for r in rows]
+    assert steps == list(range(1, len(steps) + 1))  # rewinds leave one monotonic series without gaps
+    assert read_record(run.job_json).state == "killed"
+
+
+def test_pause_freezes_progress_and_cont_restarts(ws) -> None:
+    job, _ = sv.start_job(ws, "demo", {"epochs": 1, "steps_per_epoch": 100_000, "step_sleep": 0.005})
+    run = ws.run(job.id)
+    wait_for(lambda: last_step(run.job_json) > 5, what="steps")
+    assert sv.pause(ws, job.id).startswith("paused")
+    assert state(ws, job.id) == "paused"
+    time.sleep(0.3)
+    frozen = run.metrics.stat().st_size
+    time.sleep(1.0)
+    assert run.metrics.stat().st_size == frozen
+    with pytest.raises(NcanvasError, match="already paused"):
+        sv.pause(ws, job.id)
+    sv.cont(ws, job.id)
+    wait_for(lambda: run.metrics.stat().st_size > frozen, what="progress after cont")
+    assert state(ws, job.id) == "running"
+    pgid = read_record(run.job_json).pgid
+    assert sv.kill(ws, job.id, grace=1) == f"killed {job.id}"
+    assert state(ws, job.id) == "killed"
+    assert sv._group_pids(pgid) == set()  # no orphans left in the process group
+    with pytest.raises(NcanvasError, match="is killed; nothing to stop"):
+        sv.stop(ws, job.id)
+
+
+def test_job_survives_the_death_of_its_starter(ws) -> None:
+    code = ("import sys, time\nfrom core.paths import Workspace\nfrom jobs import supervisor as sv\n"
+            "rec, _ = sv.start_job(Workspace(sys.argv[1]), 'demo', {'epochs': 1, 'steps_per_epoch': 100000, "
+            "'step_sleep': 0.005})\nprint(rec.id, flush=True)\ntime.sleep(60)\n")
+    starter = subprocess.Popen([sys.executable, "-c", code, str(ws.root)], stdout=subprocess.PIPE, text=True,
+                               env=subprocess_env())
+    assert starter.stdout is not None
+    jid = starter.stdout.readline().strip()
+    starter.send_signal(signal.SIGKILL)
+    starter.wait()
+    run = ws.run(jid)
+    wait_for(lambda: last_step(run.job_json) > 0, what="first steps")
+    size = run.metrics.stat().st_size
+    wait_for(lambda: run.metrics.stat().st_size > size, what="metrics after the starter died")
+    assert state(ws, jid) == "running"
+    sv.kill(ws, jid, grace=1)
+
+
+def test_two_concurrent_resumes_start_exactly_one_process(ws) -> None:
+    job, _ = sv.start_job(ws, "demo", {"epochs": 1, "steps_per_epoch": 100_000, "step_sleep": 0.005})
+    run = ws.run(job.id)
+    wait_for(lambda: last_step(run.job_json) > 3, what="steps")
+    sv.stop(ws, job.id, wait=True)
+    results: list[str] = []
+    barrier = threading.Barrier(2)
+
+    def go() -> None:
+        barrier.wait()
+        try:
+            results.append(sv.resume(ws, job.id))
+        except NcanvasError as e:
+            results.append(f"error: {e}")
+
+    threads = [threading.Thread(target=go) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.split()[0] for r in results) == ["error:", "resumed"], results
+    assert any("nothing to resume" in r for r in results)
+    wait_for(lambda: "resumed at step" in run.stdout.read_text(), what="resumed process")
+    time.sleep(0.5)
+    log = run.stdout.read_text()
+    assert log.count("resumed at step") == 1 and "already running" not in log
+    sv.kill(ws, job.id, grace=1)
+
+
+def test_failed_job_records_reason_and_wrong_state_messages(ws) -> None:
+    job, _ = sv.start_job(ws, "demo", {"epochs": 1, "steps_per_epoch": 50, "fail_at_step": 3})
+    wait_state(ws, job.id, "failed")
+    st = sv.job_status(ws, job.id)
+    assert "demo failure requested at step 3" in (st.record.error or "")
+    assert st.record.exit_code == 1
+    with pytest.raises(NcanvasError, match="is failed; nothing to pause"):
+        sv.pause(ws, job.id)
+    with pytest.raises(NcanvasError, match="is failed; nothing to stop"):
+        sv.stop(ws, job.id)
+    assert sv.remove(ws, job.id) == f"removed {job.id}"
+    assert not ws.run(job.id).log_dir.exists()
+
+
+def test_after_queues_until_dependency_finishes(ws) -> None:
+    first, _ = sv.start_job(ws, "demo", {"epochs": 1, "steps_per_epoch": 60, "step_sleep": 0.01})
+    second, _ = sv.start_job(ws, "demo", {"epochs": 1, "steps_per_epoch": 5}, after=first.id)
+    wait_for(lambda: state(ws, second.id) == "queued" and "waiting for" in
+             str(read_record(ws.run(second.id).job_json).progress.get("queued")), what="queued")
+    with pytest.raises(NcanvasError, match="stop it first"):
+        sv.remove(ws, second.id)
+    wait_state(ws, first.id, "finished")
+    wait_state(ws, second.id, "finished")
+    assert read_record(ws.run(second.id).job_json).started >= read_record(ws.run(first.id).job_json).ended - 0.01
+
+
+def test_bad_input_creates_nothing(ws) -> None:
+    with pytest.raises(NcanvasError, match="unknown job kind"):
+        sv.start_job(ws, "nope", {})
+    with pytest.raises(NcanvasError, match="unknown option"):
+        sv.start_job(ws, "demo", {"epoch": 3})
+    with pytest.raises(NcanvasError, match="expects int"):
+        sv.start_job(ws, "demo", {"epochs": "many"})
+    with pytest.raises(NcanvasError, match="--gpu must be"):
+        sv.resolve_gpu("first")
+    assert list(ws.logs.iterdir()) == []
+
+
+def test_ddp_through_torchrun_on_cpu(ws) -> None:
+    """--gpus 2 launches torchrun; on the CPU the two ranks use gloo. Rank 0 alone writes metrics."""
+    job, _ = sv.start_job(ws, "demo", {"epochs": 1, "steps_per_epoch": 30, "batch_size": 16}, gpu="cpu", gpus=2)
+    assert "torch.distributed.run" in " ".join(job.argv) and "--nproc-per-node=2" in job.argv
+    wait_state(ws, job.id, "finished", "failed", timeout=120)
+    st = sv.job_status(ws, job.id)
+    assert st.state == "finished", (st.reason, ws.run(job.id).stdout.read_text()[-2000:])
+    steps = [r["step"] for r in metric_rows(ws.run(job.id).metrics) if r["split"] == "train"]
+    assert steps == list(range(1, 31))  # one writer: no duplicated rows from rank 1
