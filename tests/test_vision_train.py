@@ -200,3 +200,26 @@ def test_real_process_sigterm_and_resume_match_an_uninterrupted_run(ws: Any, mni
     assert [r["event"] for r in rows if r.get("event") in ("started", "stopped", "resumed", "finished")] == \
         ["started", "stopped", "resumed", "finished"]
     assert _comparable(rows) == _comparable(_rows(ref))
+
+
+def test_rgb_checkpoint_through_the_api(ws: Any, tmp_path: Path) -> None:
+    """A CIFAR-format (RGB, 32x32) model: classify a grey image of another size, every explanation, viz."""
+    import numpy as np
+
+    from core.vision import api
+
+    make_cifar_dataset(tmp_path / "data", per_batch=8)
+    rt = run_train(ws, "cnn-0001", {"data_dir": str(tmp_path / "data"), "dataset": "cifar10", "epochs": 1,
+                                    "batch_size": 16, "model": "lenet-demo"})
+    clf = api.load_classifier(rt.paths.best)
+    assert clf.input_shape == (3, 32, 32) and clf.samples is not None and clf.samples.shape == (8, 32, 32, 3)
+    grey = np.random.default_rng(0).integers(0, 256, (50, 70), dtype=np.uint8)
+    top = api.classify(clf, grey, top_k=10)
+    assert len(top) == 10 and abs(sum(p for _, p in top) - 1) < 1e-4 and top[0][0] in clf.class_names
+    for method in api.METHODS:
+        heat = api.explain_map(clf, clf.samples[0], method, target="cat")
+        assert heat.shape == (32, 32) and 0 <= heat.min() and heat.max() <= 1
+    assert api.layer_names(clf) == ["conv1", "conv2"] and api.default_layer(clf) == "conv2"
+    assert api.filters_image(clf).shape[2] == 3  # RGB filter tiles
+    assert api.maxact_image(clf, "conv1", 2, steps=5).shape == (32, 32, 3)
+    assert clf.display(grey).shape == (32, 32, 3)
