@@ -90,14 +90,26 @@ def analyze(
         typer.echo(f"(CAM PNGs in {out}; CNN {cnn_s:.2f}s)")
     explanations: dict[str, str] = {}
     if llm:
-        from tui.cli_llm import stream_explanations
+        from core.llm.generate import load_explainer
+        from core.llm.sampling import SamplingSettings
+        from tui.cli_llm import _stream_side_by_side
 
         sources = [_checkpoint_path(ctx, llm)] + ([_checkpoint_path(ctx, compare)] if compare else [])
-        settings = dict(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k_sampling, top_p=top_p,
-                        seed=seed)
-        if not as_json:
+        explainers = [load_explainer(src) for src in sources]
+        settings = SamplingSettings(max_new_tokens, temperature, top_k_sampling, top_p, 1.1, seed)
+        if as_json:
+            texts = [ex.explain(prompt, settings) for ex in explainers]
+        else:
             typer.echo("\n" + prompt)
-        explanations = stream_explanations(sources, prompt, settings, live=not as_json)
+            if len(explainers) == 2:
+                texts = _stream_side_by_side(explainers, prompt, settings)
+            else:
+                texts = [""]
+                for delta in explainers[0].stream(prompt, settings):
+                    texts[0] += delta
+                    typer.echo(delta, nl=False)
+                typer.echo("")
+        explanations = {str(src): text for src, text in zip(sources, texts)}
     if as_json:
         typer.echo(json.dumps({
             "image": str(image), "predictions": {h: [{"label": n, "prob": p} for n, p in v] for h, v in preds.items()},
