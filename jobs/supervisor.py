@@ -340,6 +340,9 @@ def kill(ws: Workspace, job_id: str, grace: float = 5.0) -> str:
         _signal_group(rec, signal.SIGKILL)
         _wait_dead(run, 10.0)
     _signal_group(rec, signal.SIGKILL)  # stragglers of the group (workers) that outlived the lock holder
+    deadline = time.monotonic() + 5.0
+    while _group_pids(rec.pgid) and time.monotonic() < deadline:  # exiting processes take a moment to go
+        time.sleep(0.02)
     with exclusive(run.log_dir / "control.lock"):
         rec = read_record(run.job_json)
         rec.state, rec.ended = KILLED, time.time()

@@ -58,11 +58,14 @@ def test_sigkill_at_random_moments_always_resumable(ws) -> None:
     job, _ = sv.start_job(ws, "demo", {"epochs": 1, "steps_per_epoch": 100_000, "batch_size": 8,
                                        "checkpoint_every": 1, "step_sleep": 0.002})
     run = ws.run(job.id)
-    prev_step = 0
+    prev_step, prev_pid = 0, None
     for _trial in range(20):
-        wait_for(lambda: run.latest.is_file() and last_step(run.job_json) > prev_step, what="steps")
+        # this attempt's own process is up and has trained past the checkpoint it resumed from
+        wait_for(lambda: read_record(run.job_json).pid not in (None, prev_pid) and run.latest.is_file()
+                 and last_step(run.job_json) > prev_step + 1, what="steps")
         time.sleep(rng.uniform(0.0, 0.3))
         rec = read_record(run.job_json)  # never torn
+        prev_pid = rec.pid
         os.killpg(rec.pgid, signal.SIGKILL)
         wait_for(lambda: not is_locked(run.lock), what="death")
         st = sv.job_status(ws, job.id)

@@ -69,17 +69,22 @@ def read_table(csv_path: str | Path, image_root: str | Path | None = None) -> Ar
     return ArtTable(paths, torch.tensor(labels, dtype=torch.long), unknown)
 
 
+def fit_crop(im: Image.Image, size: int) -> np.ndarray:
+    """(size, size, 3) uint8: RGB, shorter side resized to ``size``, then centre-cropped."""
+    im = im.convert("RGB")
+    w, h = im.size
+    s = size / min(w, h)
+    im = im.resize((max(size, round(w * s)), max(size, round(h * s))), Image.BILINEAR)
+    w, h = im.size
+    left, top = (w - size) // 2, (h - size) // 2
+    return np.array(im.crop((left, top, left + size, top + size)), dtype=np.uint8)
+
+
 def load_image(path: Path, size: int) -> np.ndarray:
-    """(size, size, 3) uint8: RGB, shorter side resized to ``size`` then centre-cropped."""
+    """:func:`fit_crop` of an image file, with one clear error for unreadable files."""
     try:
         with Image.open(path) as im:
-            im = im.convert("RGB")
-            w, h = im.size
-            s = size / min(w, h)
-            im = im.resize((max(size, round(w * s)), max(size, round(h * s))), Image.BILINEAR)
-            w, h = im.size
-            left, top = (w - size) // 2, (h - size) // 2
-            return np.asarray(im.crop((left, top, left + size, top + size)), dtype=np.uint8)
+            return fit_crop(im, size)
     except (OSError, UnidentifiedImageError) as e:
         raise NcanvasError(f"cannot read image {path}: {e}") from None
 

@@ -119,16 +119,20 @@ class Explainer:
         dev = self.device
         gen = torch.Generator(device=dev).manual_seed(s.seed) if s.seed is not None else None
         prev = torch.tensor([ids], device=dev)
+        # Inference mode is entered per step, never held across a yield: a suspended generator would otherwise
+        # leak it into the caller (and, with two interleaved streams, leave it switched on for good).
         with torch.inference_mode():
             logits = backend.start(prev)
-            for i in range(budget):
-                if cancel is not None and cancel.is_set():
-                    return
+        for i in range(budget):
+            if cancel is not None and cancel.is_set():
+                return
+            with torch.inference_mode():
                 nxt = choose(process(logits, prev, s), s, gen)  # (1,)
-                token = int(nxt)
-                if token == self.tokenizer.eos_id:
-                    return
-                yield token
+            token = int(nxt)
+            if token == self.tokenizer.eos_id:
+                return
+            yield token
+            with torch.inference_mode():
                 prev = torch.cat([prev, nxt.view(1, 1)], dim=1)
                 if i + 1 < budget:
                     logits = backend.next(nxt)
