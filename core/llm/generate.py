@@ -170,8 +170,11 @@ def _resolve(path: Path) -> Path:
 def _load_hf_dir(path: Path, device: str | torch.device) -> Explainer:
     from transformers import AutoModelForCausalLM
 
+    from transformers.utils import logging as hf_logging
+
     from core.llm.tokenizer import from_hf
 
+    hf_logging.disable_progress_bar()  # a "Loading weights" bar would interleave with the streamed text
     try:
         model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
     except Exception as e:  # noqa: BLE001 - any loading problem is one line for the user
