@@ -1,0 +1,148 @@
+"""Live training curves: a loss plot (train and val) and a metric plot (accuracy or perplexity), overlaying jobs.
+
+Pure helpers build the lines (smoothing on the full stored series, then downsampling to the plot width); the
+widgets only draw. Redraws are throttled by a timer: new data marks the plots dirty, a 4 Hz tick redraws.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.reactive import reactive
+from textual_plotext import PlotextPlot
+
+from core.smoothing import downsample, smooth
+
+Snapshot = dict[str, dict[str, tuple[list[float], list[float]]]]
+PALETTE = ("cyan", "orange", "green", "magenta", "blue", "red", "yellow", "white")
+METRIC_FOR_KIND = {"cnn": "acc", "artcnn": "acc", "llm": "ppl", "gpt2": "ppl"}
+FALLBACK_METRICS = ("acc", "ppl", "top5")
+
+
+@dataclass(frozen=True)
+class Line:
+    label: str
+    xs: list[float]
+    ys: list[float]
+    color: str
+    marker: str = "braille"
+
+
+def metric_for(kind: str | None, series: dict[str, Any]) -> str | None:
+    """The second plot's metric: by kind, else the first of acc/ppl/top5 the job logs."""
+    if kind in METRIC_FOR_KIND:
+        return METRIC_FOR_KIND[kind]
+    for metric in FALLBACK_METRICS:
+        if f"val/{metric}" in series or f"train/{metric}" in series:
+            return metric
+    return None
+
+
+def build_lines(snapshot: Snapshot, metric: str, smoothing: float, points: int, log_y: bool = False) -> list[Line]:
+    """Lines for ``metric`` of every job in ``snapshot``: train smoothed (EMA ``smoothing``), val raw."""
+    lines = []
+    for i, (jid, series) in enumerate(snapshot.items()):
+        color = PALETTE[i % len(PALETTE)]
+        for split in ("train", "val"):
+            data = series.get(f"{split}/{metric}")
+            if not data or not data[0]:
+                continue
+            xs, ys = data
+            if log_y:  # a log axis cannot show zero or negative values; drop them instead of failing
+                pairs = [(x, y) for x, y in zip(xs, ys) if y > 0]
+                xs, ys = [p[0] for p in pairs], [p[1] for p in pairs]
+                if not xs:
+                    continue
+            vals = smooth(ys, "ema", smoothing) if split == "train" and smoothing > 0 else ys
+            dx, dy = downsample(xs, vals, points)
+            label = f"{jid} {split}" if len(snapshot) > 1 else split
+            lines.append(Line(label, dx.tolist(), dy.tolist(), color, "braille" if split == "train" else "hd"))
+    return lines
+
+
+class CurvePlot(PlotextPlot):
+    """One plotext plot drawn from a list of :class:`Line`."""
+
+    def __init__(self, title: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.title = title
+        self.lines: list[Line] = []
+        self.log_y = False
+
+    def draw(self, lines: list[Line], log_y: bool, title: str | None = None) -> None:
+        self.lines, self.log_y = lines, log_y
+        if title is not None:
+            self.title = title
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        plt.title(self.title)
+        plt.yscale("log" if log_y else "linear")
+        if not lines:
+            plt.xlabel("no data yet")
+        for line in lines:
+            plt.plot(line.xs, line.ys, label=line.label, color=line.color, marker=line.marker)
+        self.refresh()
+
+
+class Curves(Horizontal):
+    """The curves of the selected jobs. Attributes down: set :attr:`snapshot` and :attr:`kinds`."""
+
+    DEFAULT_CSS = """
+    Curves { height: 1fr; min-height: 8; }
+    Curves > CurvePlot { width: 1fr; }
+    Curves > #metric-plot.-hidden { display: none; }
+    Curves > #metric-plot.-off { display: none; }
+    """
+
+    log_y: reactive[bool] = reactive(False)
+    smoothing: reactive[float] = reactive(0.6)
+    points: int = 400
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.snapshot: Snapshot = {}
+        self.kinds: dict[str, str] = {}
+        self._dirty = True
+
+    def compose(self) -> ComposeResult:
+        yield CurvePlot("loss", id="loss-plot")
+        yield CurvePlot("metric", id="metric-plot")
+
+    def on_mount(self) -> None:
+        self.set_interval(0.25, self._flush)
+        self._flush()
+
+    def set_data(self, snapshot: Snapshot, kinds: dict[str, str]) -> None:
+        self.snapshot, self.kinds = snapshot, kinds
+        self._dirty = True
+
+    def watch_log_y(self) -> None:
+        self._dirty = True
+
+    def watch_smoothing(self) -> None:
+        self._dirty = True
+
+    def _flush(self) -> None:
+        if not self._dirty:
+            return
+        self._dirty = False
+        self.redraw()
+
+    def redraw(self) -> None:
+        """Draw now (tests and snapshots call this; live updates go through the throttle)."""
+        loss_plot = self.query_one("#loss-plot", CurvePlot)
+        metric_plot = self.query_one("#metric-plot", CurvePlot)
+        width = max(40, loss_plot.size.width * 2)  # braille packs two points per cell
+        points = min(self.points, width)
+        title = "loss" + (f" (EMA {self.smoothing:.2f})" if self.smoothing > 0 else "") + (" log" if self.log_y else "")
+        loss_plot.draw(build_lines(self.snapshot, "loss", self.smoothing, points, self.log_y), self.log_y, title)
+        first = next(iter(self.snapshot), None)
+        metric = metric_for(self.kinds.get(first or ""), self.snapshot.get(first or "", {}))
+        metric_plot.set_class(metric is None, "-hidden")
+        if metric is not None:
+            metric_plot.draw(build_lines(self.snapshot, metric, self.smoothing, points, self.log_y and metric == "ppl"),
+                             self.log_y and metric == "ppl", metric)
