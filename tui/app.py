@@ -107,6 +107,20 @@ class NcanvasApp(App[None]):
 
     def action_pane(self, pane_id: str) -> None:
         self.query_one(TabbedContent).active = pane_id
+        self._focus_pane(pane_id)
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id:  # also after a mouse click on a tab
+            self._focus_pane(event.pane.id)
+
+    def _focus_pane(self, pane_id: str) -> None:
+        # focus must move into the new pane, or the focused widget of the old one pulls its pane back
+        tabs = self.query_one(TabbedContent)
+        pane = tabs.get_pane(pane_id)
+        if self.focused is not None and pane in self.focused.ancestors:
+            return
+        target = next((w for w in pane.query("*") if w.focusable), None)
+        (target or tabs.query_one("ContentTabs")).focus()
 
     def action_help(self) -> None:
         from tui.screens.help import HelpScreen

@@ -64,7 +64,7 @@ class Dashboard(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="filter jobs by id, kind or state (esc clears)", id="filter")
-        yield JobsTable(id="jobs")
+        yield JobsTable(id="jobs-table")
         yield Curves(id="curves")
         yield LogTail(id="log")
 

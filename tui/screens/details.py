@@ -85,6 +85,7 @@ class DetailsScreen(ModalScreen[None]):
     def __init__(self, ws: Workspace, job_id: str) -> None:
         super().__init__()
         self.ws, self.job_id = ws, job_id
+        self.plain = ""
 
     def compose(self) -> ComposeResult:
         with VerticalScroll() as box:
@@ -99,8 +100,11 @@ class DetailsScreen(ModalScreen[None]):
         try:
             info = gather(self.ws, self.job_id)
         except NcanvasError as e:
+            self.plain = str(e)
             self.app.call_from_thread(self.query_one("#details", Static).update, Text(str(e), style="red"))
             return
         from rich.console import Group
 
-        self.app.call_from_thread(self.query_one("#details", Static).update, Group(*render_details(info)))
+        parts = render_details(info)
+        self.plain = "\n".join(p.plain for p in parts if isinstance(p, Text))  # for tests and copy/paste
+        self.app.call_from_thread(self.query_one("#details", Static).update, Group(*parts))
