@@ -14,8 +14,6 @@ from textual.containers import Horizontal
 from textual.reactive import reactive
 from textual_plotext import PlotextPlot
 
-from core.smoothing import downsample, smooth
-
 Snapshot = dict[str, dict[str, tuple[list[float], list[float]]]]
 PALETTE = ("cyan", "orange", "green", "magenta", "blue", "red", "yellow", "white")
 METRIC_FOR_KIND = {"cnn": "acc", "artcnn": "acc", "llm": "ppl", "gpt2": "ppl"}
@@ -43,6 +41,8 @@ def metric_for(kind: str | None, series: dict[str, Any]) -> str | None:
 
 def build_lines(snapshot: Snapshot, metric: str, smoothing: float, points: int, log_y: bool = False) -> list[Line]:
     """Lines for ``metric`` of every job in ``snapshot``: train smoothed (EMA ``smoothing``), val raw."""
+    from core.smoothing import downsample, smooth  # numpy: not needed for the first frame
+
     lines = []
     for i, (jid, series) in enumerate(snapshot.items()):
         color = PALETTE[i % len(PALETTE)]
@@ -100,7 +100,7 @@ class Curves(Horizontal):
 
     log_y: reactive[bool] = reactive(False)
     smoothing: reactive[float] = reactive(0.6)
-    points: int = 400
+    points: int = 240  # braille packs two points per cell: enough for a 120-column plot
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -136,8 +136,8 @@ class Curves(Horizontal):
         """Draw now (tests and snapshots call this; live updates go through the throttle)."""
         loss_plot = self.query_one("#loss-plot", CurvePlot)
         metric_plot = self.query_one("#metric-plot", CurvePlot)
-        width = max(40, loss_plot.size.width * 2)  # braille packs two points per cell
-        points = min(self.points, width)
+        # a fixed point budget (not the widget's width, which lags a layout pass behind) keeps redraws identical
+        points = self.points
         title = "loss" + (f" (EMA {self.smoothing:.2f})" if self.smoothing > 0 else "") + (" log" if self.log_y else "")
         loss_plot.draw(build_lines(self.snapshot, "loss", self.smoothing, points, self.log_y), self.log_y, title)
         first = next(iter(self.snapshot), None)
