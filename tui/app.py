@@ -18,7 +18,7 @@ from core.errors import NcanvasError
 from core.paths import Workspace
 from tui.commands import NcanvasCommands
 from tui.dashboard import Dashboard
-from tui.messages import GpuUpdated, JobsUpdated, LogLines, MetricsUpdated
+from tui.messages import Classified, GpuUpdated, JobsUpdated, LogLines, MetricsUpdated
 from tui.panes import PANES
 from tui.watcher import Watcher, WatcherConfig
 from tui.widgets.status_bar import StatusBar
@@ -102,6 +102,10 @@ class NcanvasApp(App[None]):
 
     def on_log_lines(self, msg: LogLines) -> None:
         self.query_one(Dashboard).show_log(msg)
+
+    def on_classified(self, msg: Classified) -> None:
+        for pane in self.query(".uses-classification"):
+            pane.use_classification(msg)
 
     # ----------------------------------------------------------------------------------- actions
 

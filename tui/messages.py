@@ -76,3 +76,12 @@ class ActionDone(Message):
 
     text: str
     error: bool = False
+
+
+@dataclass
+class Classified(Message):
+    """The Classify pane finished: other panes may reuse the checkpoint, image and top classes."""
+
+    checkpoint: str
+    image: str
+    top: list[tuple[str, float]]

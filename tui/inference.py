@@ -1,0 +1,232 @@
+"""The dashboard's only door to the torch side: checkpoints, classify, Grad-CAM, views, LLM streaming.
+
+Every function here blocks (loads models, runs torch): call it from a thread worker only. Module scope stays
+light; the vision API (``core.vision.api``), the renderer (``core.render``) and the LLM explainer are imported
+inside the functions, and a missing piece raises :class:`NotAvailable` with one line instead of crashing.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.errors import NcanvasError
+from core.paths import Workspace
+
+CNN_KINDS = ("cnn",)
+LLM_KINDS = ("llm", "gpt2")
+ART_KINDS = ("artcnn",)
+CKPT_ORDER = ("best_model.pt", "latest.pt")
+CAM_METHODS = ("gradcam", "gradcam++", "guided", "guided-gradcam")
+VIEWS = ("overlay", "heatmap", "filters", "features", "maxact")
+
+
+class NotAvailable(NcanvasError):
+    """A helper API this pane needs is not part of this build."""
+
+
+def _import(module: str, what: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name and (module == e.name or module.startswith(e.name + ".")):
+            raise NotAvailable(f"{what} is not available in this build ({module} missing)") from None
+        raise
+
+
+# ============================================================================================ checkpoints (light)
+
+
+@dataclass(frozen=True)
+class CheckpointChoice:
+    label: str  # "cnn-0003/best_model.pt"
+    path: str
+    job_id: str
+    kind: str
+
+
+def list_checkpoints(ws: Workspace, kinds: tuple[str, ...]) -> list[CheckpointChoice]:
+    """Checkpoint files of the workspace's jobs of ``kinds``: best and latest first, then epochs, newest job first."""
+    from core.runrec import list_jobs
+
+    out = []
+    for rec in reversed(list_jobs(ws)):
+        if rec.kind not in kinds:
+            continue
+        ckpt_dir = ws.run(rec.id).ckpt_dir
+        if not ckpt_dir.is_dir():
+            continue
+        files = [p for p in ckpt_dir.iterdir() if p.suffix == ".pt" and p.is_file()]
+        files.sort(key=lambda p: (CKPT_ORDER.index(p.name) if p.name in CKPT_ORDER else 2, p.name))
+        out += [CheckpointChoice(f"{rec.id}/{p.name}", str(p), rec.id, rec.kind) for p in files]
+    return out
+
+
+# ============================================================================================ vision
+
+
+_models: dict[tuple[str, float], Any] = {}
+_models_lock = threading.Lock()
+
+
+def load_classifier(path: str) -> Any:
+    """The vision API's classifier for a ``cnn`` checkpoint, cached while the file is unchanged."""
+    api = _import("core.vision.api", "the vision API")
+    p = Path(path)
+    if not p.is_file():
+        raise NcanvasError(f"checkpoint not found: {p}")
+    key = (str(p.resolve()), p.stat().st_mtime)
+    with _models_lock:
+        if key not in _models:
+            _models.clear()  # one model at a time: memory stays bounded
+            _models[key] = api.load_classifier(p)
+        return _models[key]
+
+
+def resolve_image(clf: Any, spec: str) -> tuple[Any, int | None, str]:
+    """An image from a spec: ``sample:N`` (stored in the checkpoint), ``mnist:123`` (dataset), or a path.
+
+    Returns (image, true label or None, description).
+    """
+    spec = spec.strip()
+    if not spec:
+        raise NcanvasError("give an image path, sample:N (from the checkpoint) or DATASET:INDEX (e.g. mnist:7)")
+    if spec.startswith("sample:"):
+        idx = spec.split(":", 1)[1]
+        samples = getattr(clf, "samples", None)
+        if samples is None or not len(samples):
+            raise NcanvasError("this checkpoint stores no sample images; give a path or DATASET:INDEX")
+        if not idx.isdigit() or int(idx) >= len(samples):
+            raise NcanvasError(f"sample index must be 0..{len(samples) - 1}; got {idx!r}")
+        i = int(idx)
+        labels = getattr(clf, "sample_labels", [])
+        return samples[i], (labels[i] if i < len(labels) else None), f"sample {i}"
+    if ":" in spec and not Path(spec).exists() and not spec.startswith(("/", ".", "~")):
+        data = _import("core.vision.data", "the vision datasets")
+        pixels, label, _ = data.load_sample(spec, os.environ.get("NCANVAS_DATA_DIR"))
+        return pixels, label, spec
+    return str(Path(spec).expanduser()), None, Path(spec).name
+
+
+@dataclass
+class Classification:
+    image: Any  # (H, W, 3) float [0, 1] as the model sees it
+    top: list[tuple[str, float]]
+    truth: str | None
+    description: str
+    classes: list[str] = field(default_factory=list)
+
+
+def classify(ckpt: str, image_spec: str, top_k: int = 5) -> Classification:
+    api = _import("core.vision.api", "the vision API")
+    clf = load_classifier(ckpt)
+    image, label, what = resolve_image(clf, image_spec)
+    top = api.classify(clf, image, top_k=top_k)
+    truth = clf.class_names[label] if label is not None else None
+    return Classification(clf.display(image), top, truth, what, list(clf.class_names))
+
+
+@dataclass
+class CamResult:
+    image: Any  # (H, W, 3) float [0, 1]
+    heat: Any  # (H, W) float [0, 1]
+    method: str
+    layer: str | None
+    target: int
+    predicted: int
+    prob: float  # probability of the target class
+    classes: list[str]
+    layers: list[str]
+
+
+def gradcam(ckpt: str, image_spec: str, method: str, target: int | None, layer: str | None) -> CamResult:
+    api = _import("core.vision.api", "the vision API")
+    clf = load_classifier(ckpt)
+    image, _, _ = resolve_image(clf, image_spec)
+    ex = api.explain(clf, image, method=method, target=target, layer=layer)
+    return CamResult(clf.display(image), ex.heat, ex.method, ex.layer, ex.target, ex.predicted,
+                     float(ex.probs[ex.target]), list(clf.class_names), api.layer_names(clf))
+
+
+def view_image(ckpt: str, image_spec: str, view: str, layer: str | None, channel: int = 0) -> Any:
+    """The filters / feature maps / activation-maximisation picture of ``layer`` (an array to render)."""
+    api = _import("core.vision.api", "the vision API")
+    clf = load_classifier(ckpt)
+    if view == "filters":
+        return api.filters_image(clf, layer)
+    if view == "features":
+        image, _, _ = resolve_image(clf, image_spec)
+        return api.features_image(clf, image, layer)
+    if view == "maxact":
+        return api.maxact_image(clf, layer, channel=channel, steps=64)
+    raise NcanvasError(f"unknown view {view!r}; views: {', '.join(VIEWS)}")
+
+
+def render(image: Any, max_width: int, max_rows: int | None = None) -> Any:
+    """An RGB/grey array as half-block rich Text fitting ``max_width`` cells (and ``max_rows`` text rows)."""
+    r = _import("core.render", "the terminal renderer")
+    return r.to_rich_text(image, max_width=max(4, max_width), max_rows=max_rows)
+
+
+def blend(image: Any, heat: Any, alpha: float) -> Any:
+    r = _import("core.render", "the terminal renderer")
+    return r.overlay(image, heat, "jet", alpha)
+
+
+def heatmap(heat: Any) -> Any:
+    r = _import("core.render", "the terminal renderer")
+    return r.apply_colormap(heat, "jet")
+
+
+# ============================================================================================ LLM
+
+
+@dataclass
+class GenSettings:
+    temperature: float = 0.8
+    top_k: int = 40
+    top_p: float = 0.95
+    max_new_tokens: int = 160
+    seed: int | None = None
+
+
+def explain_stream(ckpt: str, prompt: str, settings: GenSettings, cancel: threading.Event) -> Iterator[str]:
+    """Stream an explanation token by token from an LLM checkpoint; stops soon after ``cancel`` is set."""
+    if not Path(ckpt).is_file():
+        raise NcanvasError(f"checkpoint not found: {ckpt}")
+    api = _import("core.llm.api", "the LLM explainer")
+    model = api.load_explainer(ckpt)
+    yield from api.stream(model, prompt, settings, cancel)
+
+
+def prompt_for(top: list[tuple[str, float]]) -> str:
+    """The explain prompt from a classification's top classes."""
+    if not top:
+        return ""
+    return f"Explain why this image is classified as {top[0][0]}."
+
+
+# ============================================================================================ analyze (issue 7)
+
+
+@dataclass
+class Analysis:
+    image: Any  # (H, W, 3) float [0, 1]
+    heads: dict[str, list[tuple[str, float]]]  # {"artist": [(name, p), ...top-3], "style": ..., "genre": ...}
+    cams: dict[str, Any]  # head -> (H, W) heat in [0, 1]
+    prompt: str
+
+
+def analyze(cnn_ckpt: str, image_path: str) -> Analysis:
+    """Top-3 per head and a Grad-CAM per head from an ``artcnn`` checkpoint (the art analysis API)."""
+    api = _import("core.art.analyze", "the art analysis API (issue 7)")
+    if not Path(cnn_ckpt).is_file():
+        raise NcanvasError(f"checkpoint not found: {cnn_ckpt}")
+    res = api.analyze_image(cnn_ckpt, image_path)
+    return Analysis(res.image, res.heads, res.cams, res.prompt)
