@@ -41,6 +41,7 @@ class JobRecord:
     pid: int | None = None
     pgid: int | None = None
     gpu: str = "cpu"  # "cpu", "0", "0,1"
+    nproc: int = 1  # processes (DDP ranks through torchrun); one per GPU, or gloo ranks on the CPU
     after: str | None = None  # start only when this job has finished
     max_per_gpu: int = 1  # queue while this many jobs already run on the job's GPU (0 = no limit)
     resume: bool = False  # the current/last attempt was started from latest.pt

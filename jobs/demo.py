@@ -75,13 +75,14 @@ def train(rt: Any, cfg: DemoConfig) -> None:
         opt_.load_state_dict(ck["optimizer"])
         set_rng_state(ck["rng"])
         step, epoch, batch0, best = ck["step"], ck["epoch"], ck["batch_in_epoch"], ck["best_metric"]
+    net = rt.wrap_model(model)  # DDP under torchrun (--gpus N); the model itself otherwise
     total = cfg.epochs * cfg.steps_per_epoch
     while epoch < cfg.epochs:
         perm = torch.randperm(len(xtr), generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch))
         for b in range(batch0, cfg.steps_per_epoch):
-            idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            idx = rt.shard(perm[b * cfg.batch_size:(b + 1) * cfg.batch_size])
             noise = 0.01 * torch.randn(len(idx), 4)  # exercises the torch RNG, which resume must restore
-            loss = F.mse_loss(model(xtr[idx] + noise), ytr[idx])
+            loss = F.mse_loss(net(xtr[idx] + noise), ytr[idx])
             opt_.zero_grad(set_to_none=True)
             loss.backward()
             opt_.step()

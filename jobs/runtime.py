@@ -15,13 +15,20 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, NoReturn
 
 from core.metrics import MetricsWriter
 from core.paths import RunPaths, Workspace
 from core.runrec import (
-    FAILED, FINISHED, QUEUED, RUNNING, STOPPED, STOPPING, JobRecord, read_record, write_record,
+    FAILED,
+    FINISHED,
+    QUEUED,
+    RUNNING,
+    STOPPED,
+    STOPPING,
+    JobRecord,
+    read_record,
+    write_record,
 )
 from jobs.config import build_config
 from jobs.locks import FileLock
@@ -50,6 +57,7 @@ class JobRuntime:
         self._device: Any = None
         self.rank = int(os.environ.get("RANK", "0"))
         self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        self._dist_ready = False
 
     # --------------------------------------------------------------------------------- state and records
     @property
@@ -102,10 +110,45 @@ class JobRuntime:
         self._stop = True
 
     def should_stop(self) -> bool:
-        """True once SIGTERM/SIGINT arrived: finish the step, save ``latest.pt``, return from training."""
+        """True once SIGTERM/SIGINT arrived: finish the step, save ``latest.pt``, return from training.
+
+        Under DDP the ranks agree (all-reduce MAX), so every rank stops after the same step.
+        """
+        if self.world_size > 1 and self._dist_ready:
+            import torch
+            import torch.distributed as dist
+
+            flag = torch.tensor([1.0 if self._stop else 0.0], device=self.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            self._stop = bool(flag.item())
         if self._stop and self.record.state == RUNNING:
             self.write_state(STOPPING)
         return self._stop
+
+    # --------------------------------------------------------------------------------- distributed
+    def setup_distributed(self) -> None:
+        """Join the torchrun process group (nccl on GPUs, gloo on the CPU); a no-op for one process."""
+        if self.world_size <= 1 or self._dist_ready:
+            return
+        import torch.distributed as dist
+
+        backend = "nccl" if self.device.type == "cuda" else "gloo"
+        if not dist.is_initialized():
+            dist.init_process_group(backend)
+        self._dist_ready = True
+
+    def wrap_model(self, model: Any) -> Any:
+        """``DistributedDataParallel(model)`` under torchrun, else the model itself."""
+        if self.world_size <= 1:
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=ids)
+
+    def shard(self, indices: Any) -> Any:
+        """This rank's share of a batch's indices (every rank sees the same global order)."""
+        return indices[self.rank::self.world_size] if self.world_size > 1 else indices
 
     # --------------------------------------------------------------------------------- device and seeds
     @property
@@ -167,6 +210,8 @@ def _wait_for_turn(rt: JobRuntime, ws: Workspace) -> list[FileLock]:
     from jobs.supervisor import job_status  # light; avoids an import cycle at module load
 
     rec = rt.record
+    if not rt.is_main:
+        return []  # rank 0 waits; the others block in init_process_group until it arrives
     announced = ""
     while True:
         if rt._stop:
@@ -236,6 +281,10 @@ def run_job(config_cls: type, train_fn: Callable[[JobRuntime, Any], None],
     signal.signal(signal.SIGINT, rt.request_stop)
     ws = Workspace(paths.log_dir.parent.parent)
     code = _run(rt, ws, train_fn)
+    if rt._dist_ready:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
     rt.metrics.close()
     lock.release()
     sys.exit(code)
@@ -249,6 +298,7 @@ def _run(rt: JobRuntime, ws: Workspace, train_fn: Callable[[JobRuntime, Any], No
         if rt._stop:
             rt.write_state(STOPPED, ended=time.time(), exit_code=0)
             return 0
+        rt.setup_distributed()
         rt._load_resume()
         step = int(rt._resume_ckpt["step"]) if rt._resume_ckpt else 0
         rt.write_state(RUNNING, started=time.time(), ended=None, progress=dict(rt.record.progress, step=step))
@@ -256,7 +306,7 @@ def _run(rt: JobRuntime, ws: Workspace, train_fn: Callable[[JobRuntime, Any], No
             rt.event("resumed", step=step, epoch=rt._resume_ckpt.get("epoch"), attempt=rt.record.attempts)
         else:
             rt.event("started", step=0, attempt=rt.record.attempts, pid=pid)
-        print(f"[ncanvas] {rt.record.id} ({rt.kind}) {'resumed at step %d' % step if step else 'started'}"
+        print(f"[ncanvas] {rt.record.id} ({rt.kind}) {f'resumed at step {step}' if step else 'started'}"
               f" on {rt.record.gpu}, pid {pid}", flush=True)
         train_fn(rt, rt.config)
         for s in slots:

@@ -21,8 +21,19 @@ from core.errors import NcanvasError
 from core.logtext import last_lines
 from core.paths import RunPaths, Workspace
 from core.runrec import (
-    FAILED, KILLED, LIVE_STATES, PAUSED, QUEUED, STOPPING, TERMINAL_STATES, JobRecord, list_jobs, load_job,
-    next_job_id, read_record, write_record,
+    FAILED,
+    KILLED,
+    LIVE_STATES,
+    PAUSED,
+    QUEUED,
+    STOPPING,
+    TERMINAL_STATES,
+    JobRecord,
+    list_jobs,
+    load_job,
+    next_job_id,
+    read_record,
+    write_record,
 )
 from jobs.config import build_config, to_dict
 from jobs.kinds import get_kind, kind_config
@@ -160,9 +171,8 @@ def resolve_gpu(gpu: str, gpus: int = 1) -> str:
 def job_argv(rec: JobRecord, run: RunPaths, resume: bool) -> list[str]:
     module = get_kind(rec.kind).module
     tail = ["-m", module, "--run-dir", str(run.log_dir)] + (["--resume"] if resume else [])
-    ngpu = len(rec.gpu.split(",")) if rec.gpu != "cpu" else 1
-    if ngpu > 1:  # DDP through torchrun, one process per GPU
-        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={ngpu}", *tail]
+    if rec.nproc > 1:  # DDP through torchrun: one process per GPU (gloo ranks when on the CPU)
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={rec.nproc}", *tail]
     return [sys.executable, *tail]
 
 
@@ -202,10 +212,12 @@ def start_job(ws: Workspace, kind: str, config: dict[str, Any], *, gpu: str = "a
     if after is not None:
         load_job(ws, after)  # refuse an unknown dependency before creating anything
     gpu_sel = "cpu" if not spec.uses_gpu else resolve_gpu(gpu, gpus)
+    if gpu_sel != "cpu" and len(gpu_sel.split(",")) < gpus:
+        raise NcanvasError(f"--gpus {gpus}: only {len(gpu_sel.split(','))} GPU(s) available")
     ws.ensure()
     run = _claim_run_dir(ws, kind, job_id)
     rec = JobRecord(id=run.job_id, kind=kind, config=to_dict(cfg), code=_code_version(), gpu=gpu_sel,
-                    after=after, max_per_gpu=max_per_gpu, attempts=1)
+                    nproc=gpus, after=after, max_per_gpu=max_per_gpu, attempts=1)
     rec.argv = job_argv(rec, run, resume=False)
     write_record(run.job_json, rec)
     proc = _launch(rec, run, resume=False, foreground=foreground)
@@ -328,6 +340,9 @@ def kill(ws: Workspace, job_id: str, grace: float = 5.0) -> str:
         _signal_group(rec, signal.SIGKILL)
         _wait_dead(run, 10.0)
     _signal_group(rec, signal.SIGKILL)  # stragglers of the group (workers) that outlived the lock holder
+    deadline = time.monotonic() + 5.0
+    while _group_pids(rec.pgid) and time.monotonic() < deadline:  # exiting processes take a moment to go
+        time.sleep(0.02)
     with exclusive(run.log_dir / "control.lock"):
         rec = read_record(run.job_json)
         rec.state, rec.ended = KILLED, time.time()

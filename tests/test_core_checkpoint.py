@@ -7,7 +7,13 @@ import torch
 import torch.nn as nn
 
 from core.checkpoint import (
-    load_checkpoint, load_model, load_model_state, make_checkpoint, save_checkpoint, save_model, set_rng_state,
+    load_checkpoint,
+    load_model,
+    load_model_state,
+    make_checkpoint,
+    save_checkpoint,
+    save_model,
+    set_rng_state,
     summary,
 )
 from core.errors import CheckpointError

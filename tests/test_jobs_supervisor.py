@@ -58,11 +58,14 @@ def test_sigkill_at_random_moments_always_resumable(ws) -> None:
     job, _ = sv.start_job(ws, "demo", {"epochs": 1, "steps_per_epoch": 100_000, "batch_size": 8,
                                        "checkpoint_every": 1, "step_sleep": 0.002})
     run = ws.run(job.id)
-    prev_step = 0
-    for trial in range(20):
-        wait_for(lambda: run.latest.is_file() and last_step(run.job_json) > prev_step, what="steps")
+    prev_step, prev_pid = 0, None
+    for _trial in range(20):
+        # this attempt's own process is up and has trained past the checkpoint it resumed from
+        wait_for(lambda: read_record(run.job_json).pid not in (None, prev_pid) and run.latest.is_file()
+                 and last_step(run.job_json) > prev_step + 1, what="steps")
         time.sleep(rng.uniform(0.0, 0.3))
         rec = read_record(run.job_json)  # never torn
+        prev_pid = rec.pid
         os.killpg(rec.pgid, signal.SIGKILL)
         wait_for(lambda: not is_locked(run.lock), what="death")
         st = sv.job_status(ws, job.id)
@@ -184,3 +187,14 @@ def test_bad_input_creates_nothing(ws) -> None:
     with pytest.raises(NcanvasError, match="--gpu must be"):
         sv.resolve_gpu("first")
     assert list(ws.logs.iterdir()) == []
+
+
+def test_ddp_through_torchrun_on_cpu(ws) -> None:
+    """--gpus 2 launches torchrun; on the CPU the two ranks use gloo. Rank 0 alone writes metrics."""
+    job, _ = sv.start_job(ws, "demo", {"epochs": 1, "steps_per_epoch": 30, "batch_size": 16}, gpu="cpu", gpus=2)
+    assert "torch.distributed.run" in " ".join(job.argv) and "--nproc-per-node=2" in job.argv
+    wait_state(ws, job.id, "finished", "failed", timeout=120)
+    st = sv.job_status(ws, job.id)
+    assert st.state == "finished", (st.reason, ws.run(job.id).stdout.read_text()[-2000:])
+    steps = [r["step"] for r in metric_rows(ws.run(job.id).metrics) if r["split"] == "train"]
+    assert steps == list(range(1, 31))  # one writer: no duplicated rows from rank 1

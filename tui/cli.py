@@ -93,7 +93,7 @@ def _register_all() -> None:
     from tui import cli_jobs
 
     cli_jobs.register(app)
-    for name in ("cli_vision", "cli_llm", "cli_art"):
+    for name in ("cli_data", "cli_vision", "cli_llm", "cli_art"):
         try:
             module = __import__(f"tui.{name}", fromlist=["register"])
         except ModuleNotFoundError as e:

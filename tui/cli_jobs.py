@@ -91,7 +91,7 @@ def jobs_show(ctx: typer.Context, job_id: JobId, as_json: AsJson = False) -> Non
         typer.echo(json.dumps(info, indent=2, default=str))
         return
     r = st.record
-    typer.echo(f"{r.id}  {r.kind}  {st.state}{'  (alive, pid %s)' % r.pid if st.alive else ''}")
+    typer.echo(f"{r.id}  {r.kind}  {st.state}{f'  (alive, pid {r.pid})' if st.alive else ''}")
     typer.echo(f"  progress: {fmt_progress(r.progress)}   loss {fmt_num(r.progress.get('loss'))}   "
                f"{headline_metric(r.progress)}   elapsed {fmt_duration(st.elapsed_s)}   ETA {fmt_duration(st.eta_s)}")
     typer.echo(f"  gpu: {r.gpu}   attempts: {r.attempts}   after: {r.after or '-'}   code: "
@@ -239,7 +239,7 @@ def _train_command(kind: str) -> Any:
                                         annotation=Annotated[typ, typer.Option(flag, help=s.help, rich_help_panel=f"{kind} options")]))
     common: list[tuple[str, Any, Any]] = [
         ("gpu", Annotated[str, typer.Option("--gpu", help="auto (most free memory), N, or cpu.", rich_help_panel="Job")], "auto"),
-        ("gpus", Annotated[int, typer.Option("--gpus", min=1, help="GPUs for DDP through torchrun.", rich_help_panel="Job")], 1),
+        ("gpus", Annotated[int, typer.Option("--gpus", min=1, help="Processes for DDP through torchrun: one per GPU (gloo ranks with --gpu cpu).", rich_help_panel="Job")], 1),
         ("after", Annotated[str | None, typer.Option("--after", help="Start when this job has finished.", rich_help_panel="Job")], None),
         ("max_per_gpu", Annotated[int, typer.Option("--max-per-gpu", min=0, help="Queue while this many jobs use the GPU (0: no limit).", rich_help_panel="Job")], 1),
         ("name", Annotated[str | None, typer.Option("--name", help="Job id instead of <kind>-NNNN.", rich_help_panel="Job")], None),
@@ -276,8 +276,6 @@ def _start(ctx: typer.Context, kind: str, values: dict[str, Any], *, gpu: str, g
 
     if name is not None:
         validate_job_id(name)
-    if gpus > 1 and gpu == "cpu":
-        raise NcanvasError("--gpus > 1 needs GPUs; drop --gpu cpu")
     ws = _ws(ctx)
     rec, proc = supervisor.start_job(ws, kind, values, gpu=gpu, gpus=gpus, after=after, max_per_gpu=max_per_gpu,
                                      job_id=name, foreground=foreground)

@@ -1,0 +1,105 @@
+"""The multi-head art classifier: a torchvision backbone with artist, style and genre heads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from core.art.labels import HEADS
+
+
+@dataclass
+class ArtConfig:
+    backbone: str = "resnet18"  # any torchvision classification model with an fc or classifier head
+    n_artist: int = 25
+    n_style: int = 27
+    n_genre: int = 19
+
+
+def _strip_classifier(model: nn.Module) -> tuple[nn.Module, int]:
+    """Replace the backbone's final Linear with Identity; return the model and its feature width."""
+    if isinstance(getattr(model, "fc", None), nn.Linear):
+        width = model.fc.in_features
+        model.fc = nn.Identity()
+        return model, width
+    head = getattr(model, "classifier", None) or getattr(model, "heads", None)
+    if isinstance(head, nn.Sequential):
+        for i in range(len(head) - 1, -1, -1):
+            if isinstance(head[i], nn.Linear):
+                width = head[i].in_features
+                head[i] = nn.Identity()
+                return model, width
+    if isinstance(head, nn.Linear):
+        width = head.in_features
+        setattr(model, "classifier" if hasattr(model, "classifier") else "heads", nn.Identity())
+        return model, width
+    raise ValueError(f"don't know where the classifier of {type(model).__name__} is")
+
+
+def build_backbone(name: str, pretrained: bool) -> tuple[nn.Module, str]:
+    """A torchvision model by name; ImageNet weights where they can be loaded. Returns (model, note)."""
+    import torchvision
+
+    try:
+        ctor = torchvision.models.get_model_builder(name)
+    except ValueError:
+        raise ValueError(f"unknown backbone {name!r}; e.g. resnet18, resnet50, mobilenet_v3_small, "
+                         "efficientnet_b0, convnext_tiny") from None
+    if pretrained:
+        try:
+            weights = torchvision.models.get_model_weights(name).DEFAULT
+            return ctor(weights=weights), f"ImageNet weights {weights}"
+        except Exception as e:  # offline, no cache: say so and train from scratch
+            note = f"could not load ImageNet weights ({type(e).__name__}); random init"
+            return ctor(weights=None), note
+    return ctor(weights=None), "random init"
+
+
+class ArtClassifier(nn.Module):
+    """Backbone features -> three linear heads; ``forward`` returns ``{'artist','style','genre'}`` logits."""
+
+    def __init__(self, cfg: ArtConfig, pretrained: bool = False) -> None:
+        super().__init__()
+        self.cfg = cfg
+        backbone, self.init_note = build_backbone(cfg.backbone, pretrained)
+        self.backbone, width = _strip_classifier(backbone)
+        sizes = {"artist": cfg.n_artist, "style": cfg.n_style, "genre": cfg.n_genre}
+        self.heads = nn.ModuleDict({h: nn.Linear(width, sizes[h]) for h in HEADS})
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        feats = self.backbone(x)  # (B, width)
+        return {h: head(feats) for h, head in self.heads.items()}
+
+
+class HeadView(nn.Module):
+    """One head of a multi-head model as a plain classifier (for Grad-CAM and friends)."""
+
+    def __init__(self, model: ArtClassifier, head: str) -> None:
+        super().__init__()
+        self.model, self.head = model, head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)[self.head]
+
+
+def last_conv_name(model: nn.Module) -> str:
+    """The name of the last Conv2d (the default Grad-CAM layer)."""
+    name = None
+    for n, m in model.named_modules():
+        if isinstance(m, nn.Conv2d):
+            name = n
+    if name is None:
+        raise ValueError("model has no Conv2d layer")
+    return name
+
+
+def masked_loss(logits: dict[str, torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
+    """Sum over heads of cross-entropy, ignoring missing labels (-1); 0 for a batch with none."""
+    total = logits[HEADS[0]].new_zeros(())
+    for i, head in enumerate(HEADS):
+        y = labels[:, i]
+        if (y >= 0).any():
+            total = total + nn.functional.cross_entropy(logits[head].float(), y, ignore_index=-1)
+    return total

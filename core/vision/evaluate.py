@@ -1,0 +1,96 @@
+"""Evaluation, confusion matrices, misclassified galleries and training curves for vision runs (torch)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from core.vision.data import DatasetInfo, TensorData, normalize
+
+
+@dataclass
+class EvalResult:
+    loss: float
+    acc: float
+    preds: torch.Tensor  # (N,) predicted class per sample, on the CPU
+
+    def confusion(self, labels: torch.Tensor, num_classes: int) -> list[list[int]]:
+        """Rows = true class, columns = predicted class."""
+        idx = labels.cpu() * num_classes + self.preds
+        return torch.bincount(idx, minlength=num_classes * num_classes).view(num_classes, num_classes).tolist()
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, data: TensorData, info: DatasetInfo, batch_size: int = 1000,
+             amp: bool = False) -> EvalResult:
+    """Mean cross-entropy, accuracy and predictions over a whole split (model left in eval mode)."""
+    model.eval()
+    total, correct, preds = 0.0, 0, []
+    for i in range(0, len(data), batch_size):
+        x = normalize(data.x[i:i + batch_size], info)
+        y = data.y[i:i + batch_size]
+        with torch.autocast(x.device.type, dtype=torch.float16, enabled=amp):
+            logits = model(x)
+        total += F.cross_entropy(logits.float(), y, reduction="sum").item()
+        p = logits.argmax(1)
+        correct += int((p == y).sum())
+        preds.append(p.cpu())
+    n = max(len(data), 1)
+    return EvalResult(total / n, correct / n, torch.cat(preds) if preds else torch.zeros(0, dtype=torch.long))
+
+
+def misclassified_gallery(data: TensorData, preds: torch.Tensor, class_names: tuple[str, ...] | list[str],
+                          png: str | os.PathLike[str], json_path: str | os.PathLike[str], limit: int = 36,
+                          scale: int = 3) -> int:
+    """Write a PNG grid of the first ``limit`` misclassified images plus a JSON index. Returns how many were wrong."""
+    from core.atomic import atomic_write_json
+    from core.render import save_png, tile_grid
+
+    wrong = torch.nonzero(preds != data.y.cpu()).flatten()
+    shown = wrong[:limit].tolist()
+    items = [{"index": int(i), "true": int(data.y[i]), "predicted": int(preds[i]),
+              "true_name": class_names[int(data.y[i])], "predicted_name": class_names[int(preds[i])]}
+             for i in shown]
+    atomic_write_json(Path(json_path), {"split": "test", "total_wrong": len(wrong), "total": len(data),
+                                        "shown": items})
+    if shown:
+        imgs = data.x[shown].cpu().permute(0, 2, 3, 1).numpy()  # (N, H, W, C) uint8
+        imgs = imgs[..., 0] if imgs.shape[-1] == 1 else imgs
+        save_png(tile_grid(imgs.astype(np.float32) / 255.0, pad=2), png, scale=scale)
+    return len(wrong)
+
+
+def write_curves(metrics_path: str | os.PathLike[str], png: str | os.PathLike[str]) -> Path:
+    """``training_curves.png`` from ``metrics.jsonl``: smoothed train loss and val/test loss, val/test accuracy."""
+    from core.metrics import iter_rows
+    from core.plotpng import Panel, line_chart_png
+    from core.smoothing import ema_debiased
+
+    series: dict[tuple[str, str], dict[float, float]] = {}
+    for row in iter_rows(metrics_path):
+        if "event" in row or "split" not in row or "step" not in row:
+            continue
+        for metric in ("loss", "acc"):
+            if isinstance(row.get(metric), (int, float)):
+                series.setdefault((row["split"], metric), {})[row["step"]] = float(row[metric])  # last write wins
+    loss, acc = Panel("loss"), Panel("accuracy")
+    for (split, metric), points in sorted(series.items()):
+        xs = sorted(points)
+        ys = [points[x] for x in xs]
+        if split == "train" and metric == "loss" and len(ys) > 1:
+            ys = ema_debiased(ys, 0.9).tolist()
+        (loss if metric == "loss" else acc).series[split] = (xs, ys)
+    return line_chart_png(png, [loss, acc])
+
+
+def save_json(path: str | os.PathLike[str], obj: Any) -> None:
+    from core.atomic import atomic_write_text
+
+    atomic_write_text(path, json.dumps(obj, separators=(",", ":")))
