@@ -170,8 +170,16 @@ def view_image(ckpt: str, image_spec: str, view: str, layer: str | None, channel
 
 def render(image: Any, max_width: int, max_rows: int | None = None) -> Any:
     """An RGB/grey array as half-block rich Text fitting ``max_width`` cells (and ``max_rows`` text rows)."""
+    import numpy as np
+
     r = _import("core.render", "the terminal renderer")
-    return r.to_rich_text(image, max_width=max(4, max_width), max_rows=max_rows)
+    a = np.asarray(image)
+    h, w = a.shape[:2]
+    # small images (28x28 digits) are enlarged by whole pixels so they fill the pane instead of a corner
+    factor = max(1, min(max_width // max(1, w), (2 * max_rows) // max(1, h) if max_rows else 8, 8))
+    if factor > 1:
+        a = a.repeat(factor, axis=0).repeat(factor, axis=1)
+    return r.to_rich_text(a, max_width=max(4, max_width), max_rows=max_rows)
 
 
 def blend(image: Any, heat: Any, alpha: float) -> Any:
@@ -223,10 +231,34 @@ class Analysis:
     prompt: str
 
 
+def _art_prompt(api: Any, clf: Any, image: Any, heads: dict[str, list[tuple[str, float]]]) -> str:
+    """The LLM prompt for the top-1 triple: the explainer's own formatter when present, else a plain line."""
+    try:
+        explain = _import("core.explain", "the explanation prompt formatter")
+        return str(explain.prompt_from_logits(api.logits(clf, image), clf.labels))
+    except (NotAvailable, AttributeError, TypeError):
+        top = {h: v[0][0] for h, v in heads.items() if v}
+        return ", ".join(f"{h}: {n}" for h, n in top.items())
+
+
 def analyze(cnn_ckpt: str, image_path: str) -> Analysis:
-    """Top-3 per head and a Grad-CAM per head from an ``artcnn`` checkpoint (the art analysis API)."""
-    api = _import("core.art.analyze", "the art analysis API (issue 7)")
-    if not Path(cnn_ckpt).is_file():
-        raise NcanvasError(f"checkpoint not found: {cnn_ckpt}")
-    res = api.analyze_image(cnn_ckpt, image_path)
-    return Analysis(res.image, res.heads, res.cams, res.prompt)
+    """Top-3 per head and a Grad-CAM per head from an ``artcnn`` checkpoint (``core.art.api``)."""
+    api = _import("core.art.api", "the art analysis API (issue 7)")
+    p = Path(cnn_ckpt)
+    if not p.is_file():
+        raise NcanvasError(f"checkpoint not found: {p}")
+    image_path = image_path.strip()
+    if not image_path:
+        raise NcanvasError("give the path of a painting (an image file)")
+    key = ("art:" + str(p.resolve()), p.stat().st_mtime)
+    with _models_lock:
+        if key not in _models:
+            _models.clear()
+            _models[key] = api.load_art_classifier(p)
+        clf = _models[key]
+    vision = _import("core.vision.api", "the vision API")
+    image = vision.load_image(Path(image_path).expanduser())
+    heads = api.predict(clf, image, top_k=3)
+    cams = api.head_cams(clf, image)
+    pixels = clf.pixels(image).astype("float32") / 255.0
+    return Analysis(pixels, heads, cams, _art_prompt(api, clf, image, heads))

@@ -35,7 +35,7 @@ class ClassifyPane(InferencePane):
 
     DEFAULT_CSS = """
     ClassifyPane #result { height: 1fr; }
-    ClassifyPane #image { width: auto; min-width: 20; padding: 1 2 0 0; }
+    ClassifyPane #image-art { width: auto; min-width: 20; padding: 1 2 0 0; }
     ClassifyPane #topk { width: 1fr; padding: 1 0 0 0; }
     """
 
@@ -47,7 +47,7 @@ class ClassifyPane(InferencePane):
             yield Button("Classify", id="go", variant="primary")
         yield Static("enter classifies (ctrl+r again); sample:N uses the checkpoint's stored test images", id="status")
         with Horizontal(id="result"):
-            yield Static(id="image")
+            yield Static(id="image-art")
             yield Static(id="topk")
 
     @on(Input.Submitted, "#image")
@@ -79,7 +79,7 @@ class ClassifyPane(InferencePane):
         self.app.call_from_thread(self._show, res, art, ckpt, image)
 
     def _show(self, res: Any, art: Any, ckpt: str, image: str) -> None:
-        self.query_one("#image", Static).update(art)
+        self.query_one("#image-art", Static).update(art)
         self.query_one("#topk", Static).update(topk_table(res.top, res.truth))
         truth = f" · true class {res.truth}" if res.truth is not None else ""
         self.set_status(f"{res.description}: {res.top[0][0]} ({res.top[0][1]:.1%}){truth}")

@@ -79,11 +79,11 @@ class GradCamPane(InferencePane):
         self.compute(ckpt, self.query_one("#image", Input).value, self.method, self.target, self.cam_layer,
                      self.alpha, self.view)
 
-    def _classes(self) -> int:
+    def _n_classes(self) -> int:
         return len(self.result.classes) if self.result is not None else 0
 
     def action_target(self, step: int) -> None:
-        n = self._classes()
+        n = self._n_classes()
         if n:
             base = self.result.target if self.target is None else self.target
             self.target = (base + step) % n
