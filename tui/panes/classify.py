@@ -61,11 +61,6 @@ class ClassifyPane(InferencePane):
         self.set_status("classifying…")
         self.run_classify(ckpt, self.query_one("#image", Input).value)
 
-    @on(Select.Changed, "#ckpt")
-    def _ckpt_changed(self, event: Select.Changed) -> None:
-        if isinstance(event.value, str) and self.query_one("#image", Input).value.strip():
-            self.action_classify()
-
     @work(thread=True, exclusive=True, group="classify")
     def run_classify(self, ckpt: str, image: str) -> None:
         from tui import inference
