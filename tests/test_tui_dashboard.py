@@ -9,8 +9,8 @@ from tests.tui_pilot import FAST, wait_until
 from tui.app import NcanvasApp
 from tui.capture import screen_text
 from tui.dashboard import Dashboard
-from tui.widgets.curves import CurvePlot
 from tui.widgets.jobs_table import JobsTable
+from tui.widgets.plots import CurvePlot
 
 
 def _app(tmp_path: Path, **kw) -> NcanvasApp:

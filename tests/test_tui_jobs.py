@@ -10,7 +10,7 @@ from core.paths import Workspace
 from tests.tui_pilot import FAST, kill_live_jobs, loss_steps, state_of, wait_until
 from tui.app import NcanvasApp
 from tui.dashboard import Dashboard
-from tui.widgets.curves import CurvePlot
+from tui.widgets.plots import CurvePlot
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from core.paths import Workspace
 from core.runrec import JobRecord, write_record
 from tui.messages import GpuUpdated, JobsUpdated, LogLines, MetricsUpdated
 from tui.watcher import Watcher, WatcherConfig
-from tui.widgets.curves import build_lines, metric_for
+from tui.widgets.plots import build_lines, metric_for
 
 
 def _wait(pred, timeout=10.0):

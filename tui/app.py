@@ -12,6 +12,7 @@ from typing import Any
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.widgets import Footer, TabbedContent, TabPane
 
 from core.errors import NcanvasError
@@ -44,8 +45,9 @@ class NcanvasApp(App[None]):
     BINDINGS = [
         Binding("q", "quit", "Quit"),
         Binding("question_mark", "help", "Help"),
-        Binding("1", "pane('jobs')", "Jobs", show=False),
-        *[Binding(str(i + 2), f"pane('{p.pane_id}')", p.title, show=False) for i, p in enumerate(PANES)],
+        # digits switch panes; alt+digit also works while a text field has focus (it eats plain digits)
+        Binding("1,alt+1", "pane('jobs')", "Jobs", show=False),
+        *[Binding(f"{i + 2},alt+{i + 2}", f"pane('{p.pane_id}')", p.title, show=False) for i, p in enumerate(PANES)],
     ]
 
     def __init__(self, ws: Workspace, *, theme: str | None = None, host: str | None = None,
@@ -90,18 +92,30 @@ class NcanvasApp(App[None]):
 
     # ----------------------------------------------------------------------------------- watcher messages
 
+    def _route(self, deliver: Callable[[], None]) -> None:
+        # watcher messages can still arrive while the app shuts down and its widgets are being removed
+        if not self.is_running:
+            return
+        try:
+            deliver()
+        except NoMatches:
+            pass
+
     def on_jobs_updated(self, msg: JobsUpdated) -> None:
-        self.query_one(StatusBar).running = sum(1 for st in msg.statuses if st.alive)
-        self.query_one(Dashboard).show_statuses(msg.statuses)
+        def deliver() -> None:
+            self.query_one(StatusBar).running = sum(1 for st in msg.statuses if st.alive)
+            self.query_one(Dashboard).show_statuses(msg.statuses)
+
+        self._route(deliver)
 
     def on_gpu_updated(self, msg: GpuUpdated) -> None:
-        self.query_one(StatusBar).gpus = msg.stats
+        self._route(lambda: setattr(self.query_one(StatusBar), "gpus", msg.stats))
 
     def on_metrics_updated(self, msg: MetricsUpdated) -> None:
-        self.query_one(Dashboard).refresh_curves(msg.job_ids)
+        self._route(lambda: self.query_one(Dashboard).refresh_curves(msg.job_ids))
 
     def on_log_lines(self, msg: LogLines) -> None:
-        self.query_one(Dashboard).show_log(msg)
+        self._route(lambda: self.query_one(Dashboard).show_log(msg))
 
     def on_classified(self, msg: Classified) -> None:
         for pane in self.query(".uses-classification"):

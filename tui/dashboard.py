@@ -20,9 +20,9 @@ from tui.messages import ActionDone, LogLines, SelectionChanged
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.details import DetailsScreen
 from tui.screens.new_job import NewJobRequest, NewJobScreen
-from tui.widgets.curves import Curves
 from tui.widgets.jobs_table import JobsTable
 from tui.widgets.log_tail import LogTail
+from tui.widgets.plots import Curves
 
 SMOOTHING_STEPS = (0.0, 0.3, 0.6, 0.8, 0.9, 0.95, 0.99)
 

@@ -13,7 +13,7 @@ HELP = """\
 
 | key | action |
 |---|---|
-| `1`..`5` | panes: Jobs, Classify, Grad-CAM, Explain, Analyze |
+| `1`..`5` | panes: Jobs, Classify, Grad-CAM, Explain, Analyze (`alt+1`..`alt+5` inside a text field) |
 | `n` | new job (form, validated before start) |
 | `p` | pause / continue the selected job |
 | `s` | stop (checkpoint, then exit) |
@@ -30,6 +30,11 @@ HELP = """\
 | `ctrl+p` | command palette (every action above) |
 | `?` | this help |
 | `q` | quit (jobs keep running) |
+
+**Classify / Grad-CAM / Explain / Analyze**: `enter` in a field or `ctrl+r` runs; images are a path,
+`sample:N` (test images stored in the checkpoint) or `mnist:N`. Grad-CAM: `t`/`T` class, `y`/`Y` layer,
+`m` method (Grad-CAM, Grad-CAM++, guided backprop, guided Grad-CAM), `a`/`A` overlay alpha,
+`v` view (overlay, heat map, filters, feature maps, activation maximisation). Explain: `esc` cancels.
 
 Jobs are separate processes: quitting the dashboard or losing the SSH session does not stop them.
 """
