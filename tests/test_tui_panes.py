@@ -126,3 +126,46 @@ async def test_explain_without_llm_checkpoint_is_a_clear_message(cnn_ws: Workspa
         await pilot.click("#analyze #go")
         await wait_until(pilot, lambda: analyze.query_one("#status").has_class("-error"), what="analyze error")
         assert "artcnn" in _status(analyze)
+
+
+ART_TRAIN = """
+import sys
+from core.paths import Workspace
+from jobs import supervisor
+ws = Workspace(sys.argv[1]).ensure()
+cfg = {"synthetic_n": 40, "epochs": 1, "image_size": 32, "batch_size": 16}
+rec, proc = supervisor.start_job(ws, "artcnn", cfg, gpu="cpu")
+proc.wait()
+print(supervisor.job_status(ws, rec.id).state)
+"""
+
+
+@pytest.fixture(scope="module")
+def art_ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    root = tmp_path_factory.mktemp("artws")
+    out = subprocess.run([sys.executable, "-c", ART_TRAIN, str(root)], capture_output=True, text=True,
+                         env=subprocess_env(), timeout=300)
+    assert out.stdout.strip().endswith("finished"), out.stdout + out.stderr
+    return Workspace(root)
+
+
+@pytest.mark.slow
+async def test_analyze_a_painting_per_head(art_ws: Workspace) -> None:
+    painting = next((art_ws.run("artcnn-0001").ckpt_dir / "synthetic-art" / "images").glob("*.png"))
+    app = _app(art_ws)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("5")
+        pane = app.query_one("AnalyzePane")
+        await wait_until(pilot, lambda: pane.query_one("#ckpt").value and "artcnn-0001" in pane.query_one("#ckpt").value,
+                         what="checkpoint listed")
+        pane.query_one("#image").value = "/no/such/painting.png"
+        pane.action_analyze()
+        await wait_until(pilot, lambda: pane.query_one("#status").has_class("-error"), timeout=60, what="error")
+        assert "image not found" in _status(pane)
+        pane.query_one("#image").value = str(painting)
+        pane.query_one("#image").focus()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: pane.prompt and "done" in _status(pane), timeout=60, what="analysis")
+        assert pane.prompt, "the top-1 triple became the LLM prompt"
+        for head in ("artist", "style", "genre"):
+            assert head in str(pane.query_one(f"#head-{head}").render())

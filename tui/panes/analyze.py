@@ -26,16 +26,16 @@ class AnalyzePane(InferencePane):
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+r", "analyze", "Analyze")]
 
     DEFAULT_CSS = """
-    AnalyzePane #panels { height: 1fr; }
+    AnalyzePane #panels { height: 2fr; }
     AnalyzePane #picture { width: auto; min-width: 20; padding: 1 2 0 0; }
-    AnalyzePane #heads { width: 1fr; }
-    AnalyzePane #story { height: 1fr; border: round $panel; padding: 0 1; }
+    AnalyzePane .head { width: 1fr; padding: 1 1 0 0; }
+    AnalyzePane #story { height: 1fr; min-height: 4; border: round $panel; padding: 0 1; }
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._cancel = threading.Event()
-        self._llm: list[Any] = []
+        self.prompt = ""
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="controls"):
@@ -47,9 +47,10 @@ class AnalyzePane(InferencePane):
         yield Static("enter analyzes · esc cancels the explanation", id="status")
         with Horizontal(id="panels"):
             yield Static(id="picture")
-            with VerticalScroll(id="heads"):
-                yield Static(id="tables")
-        with VerticalScroll(id="story"):
+            for head in ("artist", "style", "genre"):
+                yield Static(id=f"head-{head}", classes="head")
+        with VerticalScroll(id="story") as story:
+            story.border_title = "explanation"
             yield Static("", id="explanation")
 
     def scan(self) -> None:
@@ -95,15 +96,16 @@ class AnalyzePane(InferencePane):
         try:
             res = inference.analyze(ckpt, image)
             picture = inference.render(res.image, 32, 16)
-            parts: list[Any] = []
+            heads: dict[str, Any] = {}
             for head, top in res.heads.items():
-                parts += [Text(head, style="bold underline"), topk_table(top, None, 20)]
-                if head in res.cams:
+                parts: list[Any] = [Text(head, style="bold underline"), topk_table(top, None, 10)]
+                if head in res.cams:  # which region drove this head's top class
                     parts.append(inference.render(inference.blend(res.image, res.cams[head], 0.5), 24, 12))
+                heads[head] = Group(*parts)
         except Exception as e:  # noqa: BLE001 - a notification, never a crash
             self.app.call_from_thread(self.fail, e)
             return
-        self.app.call_from_thread(self._show, picture, Group(*parts), res.prompt)
+        self.app.call_from_thread(self._show, picture, heads, res.prompt)
         if llm is None:
             self.app.call_from_thread(self.set_status, "done (choose an LLM checkpoint for the explanation)")
             return
@@ -119,7 +121,11 @@ class AnalyzePane(InferencePane):
             return
         self.app.call_from_thread(self.set_status, "cancelled" if cancel.is_set() else "done")
 
-    def _show(self, picture: Any, tables: Any, prompt: str) -> None:
+    def _show(self, picture: Any, heads: dict[str, Any], prompt: str) -> None:
         self.query_one("#picture", Static).update(picture)
-        self.query_one("#tables", Static).update(tables)
+        for head, renderable in heads.items():
+            for widget in self.query(f"#head-{head}").results(Static):
+                widget.update(renderable)
+        self.prompt = prompt
+        self.query_one("#story").border_title = f"explanation · {prompt}"
         self.set_status(f"prompt: {prompt}")
