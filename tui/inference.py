@@ -198,26 +198,57 @@ def heatmap(heat: Any) -> Any:
 @dataclass
 class GenSettings:
     temperature: float = 0.8
-    top_k: int = 40
+    top_k: int = 50
     top_p: float = 0.95
     max_new_tokens: int = 160
     seed: int | None = None
 
 
+_explainers: dict[tuple[str, float], Any] = {}
+
+
+def load_explainer(path: str) -> Any:
+    """The LLM explainer (``core.llm.generate``) for an llm/gpt2 checkpoint; two kept for side-by-side."""
+    gen = _import("core.llm.generate", "the LLM explainer")
+    p = Path(path)
+    if not p.exists():
+        raise NcanvasError(f"checkpoint not found: {p}")
+    key = (str(p.resolve()), p.stat().st_mtime)
+    with _models_lock:
+        if key not in _explainers:
+            while len(_explainers) >= 2:
+                _explainers.pop(next(iter(_explainers)))
+            _explainers[key] = gen.load_explainer(p)
+        return _explainers[key]
+
+
 def explain_stream(ckpt: str, prompt: str, settings: GenSettings, cancel: threading.Event) -> Iterator[str]:
-    """Stream an explanation token by token from an LLM checkpoint; stops soon after ``cancel`` is set."""
-    if not Path(ckpt).is_file():
-        raise NcanvasError(f"checkpoint not found: {ckpt}")
-    api = _import("core.llm.api", "the LLM explainer")
-    model = api.load_explainer(ckpt)
-    yield from api.stream(model, prompt, settings, cancel)
+    """Stream an explanation (text deltas) from an LLM checkpoint; stops at the next token after ``cancel``."""
+    sampling = _import("core.llm.sampling", "the LLM explainer")
+    explainer = load_explainer(ckpt)
+    s = sampling.SamplingSettings(max_new_tokens=settings.max_new_tokens, temperature=settings.temperature,
+                                  top_k=settings.top_k, top_p=settings.top_p, seed=settings.seed)
+    yield from explainer.stream(prompt, s, cancel)
+
+
+def build_prompt(text: str) -> str:
+    """The explainer's prompt: ``artist, style, genre`` typed in the pane becomes the dataset's prompt format
+    (confidence 100 %); anything else (e.g. a full prompt from the Analyze pane) is used as it is."""
+    parts = [p.strip() for p in text.split(",")]
+    if "\n" not in text and len(parts) == 3 and all(parts):
+        try:
+            explain = _import("core.explain", "the explanation prompt format")
+            return str(explain.format_prompt(parts[0], 100.0, parts[1], 100.0, parts[2], 100.0))
+        except NotAvailable:
+            return text
+    return text
 
 
 def prompt_for(top: list[tuple[str, float]]) -> str:
-    """The explain prompt from a classification's top classes."""
+    """The Explain pane's prompt text for a classification's top classes."""
     if not top:
         return ""
-    return f"Explain why this image is classified as {top[0][0]}."
+    return f"Explain why this image is classified as {top[0][0]} ({top[0][1]:.0%} confidence)."
 
 
 # ============================================================================================ analyze (issue 7)

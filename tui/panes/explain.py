@@ -58,7 +58,7 @@ class ExplainPane(InferencePane):
             yield Select([], prompt="LLM checkpoint", id="ckpt", classes="ckpt")
             yield Select([], prompt="compare with (optional)", id="ckpt-b", classes="ckpt optional")
         with Horizontal(classes="controls"):
-            yield Input(placeholder="prompt: an artist, style and genre, or a classification", id="prompt")
+            yield Input(placeholder="artist, style, genre (e.g. Claude Monet, Impressionism, landscape)", id="prompt")
             yield Button("Generate", id="go", variant="primary")
         with Horizontal(id="settings"):
             yield Static("temperature")
@@ -67,6 +67,8 @@ class ExplainPane(InferencePane):
             yield Input("40", id="top_k", type="integer")
             yield Static("max tokens")
             yield Input("160", id="max_new_tokens", type="integer")
+            yield Static("seed")
+            yield Input("", id="seed", type="integer", placeholder="random")
         yield Static("enter generates · esc cancels", id="status")
         with Horizontal(id="outputs"):
             with VerticalScroll(id="scroll-a", classes="out"):
@@ -89,7 +91,9 @@ class ExplainPane(InferencePane):
         top_k = int(_float(self.query_one("#top_k", Input).value or "0", "top-k", 0, 100_000))
         max_new = int(_float(self.query_one("#max_new_tokens", Input).value or "0", "max tokens", 1, 4096))
         temp = _float(self.query_one("#temperature", Input).value, "temperature", 0.0, 10.0)
-        return GenSettings(temperature=temp, top_k=top_k, max_new_tokens=max_new)
+        seed = self.query_one("#seed", Input).value.strip()
+        return GenSettings(temperature=temp, top_k=top_k, max_new_tokens=max_new,
+                           seed=int(_float(seed, "seed", 0, 2**31)) if seed else None)
 
     @on(Input.Submitted)
     @on(Button.Pressed, "#go")
@@ -127,7 +131,7 @@ class ExplainPane(InferencePane):
         from tui import inference
 
         try:
-            for token in inference.explain_stream(ckpt, prompt, settings, cancel):
+            for token in inference.explain_stream(ckpt, inference.build_prompt(prompt), settings, cancel):
                 with self._lock:
                     self._buffers[key].append(token)
                 if cancel.is_set():
