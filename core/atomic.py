@@ -27,7 +27,7 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> None:
+def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> None:
     """Call ``write(f)`` on a temp file beside ``path`` and atomically move it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -124,7 +124,7 @@ def rgb_to_256(rgb: np.ndarray) -> np.ndarray:
     return np.where(d_grey < d_cube, 232 + g, cube_idx)
 
 
-def _sgr(rgb: tuple[int, int, int] | int, background: bool) -> str:
+def _sgr(rgb: Any, background: bool) -> str:  # (r, g, b) for truecolor or a 256-palette index
     if isinstance(rgb, (int, np.integer)):
         return f"{48 if background else 38};5;{int(rgb)}"
     return f"{48 if background else 38};2;{rgb[0]};{rgb[1]};{rgb[2]}"

@@ -44,6 +44,7 @@ class CnnConfig:
     limit_train: int = opt(0, "use only the first N training images (0: all)", min=0)
     limit_test: int = opt(0, "use only the first N test images (0: all)", min=0)
     gallery_size: int = opt(36, "misclassified test images in misclassified.png", min=0, max=1024)
+    cpu_threads: int = opt(0, "torch CPU threads (0: torch's default; 1 is steadier on a busy machine)", min=0, max=256)
     num_workers: int = opt(0, "unused: data is held in memory as tensors (kept for config compatibility)", min=0)
 
     def validate(self) -> None:
@@ -92,6 +93,8 @@ def _make_optim(cfg: CnnConfig, model: Any, total_steps: int) -> tuple[Any, Any]
     import torch
 
     params = model.parameters()
+    opt_: Any
+    sched: Any
     if cfg.optimizer == "sgd":
         opt_ = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay, nesterov=True)
     elif cfg.optimizer == "adamw":
@@ -113,17 +116,18 @@ class _Trainer:
     def __init__(self, rt: Any, cfg: CnnConfig) -> None:
         import torch
 
-        from core.vision.models import build_model, tune_cpu_backend
+        from core.vision.models import build_model
 
         self.rt, self.cfg = rt, cfg
         self.info, self.train, self.val, self.test = _load_data(rt, cfg)
         self.model = build_model(cfg.model, self.info.in_channels, self.info.num_classes,
                                  self.info.image_size).to(rt.device)
-        tune_cpu_backend(self.model, rt.device)
         self.n_batches = -(-len(self.train) // cfg.batch_size)
         self.total_steps = cfg.epochs * self.n_batches
         self.opt, self.sched = _make_optim(cfg, self.model, self.total_steps)
         self.amp = bool(cfg.amp and rt.device.type == "cuda")
+        if rt.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick the fastest kernels
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.augment = cfg.augment == "on" or (cfg.augment == "auto" and cfg.dataset == "cifar10")
         self.meta = vision_meta(cfg, self.info, (self.test.x[:8], self.test.y[:8]))
@@ -240,6 +244,10 @@ class _Trainer:
 
 
 def train(rt: Any, cfg: CnnConfig) -> None:
+    if cfg.cpu_threads:
+        import torch
+
+        torch.set_num_threads(cfg.cpu_threads)
     rt.seed_everything(cfg.seed)
     tr = _Trainer(rt, cfg)
     ck = rt.resume_checkpoint()

@@ -91,7 +91,7 @@ class JobRuntime:
         done = step - self._start_step
         if total_steps and done > 0 and step <= total_steps:
             eta = (now - self._start_time) / done * (total_steps - step)
-        prog = {"step": step, "total_steps": total_steps, "epoch": epoch, "total_epochs": total_epochs,
+        prog: dict[str, Any] = {"step": step, "total_steps": total_steps, "epoch": epoch, "total_epochs": total_epochs,
                 "eta_s": None if eta is None else round(eta, 1), "heartbeat": round(now, 3)}
         kept = {k: v for k, v in self.record.progress.items() if k not in prog and k != "queued"}
         prog = {**kept, **prog}  # metrics from earlier calls stay until replaced
@@ -223,13 +223,11 @@ def _wait_for_turn(rt: JobRuntime, ws: Workspace) -> list[FileLock]:
                 raise RuntimeError(f"dependency {rec.after} ended {dep.state}; not starting")
             if dep.state != FINISHED:
                 why = f"waiting for {rec.after} ({dep.state}) to finish"
-        slots: list[FileLock] = []
         if not why:
             slots = _take_gpu_slots(ws, rec)
-            if slots is None:  # type: ignore[comparison-overlap]
-                why = f"waiting for a free slot on GPU {rec.gpu} (max {rec.max_per_gpu} job(s) per GPU)"
-        if not why:
-            return slots
+            if slots is not None:
+                return slots
+            why = f"waiting for a free slot on GPU {rec.gpu} (max {rec.max_per_gpu} job(s) per GPU)"
         if why != announced:
             print(f"[ncanvas] queued: {why}", flush=True)
             rt.write_state(QUEUED, error=None, progress={"queued": why})
@@ -318,13 +316,13 @@ def _run(rt: JobRuntime, ws: Workspace, train_fn: Callable[[JobRuntime, Any], No
         rt.event("failed", step=rt.record.progress.get("step"), error=line)
         rt.write_state(FAILED, ended=time.time(), exit_code=1, error=line)
         return 1
-    step = rt.record.progress.get("step")
+    final_step = rt.record.progress.get("step")
     if rt._stop:
-        rt.event("stopped", step=step)
+        rt.event("stopped", step=final_step)
         rt.write_state(STOPPED, ended=time.time(), exit_code=0)
-        print(f"[ncanvas] stopped at step {step}; resume with: ncanvas jobs resume {rt.record.id}", flush=True)
+        print(f"[ncanvas] stopped at step {final_step}; resume with: ncanvas jobs resume {rt.record.id}", flush=True)
     else:
-        rt.event("finished", step=step)
+        rt.event("finished", step=final_step)
         rt.write_state(FINISHED, ended=time.time(), exit_code=0)
-        print(f"[ncanvas] finished at step {step}", flush=True)
+        print(f"[ncanvas] finished at step {final_step}", flush=True)
     return 0

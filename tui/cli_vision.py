@@ -74,7 +74,8 @@ def _show(picture: Any, width: int, colors: str | None, png: Path | None, png_sc
 
     if colors not in (None, "truecolor", "256"):
         raise NcanvasError("--colors must be truecolor or 256")
-    typer.echo(to_ansi(_enlarge(picture, width), max_width=width, mode=colors))
+    # color=True: click strips ANSI when stdout is not a terminal, but the picture *is* the colours
+    typer.echo(to_ansi(_enlarge(picture, width), max_width=width, mode=colors), color=True)
     if png is not None:
         save_png(picture, png, scale=png_scale)
         typer.echo(f"wrote {png}")
@@ -94,7 +95,7 @@ def _enlarge(picture: Any, width: int) -> Any:
 # ===================================================================================== commands
 
 
-def classify_cmd(ctx: typer.Context, image: ImageArg = None, checkpoint: Checkpoint = ..., sample: Sample = None,
+def classify_cmd(ctx: typer.Context, checkpoint: Checkpoint, image: ImageArg = None, sample: Sample = None,
                  top_k: Annotated[int, typer.Option("--top-k", help="How many classes to list.", min=1)] = 5,
                  data_dir: DataDir = None, as_json: AsJson = False) -> None:
     """Classify an image with a trained CNN checkpoint: top-k classes with probabilities."""
@@ -113,7 +114,7 @@ def classify_cmd(ctx: typer.Context, image: ImageArg = None, checkpoint: Checkpo
 
 
 def gradcam_cmd(
-    ctx: typer.Context, image: ImageArg = None, checkpoint: Checkpoint = ..., sample: Sample = None,
+    ctx: typer.Context, checkpoint: Checkpoint, image: ImageArg = None, sample: Sample = None,
     layer: Layer = None,
     class_: Annotated[str | None, typer.Option("--class", help="Class to explain (index or name; default: predicted).")] = None,
     method: Annotated[str, typer.Option("--method", help="gradcam, gradcam++, guided or guided-gradcam.")] = "gradcam",
@@ -149,7 +150,7 @@ def gradcam_cmd(
 
 
 @viz_app.command("filters")
-def viz_filters(ctx: typer.Context, checkpoint: Checkpoint = ..., layer: Layer = None, png: Png = None,
+def viz_filters(ctx: typer.Context, checkpoint: Checkpoint, layer: Layer = None, png: Png = None,
                 width: Width = 48, colors: Colors = None) -> None:
     """Show a conv layer's filter weights as a grid (zero = grey; default: the first conv)."""
     from core.vision.api import filters_image
@@ -158,7 +159,7 @@ def viz_filters(ctx: typer.Context, checkpoint: Checkpoint = ..., layer: Layer =
 
 
 @viz_app.command("features")
-def viz_features(ctx: typer.Context, image: ImageArg = None, checkpoint: Checkpoint = ..., sample: Sample = None,
+def viz_features(ctx: typer.Context, checkpoint: Checkpoint, image: ImageArg = None, sample: Sample = None,
                  layer: Layer = None, png: Png = None, width: Width = 80, colors: Colors = None,
                  data_dir: DataDir = None) -> None:
     """Show one layer's feature maps for an image (default: the first conv)."""
@@ -170,7 +171,7 @@ def viz_features(ctx: typer.Context, image: ImageArg = None, checkpoint: Checkpo
 
 
 @viz_app.command("maxact")
-def viz_maxact(ctx: typer.Context, checkpoint: Checkpoint = ..., layer: Layer = None,
+def viz_maxact(ctx: typer.Context, checkpoint: Checkpoint, layer: Layer = None,
                filter_: Annotated[int, typer.Option("--filter", help="Filter (channel) index.", min=0)] = 0,
                steps: Annotated[int, typer.Option("--steps", help="Gradient-ascent steps.", min=1)] = 128,
                seed: Annotated[int, typer.Option("--seed")] = 0,
@@ -182,7 +183,7 @@ def viz_maxact(ctx: typer.Context, checkpoint: Checkpoint = ..., layer: Layer = 
 
 
 @viz_app.command("class-model")
-def viz_class_model(ctx: typer.Context, checkpoint: Checkpoint = ...,
+def viz_class_model(ctx: typer.Context, checkpoint: Checkpoint,
                     class_: Annotated[str, typer.Option("--class", help="Class index or name.")] = "0",
                     steps: Annotated[int, typer.Option("--steps", help="Gradient-ascent steps.", min=1)] = 128,
                     seed: Annotated[int, typer.Option("--seed")] = 0,

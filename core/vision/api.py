@@ -87,6 +87,7 @@ def load_classifier(path: str | os.PathLike[str], device: str | torch.device = "
     from core.checkpoint import load_checkpoint, load_model_state
     from core.vision.models import build_model
 
+    path = Path(path)
     ck = load_checkpoint(path, kind="cnn", map_location=device)
     meta = (ck.get("extra") or {}).get("vision")
     if not isinstance(meta, dict):

@@ -41,9 +41,9 @@ class DatasetInfo:
         return len(self.class_names)
 
 
-_IDX = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+_IDX: dict[str, tuple[str, ...]] = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
         "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
-_CIFAR = {"train": tuple(f"data_batch_{i}" for i in range(1, 6)), "test": ("test_batch",)}
+_CIFAR: dict[str, tuple[str, ...]] = {"train": tuple(f"data_batch_{i}" for i in range(1, 6)), "test": ("test_batch",)}
 
 DATASETS: dict[str, DatasetInfo] = {
     "mnist": DatasetInfo("mnist", 1, 28, tuple(str(d) for d in range(10)), (0.1307,), (0.3081,),

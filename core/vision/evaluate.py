@@ -51,7 +51,7 @@ def misclassified_gallery(data: TensorData, preds: torch.Tensor, class_names: tu
                           scale: int = 3) -> int:
     """Write a PNG grid of the first ``limit`` misclassified images plus a JSON index. Returns how many were wrong."""
     from core.atomic import atomic_write_json
-    from core.render import save_png, tile_grid
+    from core.render import tile_grid
 
     wrong = torch.nonzero(preds != data.y.cpu()).flatten()
     shown = wrong[:limit].tolist()
@@ -63,8 +63,28 @@ def misclassified_gallery(data: TensorData, preds: torch.Tensor, class_names: tu
     if shown:
         imgs = data.x[shown].cpu().permute(0, 2, 3, 1).numpy()  # (N, H, W, C) uint8
         imgs = imgs[..., 0] if imgs.shape[-1] == 1 else imgs
-        save_png(tile_grid(imgs.astype(np.float32) / 255.0, pad=2), png, scale=scale)
+        grid = tile_grid(imgs.astype(np.float32) / 255.0, pad=2)
+        _save_labelled(grid, imgs.shape[1:3], [f"{i['true']}>{i['predicted']}" for i in items], png, scale)
     return len(wrong)
+
+
+def _save_labelled(grid: np.ndarray, tile: tuple[int, ...], labels: list[str], png: str | os.PathLike[str],
+                   scale: int) -> None:
+    """Save an enlarged grid with "true>predicted" (class indices) in each tile's corner."""
+    from PIL import Image, ImageDraw
+
+    from core.atomic import atomic_write
+    from core.render import to_uint8_rgb
+
+    rgb = to_uint8_rgb(grid)
+    img = Image.fromarray(rgb).resize((rgb.shape[1] * scale, rgb.shape[0] * scale), Image.Resampling.NEAREST)
+    draw = ImageDraw.Draw(img)
+    cols = (grid.shape[1] - 2) // (tile[1] + 2)
+    for k, text in enumerate(labels):
+        r, c = divmod(k, cols)
+        x, y = (2 + c * (tile[1] + 2)) * scale + 2, (2 + r * (tile[0] + 2)) * scale + 1
+        draw.text((x, y), text, fill=(255, 210, 0))
+    atomic_write(Path(png), lambda f: img.save(f, format="PNG"))
 
 
 def write_curves(metrics_path: str | os.PathLike[str], png: str | os.PathLike[str]) -> Path:

@@ -95,8 +95,7 @@ def export_run(ckpt_dir: str | os.PathLike[str], metrics_path: str | os.PathLike
     """Write the export JSON for the run whose checkpoints are in ``ckpt_dir``; returns a small summary."""
     from core.atomic import atomic_write_text
     from core.checkpoint import load_checkpoint, load_model_state
-    from core.vision.data import normalize
-    from core.vision.data import DatasetInfo
+    from core.vision.data import DatasetInfo, normalize
     from core.vision.models import build_model, describe
 
     ckpt_dir = Path(ckpt_dir)

@@ -17,7 +17,6 @@ from core.errors import NcanvasError
 from core.render import tile_grid
 from core.vision.interpret.cam import resolve_layer
 
-
 # ---------------------------------------------------------------------------------------------- filters
 
 def filter_weights(model: nn.Module, layer: str) -> np.ndarray:
@@ -29,13 +28,15 @@ def filter_weights(model: nn.Module, layer: str) -> np.ndarray:
 
 
 def filter_grid(weights: np.ndarray, max_in: int = 16) -> np.ndarray:
-    """Weights (out, in, k, k) -> one image: RGB tiles when in == 3, else a row per filter with one tile per
-    input channel (at most ``max_in``). Zero is mid-grey; each filter is scaled by its largest |weight|."""
+    """Weights (out, in, k, k) -> one image: RGB tiles when in == 3, a square grid when in == 1, else a row
+    per filter with one tile per input channel (at most ``max_in``). Zero is mid-grey; each filter is scaled by its largest |weight|."""
     out, cin = weights.shape[:2]
     scale = np.abs(weights).reshape(out, -1).max(1).clip(min=1e-12)[:, None, None, None]
     w = weights / scale * 0.5 + 0.5  # (out, in, k, k) in [0, 1]
     if cin == 3:
         return tile_grid(w.transpose(0, 2, 3, 1), pad=1, pad_value=0.0)
+    if cin == 1:  # one tile per filter, in a square grid
+        return tile_grid(w[:, 0], pad=1, pad_value=0.0)
     n_in = min(cin, max_in)
     tiles = [w[o, i] for o in range(out) for i in range(n_in)]
     return tile_grid(tiles, cols=n_in, pad=1, pad_value=0.0)

@@ -1,0 +1,76 @@
+"""Explanations of a CNN's art classification: label tables, the prompt format, the synthetic dataset. No torch.
+
+``format_prompt`` is the one definition of the prompt the explainer LLMs read; ``prompt_from_logits`` turns a
+multi-head CNN output ``{'artist', 'style', 'genre'}`` into it (softmax, then top-1 per head).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from core.errors import NcanvasError
+from core.explain.labels import ARTISTS, GENRES, STYLES
+
+HEADS = ("artist", "style", "genre")
+PROMPT_TEMPLATE = (
+    "CNN Classification Results:\n"
+    "Artist: {artist} ({a_conf:.1f}% confidence)\n"
+    "Style: {style} ({s_conf:.1f}% confidence)\n"
+    "Genre: {genre} ({g_conf:.1f}% confidence)\n"
+    "\n"
+    "Explain these results:"
+)
+
+
+def format_prompt(artist: str, a_conf: float, style: str, s_conf: float, genre: str, g_conf: float) -> str:
+    """The exact prompt format of the dataset; confidences are percentages (e.g. ``96.2``)."""
+    return PROMPT_TEMPLATE.format(artist=artist, a_conf=a_conf, style=style, s_conf=s_conf, genre=genre,
+                                  g_conf=g_conf)
+
+
+def _to_numpy(x: Any) -> Any:
+    import numpy as np
+
+    if hasattr(x, "detach"):  # a torch tensor: no torch import needed to convert it
+        x = x.detach().float().cpu().numpy()
+    arr = np.asarray(x, dtype=np.float64)
+    if arr.ndim == 2 and arr.shape[0] == 1:
+        arr = arr[0]
+    if arr.ndim != 1:
+        raise NcanvasError(f"expected logits of shape (C,) or (1, C); got {tuple(arr.shape)}")
+    return arr
+
+
+def top1_from_logits(logits: Mapping[str, Any],
+                     labels: Mapping[str, Sequence[str]] | None = None) -> dict[str, tuple[str, float]]:
+    """``{head: (label, confidence %)}`` from per-head logits (softmax, then argmax)."""
+    import numpy as np
+
+    names = {"artist": ARTISTS, "style": STYLES, "genre": GENRES, **(labels or {})}
+    out: dict[str, tuple[str, float]] = {}
+    for head in HEADS:
+        if head not in logits:
+            raise NcanvasError(f"CNN output has no {head!r} head (heads: {', '.join(map(str, logits))})")
+        z = _to_numpy(logits[head])
+        if len(z) != len(names[head]):
+            raise NcanvasError(f"{head} head has {len(z)} classes; the label table has {len(names[head])}")
+        p = np.exp(z - z.max())
+        p /= p.sum()
+        i = int(p.argmax())
+        out[head] = (names[head][i], float(p[i]) * 100.0)
+    return out
+
+
+def prompt_from_logits(logits: Mapping[str, Any], labels: Mapping[str, Sequence[str]] | None = None) -> str:
+    """The explainer prompt for a CNN output ``{'artist': logits, 'style': logits, 'genre': logits}``.
+
+    Args:
+        logits: per-head logits, torch tensors or array-likes of shape (C,) or (1, C).
+        labels: per-head class names when they differ from the shared tables (e.g. from a checkpoint).
+    """
+    top = top1_from_logits(logits, labels)
+    return format_prompt(*top["artist"], *top["style"], *top["genre"])
+
+
+__all__ = ["ARTISTS", "GENRES", "HEADS", "STYLES", "format_prompt", "prompt_from_logits", "top1_from_logits"]

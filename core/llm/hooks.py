@@ -1,0 +1,133 @@
+"""What differs between the explainer kinds: model + tokenizer construction, checkpoint contents, HF export.
+
+``OwnLMHooks`` builds :class:`core.llm.model.ArtExpertLM`; ``GPT2Hooks`` wraps ``transformers.GPT2LMHeadModel``.
+A checkpoint of either kind carries its tokenizer JSON (and for GPT-2 its HF config), so it loads offline.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from core.llm.data import example_text
+from core.llm.model import ArtExpertLM, LMConfig
+from core.llm.tokenizer import TextTokenizer, build_tokenizer, from_hf
+
+BPE_SAMPLE = 20_000  # pairs the corpus BPE is trained on: the vocabulary is closed, more adds nothing
+
+
+class LMHooks:
+    """Base class: one subclass per job kind overrides these."""
+
+    def build(self, cfg: Any, records: dict[str, list[dict[str, Any]]],
+              ckpt: dict[str, Any] | None) -> tuple[torch.nn.Module, TextTokenizer]:
+        raise NotImplementedError
+
+    def arch(self, model: torch.nn.Module) -> str:
+        raise NotImplementedError
+
+    def logits(self, model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return model(x)
+
+    def config_extra(self, model: torch.nn.Module) -> dict[str, Any]:
+        return {}
+
+    def extra(self, model: torch.nn.Module, tok: TextTokenizer) -> dict[str, Any]:
+        return {"tokenizer_json": tok.to_json(), "eos_token": tok.eos_token, "tokenizer_name": tok.name}
+
+    def on_best(self, model: torch.nn.Module, tok: TextTokenizer, ckpt_dir: Path) -> None:
+        """Called (rank 0) after best_model.pt was written."""
+
+
+def tokenizer_from_ckpt(ckpt: dict[str, Any]) -> TextTokenizer:
+    ex = ckpt["extra"]
+    return TextTokenizer.from_json(ex["tokenizer_json"], ex.get("eos_token", "<|endoftext|>"),
+                                   ex.get("tokenizer_name", "bpe"))
+
+
+class OwnLMHooks(LMHooks):
+    def build(self, cfg: Any, records: dict[str, list[dict[str, Any]]],
+              ckpt: dict[str, Any] | None) -> tuple[torch.nn.Module, TextTokenizer]:
+        if ckpt is not None:
+            tok = tokenizer_from_ckpt(ckpt)
+            model = ArtExpertLM(LMConfig(**ckpt["config"]["model"]))
+            model.load_state_dict(ckpt["model"])
+            return model, tok
+        texts = (r["prompt"] + example_text(r["explanation"]) for r in records["train"][:BPE_SAMPLE])
+        tok = build_tokenizer(cfg.tokenizer, texts, cfg.bpe_vocab)
+        lm_cfg = LMConfig(vocab_size=tok.vocab_size, block_size=cfg.block_size, n_layer=cfg.n_layer,
+                          n_head=cfg.n_head, n_kv_head=cfg.n_kv_head, d_model=cfg.d_model, d_ff=cfg.d_ff)
+        return ArtExpertLM(lm_cfg), tok
+
+    def arch(self, model: torch.nn.Module) -> str:
+        c = model.cfg
+        return f"art-expert-lm-{c.n_layer}x{c.d_model}"
+
+    def config_extra(self, model: torch.nn.Module) -> dict[str, Any]:
+        return {"model": model.cfg.to_dict()}
+
+
+class GPT2Hooks(LMHooks):
+    def build(self, cfg: Any, records: dict[str, list[dict[str, Any]]],
+              ckpt: dict[str, Any] | None) -> tuple[torch.nn.Module, TextTokenizer]:
+        if ckpt is not None:  # resume from our own checkpoint: no hub, no base folder needed
+            return gpt2_from_ckpt(ckpt), tokenizer_from_ckpt(ckpt)
+        from transformers import GPT2LMHeadModel
+
+        from core.errors import NcanvasError
+
+        tok = from_hf(cfg.base)
+        try:
+            model = GPT2LMHeadModel.from_pretrained(cfg.base)
+        except Exception as e:  # noqa: BLE001 - hub, network and format errors: one line for the log
+            raise NcanvasError(f"cannot load GPT-2 base {cfg.base!r}: {str(e).splitlines()[0][:160]}") from None
+        if model.config.vocab_size < tok.vocab_size:
+            raise NcanvasError(f"{cfg.base}: tokenizer has {tok.vocab_size} tokens, model only "
+                               f"{model.config.vocab_size}")
+        model.config.use_cache = False
+        return model, tok
+
+    def arch(self, model: torch.nn.Module) -> str:
+        c = model.config
+        return f"gpt2-hf-{c.n_layer}x{c.n_embd}"
+
+    def logits(self, model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return model(input_ids=x, use_cache=False).logits
+
+    def extra(self, model: torch.nn.Module, tok: TextTokenizer) -> dict[str, Any]:
+        return dict(super().extra(model, tok), hf_config=model.config.to_json_string())
+
+    def on_best(self, model: torch.nn.Module, tok: TextTokenizer, ckpt_dir: Path) -> None:
+        save_hf_dir(model, tok, ckpt_dir / "best_model_hf")
+
+
+def gpt2_from_ckpt(ckpt: dict[str, Any]) -> torch.nn.Module:
+    import json
+
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    model = GPT2LMHeadModel(GPT2Config(**json.loads(ckpt["extra"]["hf_config"])))
+    model.load_state_dict(ckpt["model"])
+    return model
+
+
+def save_hf_dir(model: Any, tok: TextTokenizer, out: Path) -> Path:
+    """``save_pretrained`` of model and tokenizer into ``out``, replaced as a whole (a reader never sees half)."""
+    from transformers import PreTrainedTokenizerFast
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a per-epoch progress bar would only clutter stdout.log
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    PreTrainedTokenizerFast(tokenizer_object=tok.tok, eos_token=tok.eos_token).save_pretrained(tmp)
+    old = out.with_name(f".{out.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if out.exists():
+        out.rename(old)
+    tmp.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
+    return out

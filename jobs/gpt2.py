@@ -1,0 +1,40 @@
+"""Job kind ``gpt2``: fine-tune a GPT-2 (``gpt2``, ``distilgpt2`` or a local folder) on the explanation pairs.
+
+Same data, masking, metrics and checkpoints as ``llm``, plus ``best_model_hf/`` written with ``save_pretrained``
+(loadable by plain transformers). Checkpoints carry the model config and tokenizer, so they load offline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from jobs.config import opt
+from jobs.lmbase import LMTrainConfig
+
+DESCRIPTION = "GPT-2 fine-tune on the explanation dataset (gpt2, distilgpt2 or a local model folder)"
+
+
+@dataclass
+class GPT2Config(LMTrainConfig):
+    base: str = opt("gpt2", "gpt2, distilgpt2 (hub or cache) or a local folder saved with save_pretrained")
+    epochs: int = opt(10, "passes over the training pairs", min=1, max=10_000)
+    patience: int = opt(3, "stop after this many epochs without a better val loss (0: never)", min=0)
+    batch_size: int = opt(16, "sequences per micro-batch", min=1, max=4096)
+    lr: float = opt(2e-5, "peak AdamW learning rate", min=0.0, max=1.0)
+    weight_decay: float = opt(0.01, "AdamW weight decay (matrices only)", min=0.0, max=1.0)
+
+
+CONFIG = GPT2Config
+
+
+def train(rt: Any, cfg: GPT2Config) -> None:
+    from core.llm.trainer import GPT2Hooks, train_lm
+
+    train_lm(rt, cfg, GPT2Hooks())
+
+
+if __name__ == "__main__":
+    from jobs.runtime import run_job
+
+    run_job(CONFIG, train)

@@ -1,0 +1,51 @@
+"""Job kind ``llm``: the from-scratch art-expert transformer (Llama-style, ~56M parameters at full size).
+
+Trains on the explanation pairs with the prompt masked; the tokenizer (GPT-2's where it is cached locally, else a
+byte-level BPE trained on the corpus) travels inside every checkpoint, so generation needs no hub.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from jobs.config import opt
+from jobs.lmbase import LMTrainConfig
+
+DESCRIPTION = "From-scratch art-expert transformer (Llama-style: RoPE, GQA, RMSNorm, SwiGLU; ~56M)"
+
+
+@dataclass
+class LLMConfig(LMTrainConfig):
+    tokenizer: str = opt("auto", "gpt2 (hub or cache), bpe (trained on the corpus, offline) or auto",
+                         choices=("auto", "gpt2", "bpe"))
+    bpe_vocab: int = opt(8192, "largest vocabulary of the corpus BPE", min=300, max=100_000)
+    n_layer: int = opt(8, "transformer blocks", min=1, max=96)
+    d_model: int = opt(512, "model width", min=8, max=8192)
+    n_head: int = opt(8, "query heads", min=1, max=128)
+    n_kv_head: int = opt(2, "key/value heads (GQA; must divide --n-head)", min=1, max=128)
+    d_ff: int = opt(2048, "SwiGLU hidden size", min=8, max=65536)
+
+    def validate(self) -> None:
+        super().validate()
+        from core.errors import NcanvasError
+
+        if self.d_model % self.n_head or (self.d_model // self.n_head) % 2:
+            raise NcanvasError("--d-model must be a multiple of --n-head with an even head size")
+        if self.n_head % self.n_kv_head:
+            raise NcanvasError("--n-kv-head must divide --n-head")
+
+
+CONFIG = LLMConfig
+
+
+def train(rt: Any, cfg: LLMConfig) -> None:
+    from core.llm.trainer import OwnLMHooks, train_lm
+
+    train_lm(rt, cfg, OwnLMHooks())
+
+
+if __name__ == "__main__":
+    from jobs.runtime import run_job
+
+    run_job(CONFIG, train)

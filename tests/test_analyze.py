@@ -1,0 +1,99 @@
+"""`ncanvas analyze`: image -> art CNN -> Grad-CAM per head -> LLM explanation, with tiny checkpoints trained here."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from core.paths import Workspace
+from tests.test_llm_train import TINY_LLM, run_to_end
+from tui.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    ws = Workspace(tmp_path_factory.mktemp("analyze")).ensure()
+    art = run_to_end(ws, "artcnn", {"synthetic_n": 80, "image_size": 32, "epochs": 1, "batch_size": 32})
+    llm = run_to_end(ws, "llm", dict(TINY_LLM, epochs=1, n_pairs=120))
+    image = ws.checkpoints / art / "synthetic-art" / "images" / "000001.png"
+    return ws, art, llm, image
+
+
+def cli(ws, *args: str):
+    return runner.invoke(app, ["--home", str(ws.root), *args])
+
+
+@pytest.mark.slow
+def test_analyze_end_to_end_json(chain) -> None:
+    from core.explain import format_prompt
+
+    ws, art, llm, image = chain
+    t0 = time.perf_counter()
+    res = cli(ws, "analyze", str(image), "--cnn", art, "--llm", llm, "--max-new-tokens", "24", "--json")
+    latency = time.perf_counter() - t0
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    preds = out["predictions"]
+    assert set(preds) == {"artist", "style", "genre"} and all(len(v) == 3 for v in preds.values())
+    for head, path in out["cams"].items():
+        assert Path(path).is_file() and head in Path(path).name
+    top = {h: preds[h][0] for h in preds}
+    expected = format_prompt(top["artist"]["label"], round(100 * top["artist"]["prob"], 1),
+                             top["style"]["label"], round(100 * top["style"]["prob"], 1),
+                             top["genre"]["label"], round(100 * top["genre"]["prob"], 1))
+    assert out["prompt"] == expected  # the CNN's top-1 triple feeds the LLM exactly as the dataset formats it
+    (text,) = out["explanations"].values()
+    assert text.strip()
+    print(f"analyze latency (CPU, tiny models, incl. loading): {latency:.2f}s")
+
+
+@pytest.mark.slow
+def test_analyze_streams_and_compares(chain) -> None:
+    ws, art, llm, image = chain
+    res = cli(ws, "analyze", str(image), "--cnn", art, "--llm", llm, "--compare", llm, "--max-new-tokens", "8",
+              "--seed", "1")
+    assert res.exit_code == 0, res.output
+    assert "Artist" in res.stdout and "Grad-CAM:" in res.stdout and "CNN Classification Results:" in res.stdout
+
+
+@pytest.mark.slow
+def test_analyze_bad_inputs_are_one_line(chain, tmp_path: Path) -> None:
+    ws, art, llm, image = chain
+    (tmp_path / "notes.png").write_text("not an image")
+    cases = [
+        (["analyze", str(image), "--cnn", str(tmp_path / "missing.pt")], "checkpoint not found"),
+        (["analyze", str(image), "--cnn", llm], "expected artcnn"),
+        (["analyze", str(tmp_path / "notes.png"), "--cnn", art], "is not an image"),
+        (["analyze", str(tmp_path / "nope.png"), "--cnn", art], "image not found"),
+        (["analyze", str(image), "--cnn", art, "--llm", art], "expected"),
+        (["analyze", str(image), "--cnn", art, "--compare", llm], "--compare needs --llm"),
+    ]
+    for args, msg in cases:
+        res = cli(ws, *args)
+        assert res.exit_code == 1, (args, res.output)
+        assert msg in res.stderr and res.stderr.count("\n") == 1, (args, res.stderr)
+
+
+def test_interleaved_streams_leave_grad_mode_alone(chain) -> None:
+    import torch
+
+    from core.llm.generate import load_explainer
+    from core.llm.sampling import SamplingSettings
+
+    ws, _, llm, _ = chain
+    ex = load_explainer(ws.checkpoints / llm / "best_model.pt")
+    settings = SamplingSettings(6, 0.0, 0, 1.0, 1.0, 0)
+    a, b = ex.generate_ids("CNN Classification Results:\n", settings), ex.generate_ids("Explain", settings)
+    for _ in range(3):
+        next(a, None)
+        assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
+        next(b, None)
+    list(a)
+    list(b)
+    assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()

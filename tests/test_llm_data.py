@@ -1,0 +1,130 @@
+"""The explanation dataset, the prompt format and the shared label tables (no torch needed except for logits)."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from core.errors import NcanvasError
+from core.explain import format_prompt, prompt_from_logits
+from core.explain.dataset import generate, generate_splits, split_of, write_dataset
+from core.explain.labels import ARTIST_TABLE, ARTISTS, GENRES, STYLES
+from tui.cli import app
+
+PROMPT_RE = re.compile(
+    r"\ACNN Classification Results:\n"
+    r"Artist: (?P<artist>[^\n]+) \((?P<a>\d+\.\d)% confidence\)\n"
+    r"Style: (?P<style>[^\n]+) \((?P<s>\d+\.\d)% confidence\)\n"
+    r"Genre: (?P<genre>[^\n]+) \((?P<g>\d+\.\d)% confidence\)\n"
+    r"\nExplain these results:\Z")
+
+
+def test_prompt_format_is_exact() -> None:
+    assert format_prompt("Claude Monet", 96.2, "Impressionism", 94.8, "Landscape", 91.3) == (
+        "CNN Classification Results:\n"
+        "Artist: Claude Monet (96.2% confidence)\n"
+        "Style: Impressionism (94.8% confidence)\n"
+        "Genre: Landscape (91.3% confidence)\n"
+        "\n"
+        "Explain these results:")
+
+
+def test_tables_sizes_and_order_are_fixed() -> None:
+    assert (len(ARTISTS), len(STYLES), len(GENRES)) == (25, 27, 19)
+    assert len(set(ARTISTS)) == 25 and len(set(STYLES)) == 27 and len(set(GENRES)) == 19
+    assert ARTISTS[:2] == ("Leonardo da Vinci", "Sandro Botticelli") and STYLES[0] == "Abstract Expressionism"
+    from core.art.labels import ARTISTS as ART_ARTISTS  # issue 7's CNN reads the same table
+
+    assert ART_ARTISTS == ARTISTS
+
+
+def test_generation_is_deterministic_and_seed_dependent() -> None:
+    a, b, c = list(generate(300, seed=7)), list(generate(300, seed=7)), list(generate(300, seed=8))
+    assert a == b and a != c
+
+
+def test_every_record_is_well_formed_and_consistent() -> None:
+    recs = list(generate(3000, seed=1))
+    structures = set()
+    for r in recs:
+        m = PROMPT_RE.match(r["prompt"])
+        assert m, r["prompt"]
+        assert m["artist"] == r["artist"] in ARTISTS and m["style"] == r["style"] in STYLES
+        assert m["genre"] == r["genre"] in GENRES
+        for key in ("a_conf", "s_conf", "g_conf"):
+            assert 60.0 <= r[key] <= 98.0
+        from core.explain.templates import short_name
+
+        assert r["artist"] in r["explanation"] or short_name(r["artist"]) in r["explanation"]
+        assert r["style"] in r["explanation"]
+        structures.add(r["explanation"].split(" ")[0:2].__str__())
+    assert len(structures) >= 5  # many openings, not one template
+    assert len({r["explanation"] for r in recs}) == len(recs)
+
+
+def test_mismatches_are_plausible_and_less_confident() -> None:
+    recs = list(generate(5000, seed=2))
+    fit = [r for r in recs if r["style"] in ARTIST_TABLE[r["artist"]].styles]
+    mis = [r for r in recs if r["style"] not in ARTIST_TABLE[r["artist"]].styles]
+    assert 0.1 < len(mis) / len(recs) < 0.3
+    assert np.mean([r["s_conf"] for r in mis]) < np.mean([r["s_conf"] for r in fit]) - 8
+    assert all("usually" in r["explanation"] or "tension" in r["explanation"] or "does not match"
+               in r["explanation"] for r in mis)
+
+
+def test_split_hygiene_no_triple_crosses_splits() -> None:
+    splits = generate_splits(20_000, seed=0)
+    triples = {s: {(r["artist"], r["style"], r["genre"]) for r in recs} for s, recs in splits.items()}
+    assert not (triples["train"] & triples["val"]) and not (triples["train"] & triples["test"])
+    assert not (triples["val"] & triples["test"])
+    assert all(split_of(*t) == s for s, ts in triples.items() for t in ts)
+    n = sum(len(v) for v in splits.values())
+    assert 0.02 < len(splits["val"]) / n < 0.12 and 0.02 < len(splits["test"]) / n < 0.12
+
+
+def test_write_dataset_files_and_speed(tmp_path: Path) -> None:
+    t0 = time.perf_counter()
+    meta = write_dataset(tmp_path / "d", 20_000, seed=0)
+    elapsed = time.perf_counter() - t0
+    assert elapsed < 10, elapsed  # ~1 s per 20K pairs on one slow core: 100K in a few seconds
+    assert json.loads((tmp_path / "d/meta.json").read_text())["counts"] == meta["counts"]
+    lines = (tmp_path / "d/val.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == meta["counts"]["val"] and json.loads(lines[0])["split"] == "val"
+    with pytest.raises(NcanvasError, match="not a folder"):
+        write_dataset(tmp_path / "d/meta.json", 10)
+
+
+def test_prompt_from_logits_numpy_and_torch() -> None:
+    import torch
+
+    logits = {"artist": np.zeros(25), "style": np.zeros(27), "genre": np.zeros(19)}
+    logits["artist"][ARTISTS.index("Claude Monet")] = 8.0
+    logits["style"][STYLES.index("Impressionism")] = 6.0
+    logits["genre"][GENRES.index("Landscape")] = 5.0
+    p = prompt_from_logits(logits)
+    m = PROMPT_RE.match(p)
+    assert m and (m["artist"], m["style"], m["genre"]) == ("Claude Monet", "Impressionism", "Landscape")
+    expected = 100 * np.exp(8) / (np.exp(8) + 24)
+    assert m["a"] == f"{expected:.1f}"
+    as_torch = {k: torch.tensor(v, dtype=torch.float32)[None] for k, v in logits.items()}  # (1, C) batch of one
+    assert prompt_from_logits(as_torch) == p
+    with pytest.raises(NcanvasError, match="no 'genre' head"):
+        prompt_from_logits({"artist": logits["artist"], "style": logits["style"]})
+    with pytest.raises(NcanvasError, match="classes"):
+        prompt_from_logits({**logits, "style": np.zeros(5)})
+
+
+def test_cli_data_explanations(tmp_path: Path) -> None:
+    res = CliRunner().invoke(app, ["data", "explanations", "--n", "500", "--seed", "3", "--out", str(tmp_path / "x"),
+                                   "--json"])
+    assert res.exit_code == 0, res.output
+    meta = json.loads(res.stdout)
+    assert sum(meta["counts"].values()) == 500 and (tmp_path / "x/train.jsonl").is_file()
+    res = CliRunner().invoke(app, ["data", "explanations", "--n", "5", "--out", str(tmp_path / "x/meta.json")])
+    assert res.exit_code == 1 and "not a folder" in res.output

@@ -1,0 +1,150 @@
+"""Real training of both explainer kinds on CPU (tiny configs), stop/resume, and the CLI on the results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from core.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
+from core.metrics import iter_rows
+from jobs import supervisor as sv
+from tests.jobhelpers import last_step, wait_for
+from tui.cli import app
+
+TINY_LLM = {"tokenizer": "bpe", "n_pairs": 300, "epochs": 2, "batch_size": 16, "eval_max": 48, "warmup_steps": 4,
+            "lr": 3e-3, "n_layer": 2, "d_model": 64, "n_head": 4, "n_kv_head": 2, "d_ff": 128, "block_size": 320,
+            "checkpoint_every": 0}
+
+
+def run_to_end(ws, kind: str, config: dict, timeout: float = 240) -> str:
+    rec, _ = sv.start_job(ws, kind, config)
+    wait_for(lambda: sv.job_status(ws, rec.id).state in ("finished", "failed", "stopped"), timeout, 0.2,
+             f"{kind} job")
+    st = sv.job_status(ws, rec.id)
+    assert st.state == "finished", (st.reason, ws.run(rec.id).stdout.read_text()[-2000:])
+    return rec.id
+
+
+def rows(ws, job_id: str, split: str) -> list[dict]:
+    return [r for r in iter_rows(ws.run(job_id).metrics) if r.get("split") == split]
+
+
+@pytest.fixture(scope="module")
+def llm_run(tmp_path_factory):
+    from core.paths import Workspace
+
+    ws = Workspace(tmp_path_factory.mktemp("llmws")).ensure()
+    return ws, run_to_end(ws, "llm", TINY_LLM)
+
+
+@pytest.mark.slow
+def test_llm_job_trains_and_lowers_the_loss(llm_run) -> None:
+    ws, jid = llm_run
+    train, val, test = rows(ws, jid, "train"), rows(ws, jid, "val"), rows(ws, jid, "test")
+    assert len(val) == 2 and len(test) == 1
+    assert train[-1]["loss"] < train[0]["loss"] - 1.5
+    assert val[1]["loss"] < val[0]["loss"]
+    assert all({"loss", "ppl", "lr", "tok_s"} <= set(r) for r in train)
+    run = ws.run(jid)
+    assert run.best.is_file() and run.latest.is_file() and run.curves_png.is_file()
+    best = load_checkpoint(run.best, kind="llm")
+    assert best["optimizer"] is None and "tokenizer_json" in best["extra"]  # small, self-contained for inference
+
+
+@pytest.mark.slow
+def test_llm_stop_and_resume_is_bit_identical(llm_run, ws) -> None:
+    ref_ws, ref_id = llm_run
+    job, _ = sv.start_job(ws, "llm", TINY_LLM)
+    wait_for(lambda: last_step(ws.run(job.id).job_json) >= 5, 120, 0.05, "progress")
+    sv.stop(ws, job.id, wait=True, timeout=60)
+    assert sv.job_status(ws, job.id).state == "stopped"
+    stopped_at = load_checkpoint(ws.run(job.id).latest)["step"]
+    assert "resumed" in sv.resume(ws, job.id)
+    wait_for(lambda: sv.job_status(ws, job.id).state in ("finished", "failed"), 240, 0.2, "resumed job")
+    assert sv.job_status(ws, job.id).state == "finished"
+
+    def clean(ws_, jid):  # tokens/s is wall-clock; everything else must be bit-identical
+        return [{k: v for k, v in r.items() if k not in ("t", "tok_s")} for r in iter_rows(ws_.run(jid).metrics)
+                if "event" not in r]
+
+    ours, theirs = clean(ws, job.id), clean(ref_ws, ref_id)
+    assert 0 < stopped_at < ours[-1]["step"]
+    assert ours == theirs
+
+
+@pytest.mark.slow
+def test_gpt2_finetunes_from_a_local_folder(ws, tmp_path: Path) -> None:
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    from core.explain.dataset import generate
+    from core.llm.tokenizer import train_bpe
+
+    base = tmp_path / "tiny-gpt2"
+    tok = train_bpe((r["prompt"] + "\n" + r["explanation"] for r in generate(300, 5)), 1000)
+    GPT2LMHeadModel(GPT2Config(vocab_size=tok.vocab_size, n_positions=512, n_embd=64, n_layer=2, n_head=2,
+                               bos_token_id=tok.eos_id, eos_token_id=tok.eos_id)).save_pretrained(base)
+    PreTrainedTokenizerFast(tokenizer_object=tok.tok, eos_token="<|endoftext|>").save_pretrained(base)
+    jid = run_to_end(ws, "gpt2", {"base": str(base), "n_pairs": 300, "epochs": 2, "batch_size": 16, "lr": 2e-3,
+                                  "eval_max": 48, "warmup_steps": 4, "checkpoint_every": 0})
+    train, val = rows(ws, jid, "train"), rows(ws, jid, "val")
+    assert train[-1]["loss"] < train[0]["loss"] - 1.0 and val[1]["loss"] < val[0]["loss"]
+    hf_dir = ws.run(jid).ckpt_dir / "best_model_hf"
+    assert (hf_dir / "config.json").is_file() and (hf_dir / "tokenizer.json").is_file()
+    from core.llm.generate import load_explainer
+    from core.llm.sampling import SamplingSettings
+
+    s = SamplingSettings(max_new_tokens=12, temperature=0)
+    prompt = next(generate(1, 9))["prompt"]
+    from_pt, from_hf = load_explainer(ws.run(jid).best), load_explainer(hf_dir)
+    assert from_pt.kind == from_hf.kind == "gpt2"
+    assert list(from_pt.generate_ids(prompt, s)) == list(from_hf.generate_ids(prompt, s))
+
+
+@pytest.mark.slow
+def test_cli_explain_compare_and_eval(llm_run, tmp_path: Path) -> None:
+    ws, jid = llm_run
+    ckpt = str(ws.run(jid).best)
+    args = ["explain", "--checkpoint", ckpt, "--artist", "claude monet", "--style", "Impressionism", "--genre",
+            "landscape", "--conf", "96.2,94.8,91.3", "--max-new-tokens", "20", "--seed", "0"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "Artist: Claude Monet (96.2% confidence)" in res.output and len(res.output) > 200
+    res = CliRunner().invoke(app, [*args, "--compare", str(ws.run(jid).ckpt_dir), "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert len(out["explanations"]) == 2 and out["explanations"][0]["text"] == out["explanations"][1]["text"]
+    res = CliRunner().invoke(app, [*args, "--compare", ckpt])  # the live side-by-side view
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(app, ["eval-llm", "--checkpoint", ckpt, "--max-examples", "16", "--samples", "1",
+                                   "--json"])
+    assert res.exit_code == 0, res.output
+    ev = json.loads(res.stdout)
+    assert ev["val"]["ppl"] > 1 and 0 < ev["test"]["pairs"] <= 16 and len(ev["samples"]) == 1
+
+
+def test_cli_bad_inputs_are_one_line(tmp_path: Path) -> None:
+    def err(*args: str) -> str:
+        res = CliRunner().invoke(app, list(args))
+        assert res.exit_code == 1, res.output
+        lines = [ln for ln in res.output.splitlines() if ln.strip()]
+        assert len(lines) == 1 and lines[0].startswith("ncanvas: "), res.output
+        return lines[0]
+
+    missing = str(tmp_path / "nope.pt")
+    assert "checkpoint not found" in err("explain", "--checkpoint", missing, "--artist", "Claude Monet",
+                                         "--style", "Impressionism", "--genre", "Landscape")
+    other = tmp_path / "demo.pt"
+    save_checkpoint(make_checkpoint(kind="artcnn", arch="x", config={}, model={}), other)
+    assert "expected llm or gpt2" in err("explain", "--checkpoint", str(other), "--artist", "Claude Monet",
+                                         "--style", "Impressionism", "--genre", "Landscape")
+    assert "did you mean Impressionism" in err("explain", "--checkpoint", missing, "--artist", "Claude Monet",
+                                               "--style", "Impresionism", "--genre", "Landscape")
+    assert "--conf" in err("explain", "--checkpoint", missing, "--artist", "Claude Monet", "--style",
+                           "Impressionism", "--genre", "Landscape", "--conf", "high")
+    assert "not both" in err("explain", "--checkpoint", missing, "--artist", "Claude Monet",
+                             "--prompt-file", str(other))
+    assert "give --artist" in err("explain", "--checkpoint", missing, "--artist", "Claude Monet")
+    assert "no val.jsonl" in err("eval-llm", "--checkpoint", missing, "--data", str(tmp_path))
