@@ -127,5 +127,6 @@ class AnalyzePane(InferencePane):
             for widget in self.query(f"#head-{head}").results(Static):
                 widget.update(renderable)
         self.prompt = prompt
-        self.query_one("#story").border_title = f"explanation · {prompt}"
-        self.set_status(f"prompt: {prompt}")
+        one_line = " · ".join(ln.strip() for ln in prompt.splitlines() if ln.strip())
+        self.query_one("#story").border_title = f"explanation · {one_line}"
+        self.set_status("explaining… (esc cancels)")
