@@ -103,7 +103,9 @@ class NcanvasApp(App[None]):
 
     def on_jobs_updated(self, msg: JobsUpdated) -> None:
         def deliver() -> None:
-            self.query_one(StatusBar).running = sum(1 for st in msg.statuses if st.alive)
+            bar = self.query_one(StatusBar)
+            bar.running = sum(1 for st in msg.statuses if st.alive and st.state != "paused")
+            bar.paused = sum(1 for st in msg.statuses if st.state == "paused")
             self.query_one(Dashboard).show_statuses(msg.statuses)
 
         self._route(deliver)

@@ -26,6 +26,12 @@ def _float(value: str, name: str, lo: float, hi: float) -> float:
     return v
 
 
+def _short(path: str) -> str:
+    """``llm-0001/best_model.pt`` from a checkpoint path: which model wrote which column."""
+    parts = path.replace("\\", "/").split("/")
+    return "/".join(parts[-2:])
+
+
 class ExplainPane(InferencePane):
     """Tokens arrive in worker threads into buffers; a 10 Hz timer moves them to the screen; ``esc`` cancels."""
 
@@ -112,6 +118,8 @@ class ExplainPane(InferencePane):
         other = self.query_one("#ckpt-b", Select).value
         side = isinstance(other, str)
         self.query_one("#scroll-b").set_class(not side, "-off")
+        self.query_one("#scroll-a").border_title = _short(ckpt)
+        self.query_one("#scroll-b").border_title = _short(other) if side else ""
         for key in ("a", "b"):
             self.query_one(f"#out-{key}", Static).update("")
             self._texts[key] = ""

@@ -33,6 +33,7 @@ class StatusBar(Static):
 
     gpus: reactive[list[Any]] = reactive(list, always_update=True)
     running: reactive[int] = reactive(0)
+    paused: reactive[int] = reactive(0)
     workspace: reactive[str] = reactive("")
 
     def __init__(self, host: str, **kwargs: Any) -> None:
@@ -46,6 +47,8 @@ class StatusBar(Static):
         out.append_text(gpu_text(self.gpus))
         out.append(" · ")
         out.append(f"{self.running} running", style="bold green" if self.running else "dim")
+        if self.paused:
+            out.append(f", {self.paused} paused", style="bold yellow")
         if self.workspace:
             out.append(f" · {self.workspace}", style="dim")
         return out
