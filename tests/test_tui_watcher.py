@@ -91,3 +91,15 @@ def test_build_lines_smooths_train_only_and_downsamples() -> None:
 def test_metric_for_kind() -> None:
     assert metric_for("cnn", {}) == "acc" and metric_for("llm", {}) == "ppl"
     assert metric_for("demo", {}) is None and metric_for("x", {"val/top5": 1}) == "top5"
+
+
+async def test_path_suggester_completes_files_and_sample(tmp_path: Path) -> None:
+    from tui.panes.base import PathSuggester
+
+    (tmp_path / "digits").mkdir()
+    (tmp_path / "digit_7.png").write_bytes(b"")
+    s = PathSuggester()
+    assert await s.get_suggestion(str(tmp_path / "digit_")) == str(tmp_path / "digit_7.png")
+    assert await s.get_suggestion(str(tmp_path / "dig")) in (str(tmp_path / "digit_7.png"), str(tmp_path / "digits/"))
+    assert await s.get_suggestion("sam") == "sample:0"
+    assert await s.get_suggestion("/no/such/dir/x") is None

@@ -76,6 +76,8 @@ class GradCamPane(InferencePane):
             self.fail(e)
             return
         self.set_status(f"{self.method} · {self.view}…")
+        if isinstance(self.app.focused, Input):
+            self.query_one("#go", Button).focus()  # so t/y/m/a/v act on the picture instead of typing
         self.compute(ckpt, self.query_one("#image", Input).value, self.method, self.target, self.cam_layer,
                      self.alpha, self.view)
 

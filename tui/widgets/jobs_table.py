@@ -32,7 +32,8 @@ def row_cells(st: Any, marked: bool) -> list[Any]:
     prog = st.record.progress or {}
     state = Text(st.state, style=STATE_STYLE.get(st.state, ""))
     return ["●" if marked else " ", st.id, st.record.kind, state, fmt_progress(prog), fmt_num(prog.get("loss")),
-            headline_metric(prog), throughput(prog), fmt_duration(st.elapsed_s), fmt_duration(st.eta_s),
+            headline_metric(prog), throughput(prog), fmt_duration(st.elapsed_s),
+            "paused" if st.state == "paused" else fmt_duration(st.eta_s),
             _gpu_cell(st)]
 
 
