@@ -46,7 +46,18 @@ def make_jobs(ws: Workspace, n: int) -> list[Path]:
     return out
 
 
-async def cpu_share(ws: Workspace, seconds: float, mark_all: bool) -> float:
+async def loop_lag(seconds: float, period: float = 0.01) -> list[float]:
+    """How late a 10 ms timer fires on the app's event loop: the longest stall a key press could meet."""
+    out = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        t0 = time.perf_counter()
+        await asyncio.sleep(period)
+        out.append(time.perf_counter() - t0 - period)
+    return sorted(out)
+
+
+async def cpu_share(ws: Workspace, seconds: float, mark_all: bool) -> tuple[float, list[float]]:
     from tui.app import NcanvasApp
     from tui.widgets.jobs_table import JobsTable
 
@@ -59,8 +70,9 @@ async def cpu_share(ws: Workspace, seconds: float, mark_all: bool) -> float:
                 await pilot.press("space", "down")
         await pilot.pause(1.0)
         c0, w0 = time.process_time(), time.monotonic()
-        await pilot.pause(seconds)
-        return (time.process_time() - c0) / (time.monotonic() - w0)
+        lags = await loop_lag(seconds)
+        share = (time.process_time() - c0) / (time.monotonic() - w0)
+        return share, lags
 
 
 def write_big(path: Path, gb: float) -> int:
@@ -104,16 +116,21 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         ws = Workspace(Path(tmp) / "ws").ensure()
         paths = make_jobs(ws, args.jobs)
-        idle = asyncio.run(cpu_share(ws, args.seconds, mark_all=False))
+        idle, idle_lat = asyncio.run(cpu_share(ws, args.seconds, mark_all=False))
         writer = subprocess.Popen([sys.executable, "-c", WRITER, str(args.rate), *map(str, paths)])
         try:
-            busy = asyncio.run(cpu_share(ws, args.seconds, mark_all=True))
+            busy, busy_lat = asyncio.run(cpu_share(ws, args.seconds, mark_all=True))
         finally:
             writer.kill()
         rows = sum(sum(1 for _ in open(p)) for p in paths)
         print(f"dashboard CPU, {args.jobs} jobs x {args.rate:.0f} rows/s, all overlaid: {busy:.1%} of one core")
         print(f"dashboard CPU, same workspace, no writes (peer):        {idle:.1%} of one core")
         print(f"ratio busy/idle: {busy / max(idle, 1e-9):.2f}x  ({rows} rows written during the run)")
+        med = lambda xs: xs[len(xs) // 2] * 1000  # noqa: E731
+        p99 = lambda xs: xs[int(len(xs) * 0.99)] * 1000  # noqa: E731
+        print(f"event-loop lag (10 ms timer): median {med(busy_lat):.1f} ms, p99 {p99(busy_lat):.1f} ms, "
+              f"max {busy_lat[-1] * 1000:.0f} ms under load; idle median {med(idle_lat):.1f} ms, "
+              f"p99 {p99(idle_lat):.1f} ms, max {idle_lat[-1] * 1000:.0f} ms")
 
         big = Workspace(Path(tmp) / "big").ensure()
         run = big.run("big-0001").make()
