@@ -140,3 +140,38 @@ async def test_unknown_theme_is_refused(tmp_path: Path) -> None:
         _app(tmp_path, theme="no-such-theme")
     app = _app(tmp_path, theme="nord")
     assert app.theme == "nord"
+
+
+async def test_form_follows_the_kind_and_refuses_bad_values(tmp_path: Path) -> None:
+    from textual.widgets import Select
+
+    app = _app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _loaded(pilot, app)  # cursor on cnn-0001: the form opens on its kind
+        await pilot.press("n")
+        form = await wait_until(pilot, lambda: app.screen.query("#opt-model") and app.screen, what="cnn form")
+        assert form.kind == "cnn" and isinstance(form.query_one("#opt-model"), Select)
+        assert [s.name for s in form.specs][:4] == ["model", "dataset", "epochs", "lr"]
+        form.query_one("#opt-lr").value = "fast"
+        await pilot.press("ctrl+s")
+        await pilot.pause(0.1)
+        assert "--lr expects float" in str(form.query_one("#error").render())
+        form.query_one("#kind", Select).value = "demo"
+        await wait_until(pilot, lambda: form.query("#opt-step_sleep"), what="demo fields")
+        assert not form.query("#opt-model")
+        form.query_one("#gpu").value = "the big one"
+        await pilot.press("ctrl+s")
+        await pilot.pause(0.1)
+        assert "gpu must be auto, cpu or an index" in str(form.query_one("#error").render())
+        await pilot.press("escape")
+        await pilot.pause(0.1)
+        assert app.screen is not form and app.ws.job_ids() == ["cnn-0001", "demo-0001", "llm-0001"]
+
+
+def test_cli_theme_option_is_checked(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from tui.cli import app as cli
+
+    result = CliRunner().invoke(cli, ["--home", str(tmp_path / "ws"), "--theme", "no-such-theme"])
+    assert result.exit_code == 1 and "unknown theme 'no-such-theme'" in result.output
