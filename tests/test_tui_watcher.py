@@ -103,3 +103,9 @@ async def test_path_suggester_completes_files_and_sample(tmp_path: Path) -> None
     assert await s.get_suggestion(str(tmp_path / "dig")) in (str(tmp_path / "digit_7.png"), str(tmp_path / "digits/"))
     assert await s.get_suggestion("sam") == "sample:0"
     assert await s.get_suggestion("/no/such/dir/x") is None
+
+
+def test_metrics_messages_coalesce_keeping_every_job() -> None:
+    older, newer = MetricsUpdated(frozenset({"a"})), MetricsUpdated(frozenset({"b"}))
+    assert older.can_replace(newer) and newer.job_ids == {"a", "b"}
+    assert JobsUpdated([]).can_replace(JobsUpdated([1])) and not LogLines("a", []).can_replace(LogLines("a", []))

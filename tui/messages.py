@@ -28,8 +28,10 @@ class MetricsUpdated(Message):
     job_ids: frozenset[str] = field(default_factory=frozenset)
 
     def can_replace(self, message: Message) -> bool:
+        # Textual asks the older queued message whether the newer one (``message``) may supersede it; the newer
+        # one survives, so it takes over this one's job ids
         if isinstance(message, MetricsUpdated):
-            self.job_ids = self.job_ids | message.job_ids  # keep the union of both bursts
+            message.job_ids = message.job_ids | self.job_ids
             return True
         return False
 
