@@ -66,6 +66,12 @@ async def test_classify_a_real_digit(cnn_ws: Workspace) -> None:
         assert app.query_one("GradCamPane").query_one("#image").value == "sample:0"
         assert expected in app.query_one("ExplainPane").query_one("#prompt").value
 
+        pane.query_one("#image").value = "mnist:3"  # a dataset sample, from the folder the checkpoint trained on
+        pane.query_one("#image").focus()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: "mnist:3:" in _status(pane), timeout=60, what="dataset sample")
+        assert "true class" in _status(pane)
+
         pane.query_one("#image").value = "/no/such/image.png"
         pane.query_one("#image").focus()
         await pilot.press("enter")

@@ -109,9 +109,18 @@ def resolve_image(clf: Any, spec: str) -> tuple[Any, int | None, str]:
         return samples[i], (labels[i] if i < len(labels) else None), f"sample {i}"
     if ":" in spec and not Path(spec).exists() and not spec.startswith(("/", ".", "~")):
         data = _import("core.vision.data", "the vision datasets")
-        pixels, label, _ = data.load_sample(spec, os.environ.get("NCANVAS_DATA_DIR"))
+        pixels, label, _ = data.load_sample(spec, _data_dir(clf))
         return pixels, label, spec
     return str(Path(spec).expanduser()), None, Path(spec).name
+
+
+def _data_dir(clf: Any) -> str | None:
+    """Where ``DATASET:N`` samples are read: $NCANVAS_DATA_DIR, else the folder the checkpoint trained on."""
+    if os.environ.get("NCANVAS_DATA_DIR"):
+        return os.environ["NCANVAS_DATA_DIR"]
+    from core.checkpoint import load_checkpoint
+
+    return (load_checkpoint(clf.path, kind="cnn").get("config") or {}).get("data_dir") or None
 
 
 @dataclass
