@@ -24,8 +24,6 @@ from tui.panes import PANES
 from tui.watcher import Watcher, WatcherConfig
 from tui.widgets.status_bar import StatusBar
 
-PANE_KEYS = ("jobs", *(p.pane_id for p in PANES))
-
 
 class NcanvasApp(App[None]):
     """The dashboard. Side effects are injectable so tests and snapshots are deterministic.
@@ -37,6 +35,7 @@ class NcanvasApp(App[None]):
         list_status: ``ws -> [JobStatus]`` (default: ``jobs.supervisor.list_status``).
         gpu_stats: ``() -> [GpuStat]`` (default: ``core.gpu.gpu_stats``; ``[]`` shows N/A).
         watcher_config: polling periods and caps of the watcher thread.
+        show_root: show the workspace root in the top bar (off in tests: temporary paths vary).
     """
 
     CSS_PATH = "app.tcss"
@@ -53,9 +52,10 @@ class NcanvasApp(App[None]):
     def __init__(self, ws: Workspace, *, theme: str | None = None, host: str | None = None,
                  list_status: Callable[[Workspace], list[Any]] | None = None,
                  gpu_stats: Callable[[], list[Any]] | None = None,
-                 watcher_config: WatcherConfig | None = None) -> None:
+                 watcher_config: WatcherConfig | None = None, show_root: bool = False) -> None:
         super().__init__()
         self.ws = ws
+        self.show_root = show_root
         self.host = host if host is not None else socket.gethostname()
         kwargs: dict[str, Any] = {}
         if list_status is not None:
@@ -69,7 +69,9 @@ class NcanvasApp(App[None]):
             self.theme = theme
 
     def compose(self) -> ComposeResult:
-        yield StatusBar(self.host, id="status")
+        bar = StatusBar(self.host, id="status-bar")
+        bar.workspace = str(self.ws.root) if self.show_root else ""
+        yield bar
         with TabbedContent(initial="jobs", id="panes"):
             with TabPane("1 Jobs", id="jobs"):
                 yield Dashboard(self.ws, id="dashboard")
@@ -151,4 +153,4 @@ class NcanvasApp(App[None]):
 def run_app(home: str | None = None, theme: str | None = None) -> None:
     """Open the dashboard on the workspace ``home`` (resolved as everywhere: --home, NCANVAS_HOME, ...)."""
     ws = Workspace.resolve(home).ensure()
-    NcanvasApp(ws, theme=theme).run()
+    NcanvasApp(ws, theme=theme, show_root=True).run()
