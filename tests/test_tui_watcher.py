@@ -109,3 +109,16 @@ def test_metrics_messages_coalesce_keeping_every_job() -> None:
     older, newer = MetricsUpdated(frozenset({"a"})), MetricsUpdated(frozenset({"b"}))
     assert older.can_replace(newer) and newer.job_ids == {"a", "b"}
     assert JobsUpdated([]).can_replace(JobsUpdated([1])) and not LogLines("a", []).can_replace(LogLines("a", []))
+
+
+def test_fast_ema_matches_core_smoothing() -> None:
+    import numpy as np
+
+    from core.smoothing import ema_debiased
+    from tui.widgets.plots import fast_ema
+
+    rng = np.random.default_rng(0)
+    values = list(rng.normal(size=1000) * 10 + 3)
+    for w in (0.01, 0.3, 0.6, 0.9, 0.99):
+        np.testing.assert_allclose(fast_ema(values, w), ema_debiased(values, w), rtol=1e-9, atol=1e-9)
+    assert len(fast_ema([], 0.5)) == 0 and fast_ema([2.0], 0.9).tolist() == [2.0]

@@ -39,9 +39,32 @@ def metric_for(kind: str | None, series: dict[str, Any]) -> str | None:
     return None
 
 
+def fast_ema(values: list[float], weight: float) -> Any:
+    """``core.smoothing.ema_debiased`` vectorised in blocks (the Python loop costs ~5 ms per 4000 points,
+    which is most of a redraw with 8 jobs overlaid). Within a block the recurrence is a scaled cumulative
+    sum; blocks are as long as ``weight ** -k`` stays below ~1e250 (no overflow)."""
+    import math
+
+    import numpy as np
+
+    block = 4096 if weight <= 0 else max(16, min(4096, int(250 / max(1e-12, -math.log10(weight)))))
+    x = np.asarray(values, dtype=np.float64)
+    out = np.empty_like(x)
+    w, carry = float(weight), 0.0
+    for start in range(0, len(x), block):
+        chunk = x[start:start + block]
+        k = np.arange(len(chunk))
+        scaled = np.cumsum(chunk * w ** -k.astype(np.float64)) if w > 0 else chunk.copy()
+        last = (w ** (k + 1)) * carry + (1.0 - w) * (w ** k) * scaled if w > 0 else chunk.copy()
+        n = start + k + 1
+        out[start:start + len(chunk)] = last / (1.0 - w ** n)
+        carry = float(last[-1])
+    return out
+
+
 def build_lines(snapshot: Snapshot, metric: str, smoothing: float, points: int, log_y: bool = False) -> list[Line]:
     """Lines for ``metric`` of every job in ``snapshot``: train smoothed (EMA ``smoothing``), val raw."""
-    from core.smoothing import downsample, smooth  # numpy: not needed for the first frame
+    from core.smoothing import downsample  # numpy: not needed for the first frame
 
     lines = []
     for i, (jid, series) in enumerate(snapshot.items()):
@@ -56,7 +79,7 @@ def build_lines(snapshot: Snapshot, metric: str, smoothing: float, points: int, 
                 xs, ys = [p[0] for p in pairs], [p[1] for p in pairs]
                 if not xs:
                     continue
-            vals = smooth(ys, "ema", smoothing) if split == "train" and smoothing > 0 else ys
+            vals = fast_ema(ys, smoothing) if split == "train" and smoothing > 0 else ys
             dx, dy = downsample(xs, vals, points)
             label = f"{jid} {split}" if len(snapshot) > 1 else split
             lines.append(Line(label, dx.tolist(), dy.tolist(), color, "braille" if split == "train" else "hd"))
