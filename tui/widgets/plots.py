@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.reactive import reactive
@@ -86,29 +88,79 @@ def build_lines(snapshot: Snapshot, metric: str, smoothing: float, points: int, 
     return lines
 
 
+def configure(plt: Any, title: str, lines: list[Line], log_y: bool) -> None:
+    """Set up a plotext figure for ``lines`` (cheap: the expensive part is ``plt.build()``)."""
+    plt.clear_data()
+    plt.clear_figure()
+    plt.title(title)
+    plt.yscale("log" if log_y else "linear")
+    if not lines:
+        plt.xlabel("no data yet")
+    for line in lines:
+        plt.plot(line.xs, line.ys, label=line.label, color=line.color, marker=line.marker)
+
+
 class CurvePlot(PlotextPlot):
-    """One plotext plot drawn from a list of :class:`Line`."""
+    """One plotext plot drawn from a list of :class:`Line`.
+
+    plotext's ``build()`` takes tens of milliseconds for many lines, so a thread worker builds each new picture
+    on its own figure and ``render`` shows the latest one of the right size; only a size change (before the
+    worker caught up) builds on the UI thread.
+    """
 
     def __init__(self, title: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.title = title
         self.lines: list[Line] = []
         self.log_y = False
+        self._generation = 0
+        self._built: tuple[int, tuple[int, int], Text] | None = None  # (generation, size, picture)
 
     def draw(self, lines: list[Line], log_y: bool, title: str | None = None) -> None:
         self.lines, self.log_y = lines, log_y
         if title is not None:
             self.title = title
-        plt = self.plt
-        plt.clear_data()
-        plt.clear_figure()
-        plt.title(self.title)
-        plt.yscale("log" if log_y else "linear")
-        if not lines:
-            plt.xlabel("no data yet")
-        for line in lines:
-            plt.plot(line.xs, line.ys, label=line.label, color=line.color, marker=line.marker)
-        self.refresh()
+        configure(self.plt, self.title, lines, log_y)  # the UI-thread fallback stays current
+        self._generation += 1
+        self._request_build()
+
+    def on_resize(self) -> None:
+        self._request_build()
+
+    def _request_build(self) -> None:
+        if not self.is_mounted or self.size.width <= 0 or self.size.height <= 0:
+            self.refresh()
+            return
+        theme = self._get_plotext_theme_name(self.app.theme)
+        self._build(self._generation, (self.size.width, self.size.height), theme, self.title, self.lines,
+                    self.log_y)
+
+    @work(thread=True, exclusive=True, group="plot-build")
+    def _build(self, generation: int, size: tuple[int, int], theme: str, title: str, lines: list[Line],
+               log_y: bool) -> None:
+        from textual_plotext.plot import Plot
+
+        try:
+            plt = Plot()  # a figure of its own: the UI thread may be building self.plt at the same time
+            configure(plt, title, lines, log_y)
+            plt.plotsize(*size)
+            plt._set_size(*size)
+            plt.theme(theme)
+            picture = Text.from_ansi(plt.build())
+        except Exception:  # noqa: BLE001 - e.g. the theme not registered yet: render() builds on the UI thread
+            return
+        self.app.call_from_thread(self._built_one, generation, size, picture)
+
+    def _built_one(self, generation: int, size: tuple[int, int], picture: Text) -> None:
+        if generation == self._generation:
+            self._built = (generation, size, picture)
+            self.refresh()
+
+    def render(self) -> Any:
+        built = self._built
+        if built is not None and built[0] == self._generation and built[1] == (self.size.width, self.size.height):
+            return built[2]
+        return super().render()
 
 
 class Curves(Horizontal):
