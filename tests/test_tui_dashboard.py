@@ -175,3 +175,22 @@ def test_cli_theme_option_is_checked(tmp_path: Path) -> None:
 
     result = CliRunner().invoke(cli, ["--home", str(tmp_path / "ws"), "--theme", "no-such-theme"])
     assert result.exit_code == 1 and "unknown theme 'no-such-theme'" in result.output
+
+
+async def test_mouse_and_log_follow(tmp_path: Path) -> None:
+    app = _app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = await _loaded(pilot, app)
+        await pilot.click(JobsTable, offset=(6, 3))  # the third data row (header is row 0)
+        await wait_until(pilot, lambda: table.current_id == "demo-0001", what="row clicked")
+        log = app.query_one(Dashboard).query_one("#log")
+        await wait_until(pilot, lambda: log.job_id == "demo-0001", what="log follows the selection")
+        await pilot.click("#log")
+        await pilot.press("f")
+        assert not log.follow and "paused" in str(log.border_title)
+        await pilot.press("f")
+        assert log.follow
+        await pilot.click("#--content-tab-gradcam")
+        await wait_until(pilot, lambda: app.query_one("#panes").active == "gradcam", what="tab clicked")
+        await pilot.pause(0.3)
+        assert app.query_one("#panes").active == "gradcam", "the pane stays (focus moved into it)"
