@@ -1,9 +1,156 @@
-"""Placeholder until the dashboard lands (issue 6)."""
+"""The ``ncanvas`` dashboard: the Textual app and :func:`run_app`.
+
+Module scope imports Textual and ncanvas's light modules only; torch and friends load inside thread workers of the
+inference panes, so the first frame comes fast (a test checks ``torch`` is not imported by then).
+"""
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.css.query import NoMatches
+from textual.widgets import Footer, TabbedContent, TabPane
+
+from core.errors import NcanvasError
+from core.paths import Workspace
+from tui.commands import NcanvasCommands
+from tui.dashboard import Dashboard
+from tui.messages import Classified, GpuUpdated, JobsUpdated, LogLines, MetricsUpdated
+from tui.panes import PANES
+from tui.watcher import Watcher, WatcherConfig
+from tui.widgets.status_bar import StatusBar
+
+
+class NcanvasApp(App[None]):
+    """The dashboard. Side effects are injectable so tests and snapshots are deterministic.
+
+    Args:
+        ws: the workspace whose jobs are shown.
+        theme: a Textual theme name (``--theme``).
+        host: the host name in the top bar (default: this machine's).
+        list_status: ``ws -> [JobStatus]`` (default: ``jobs.supervisor.list_status``).
+        gpu_stats: ``() -> [GpuStat]`` (default: ``core.gpu.gpu_stats``; ``[]`` shows N/A).
+        watcher_config: polling periods and caps of the watcher thread.
+        show_root: show the workspace root in the top bar (off in tests: temporary paths vary).
+    """
+
+    CSS_PATH = "app.tcss"
+    TITLE = "ncanvas"
+    COMMANDS = App.COMMANDS | {NcanvasCommands}
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help"),
+        # digits switch panes; alt+digit also works while a text field has focus (it eats plain digits)
+        Binding("1,alt+1", "pane('jobs')", "Jobs", show=False),
+        *[Binding(f"{i + 2},alt+{i + 2}", f"pane('{p.pane_id}')", p.title, show=False) for i, p in enumerate(PANES)],
+    ]
+
+    def __init__(self, ws: Workspace, *, theme: str | None = None, host: str | None = None,
+                 list_status: Callable[[Workspace], list[Any]] | None = None,
+                 gpu_stats: Callable[[], list[Any]] | None = None,
+                 watcher_config: WatcherConfig | None = None, show_root: bool = False) -> None:
+        super().__init__()
+        self.ws = ws
+        self.show_root = show_root
+        self.host = host if host is not None else socket.gethostname()
+        kwargs: dict[str, Any] = {}
+        if list_status is not None:
+            kwargs["list_status"] = list_status
+        if gpu_stats is not None:
+            kwargs["gpu_stats"] = gpu_stats
+        self.watcher = Watcher(ws, self.post_message, watcher_config or WatcherConfig(), **kwargs)
+        if theme:
+            if theme not in self.available_themes:
+                raise NcanvasError(f"unknown theme {theme!r}; themes: {', '.join(sorted(self.available_themes))}")
+            self.theme = theme
+
+    def compose(self) -> ComposeResult:
+        bar = StatusBar(self.host, id="status-bar")
+        bar.workspace = str(self.ws.root) if self.show_root else ""
+        yield bar
+        with TabbedContent(initial="jobs", id="panes"):
+            with TabPane("1 Jobs", id="jobs"):
+                yield Dashboard(self.ws, id="dashboard")
+            for i, pane in enumerate(PANES):
+                with TabPane(f"{i + 2} {pane.title}", id=pane.pane_id):
+                    yield pane(self.ws)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(Dashboard).watcher = self.watcher
+        self.watcher.start()
+        self.query_one("JobsTable").focus()
+
+    def on_unmount(self) -> None:
+        self.watcher.stop()
+
+    def on_resize(self) -> None:
+        # small terminals (80x24 over SSH): tighter layout, set by class so the CSS decides what shrinks
+        self.screen.set_class(self.size.height < 32 or self.size.width < 100, "-compact")
+
+    # ----------------------------------------------------------------------------------- watcher messages
+
+    def _route(self, deliver: Callable[[], None]) -> None:
+        # watcher messages can still arrive while the app shuts down and its widgets are being removed
+        if not self.is_running:
+            return
+        try:
+            deliver()
+        except NoMatches:
+            pass
+
+    def on_jobs_updated(self, msg: JobsUpdated) -> None:
+        def deliver() -> None:
+            bar = self.query_one(StatusBar)
+            bar.running = sum(1 for st in msg.statuses if st.alive and st.state != "paused")
+            bar.paused = sum(1 for st in msg.statuses if st.state == "paused")
+            self.query_one(Dashboard).show_statuses(msg.statuses)
+
+        self._route(deliver)
+
+    def on_gpu_updated(self, msg: GpuUpdated) -> None:
+        self._route(lambda: setattr(self.query_one(StatusBar), "gpus", msg.stats))
+
+    def on_metrics_updated(self, msg: MetricsUpdated) -> None:
+        self._route(lambda: self.query_one(Dashboard).refresh_curves(msg.job_ids))
+
+    def on_log_lines(self, msg: LogLines) -> None:
+        self._route(lambda: self.query_one(Dashboard).show_log(msg))
+
+    def on_classified(self, msg: Classified) -> None:
+        for pane in self.query(".uses-classification"):
+            pane.use_classification(msg)
+
+    # ----------------------------------------------------------------------------------- actions
+
+    def action_pane(self, pane_id: str) -> None:
+        self.query_one(TabbedContent).active = pane_id
+        self._focus_pane(pane_id)
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id:  # also after a mouse click on a tab
+            self._focus_pane(event.pane.id)
+
+    def _focus_pane(self, pane_id: str) -> None:
+        # focus must move into the new pane, or the focused widget of the old one pulls its pane back
+        tabs = self.query_one(TabbedContent)
+        pane = tabs.get_pane(pane_id)
+        if self.focused is not None and pane in self.focused.ancestors:
+            return
+        target = next((w for w in pane.query("*") if w.focusable), None)
+        (target or tabs.query_one("ContentTabs")).focus()
+
+    def action_help(self) -> None:
+        from tui.screens.help import HelpScreen
+
+        self.push_screen(HelpScreen())
+
 
 def run_app(home: str | None = None, theme: str | None = None) -> None:
-    from core.errors import NcanvasError
-
-    raise NcanvasError("the dashboard is not built yet; use the subcommands (ncanvas --help)")
+    """Open the dashboard on the workspace ``home`` (resolved as everywhere: --home, NCANVAS_HOME, ...)."""
+    ws = Workspace.resolve(home).ensure()
+    NcanvasApp(ws, theme=theme, show_root=True).run()

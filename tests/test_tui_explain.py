@@ -1,0 +1,122 @@
+"""The Explain and Analyze panes on a tiny LLM and a tiny art CNN trained in the test: streaming, side by side,
+esc cancels, and the whole chain painting -> CNN -> Grad-CAM -> explanation."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from core.paths import Workspace
+from tests.conftest import subprocess_env
+from tests.tui_pilot import wait_until
+from tui.app import NcanvasApp
+
+pytest.importorskip("core.llm.generate", reason="the LLM explainer is not in this build")
+
+TRAIN = """
+import sys
+from core.paths import Workspace
+from jobs import supervisor
+ws = Workspace(sys.argv[1]).ensure()
+cfg = {"tokenizer": "bpe", "n_pairs": 200, "epochs": 1, "batch_size": 16, "eval_max": 16, "warmup_steps": 2,
+       "lr": 3e-3, "n_layer": 1, "d_model": 32, "n_head": 2, "n_kv_head": 1, "d_ff": 64, "block_size": 320,
+       "checkpoint_every": 0}
+art = {"synthetic_n": 40, "epochs": 1, "image_size": 32, "batch_size": 16}
+jobs = [supervisor.start_job(ws, "llm", cfg, gpu="cpu"), supervisor.start_job(ws, "artcnn", art, gpu="cpu")]
+for rec, proc in jobs:
+    proc.wait()
+print(" ".join(supervisor.job_status(ws, rec.id).state for rec, _ in jobs))
+"""
+
+
+@pytest.fixture(scope="module")
+def llm_ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    root = tmp_path_factory.mktemp("llmws")
+    out = subprocess.run([sys.executable, "-c", TRAIN, str(root)], capture_output=True, text=True,
+                         env=subprocess_env(), timeout=300)
+    assert out.stdout.strip().endswith("finished finished"), out.stdout + out.stderr
+    return Workspace(root)
+
+
+def _status(pane) -> str:
+    return str(pane.query_one("#status").render())
+
+
+@pytest.mark.slow
+async def test_explanation_streams_side_by_side_and_cancels(llm_ws: Workspace, monkeypatch) -> None:
+    from core.llm.generate import load_explainer
+    from core.llm.sampling import SamplingSettings
+    from tui.inference import build_prompt
+
+    app = NcanvasApp(llm_ws, host="test", gpu_stats=lambda: [])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("4")
+        pane = app.query_one("ExplainPane")
+        best = str(llm_ws.run("llm-0001").best)
+        await wait_until(pilot, lambda: pane.query_one("#ckpt").value == best, what="checkpoint listed")
+        pane.query_one("#ckpt-b").value = str(llm_ws.run("llm-0001").latest)
+        pane.query_one("#prompt").value = "Claude Monet, Impressionism, landscape"
+        pane.query_one("#temperature").value = "0"
+        pane.query_one("#max_new_tokens").value = "24"
+        pane.query_one("#prompt").focus()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: _status(pane) == "done", timeout=120, what="generation")
+        text = pane.text("a")
+        assert text and pane.text("b"), "both sides streamed"
+        expected = load_explainer(best).explain(build_prompt("Claude Monet, Impressionism, landscape"),
+                                                SamplingSettings(max_new_tokens=24, temperature=0))
+        assert text == expected, "the pane shows exactly the model's greedy text"
+
+        import time
+
+        from tui import inference
+
+        real = inference.explain_stream
+
+        def slowed(*args, **kwargs):  # the real model, slowed so that esc lands mid-stream on any machine
+            for token in real(*args, **kwargs):
+                time.sleep(0.05)
+                yield token
+
+        monkeypatch.setattr(inference, "explain_stream", slowed)
+        pane.query_one("#max_new_tokens").value = "200"
+        pane.query_one("#ckpt-b").clear()
+        pane.query_one("#prompt").focus()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: pane._running, what=f"generation started ({_status(pane)})")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not pane._running, timeout=60, what="generation ended")
+        assert _status(pane) == "cancelled"
+        assert len(pane.text("a")) < len(text) * 4, "stopped early"
+
+        pane.query_one("#temperature").value = "hot"
+        await pilot.press("enter")
+        assert "temperature must be a number" in _status(pane)
+
+
+@pytest.mark.slow
+async def test_analyze_streams_the_explanation_of_a_painting(llm_ws: Workspace) -> None:
+    painting = next((llm_ws.run("artcnn-0001").ckpt_dir / "synthetic-art" / "images").glob("*.png"))
+    app = NcanvasApp(llm_ws, host="test", gpu_stats=lambda: [])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("5")
+        pane = app.query_one("AnalyzePane")
+        await wait_until(pilot, lambda: pane.query_one("#ckpt").value == str(llm_ws.run("artcnn-0001").best),
+                         what="art checkpoint listed")
+        pane.query_one("#image").value = "/no/such/painting.png"
+        pane.action_analyze()
+        await wait_until(pilot, lambda: pane.query_one("#status").has_class("-error"), timeout=60, what="error")
+        assert "image not found" in _status(pane)
+        pane.query_one("#llm").value = str(llm_ws.run("llm-0001").best)
+        pane.query_one("#image").value = str(painting)
+        pane.query_one("#image").focus()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: _status(pane) in ("done", "cancelled") or pane.query_one(
+            "#status").has_class("-error"), timeout=120, what="analysis and explanation")
+        assert _status(pane) == "done"
+        assert pane.prompt.startswith("CNN Classification Results:"), "the dataset's prompt format"
+        assert str(pane.query_one("#explanation").render()).strip(), "the explanation streamed in"
+        for head in ("artist", "style", "genre"):
+            assert head in str(pane.query_one(f"#head-{head}").render())

@@ -1,0 +1,81 @@
+"""The dashboard driving real ``demo`` job processes: start with n, curve, pause/continue, stop/resume, kill."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.paths import Workspace
+from tests.tui_pilot import FAST, kill_live_jobs, loss_steps, state_of, wait_until
+from tui.app import NcanvasApp
+from tui.dashboard import Dashboard
+from tui.widgets.plots import CurvePlot
+
+
+@pytest.fixture
+def ws(tmp_path: Path):
+    ws = Workspace(tmp_path / "ws").ensure()
+    yield ws
+    kill_live_jobs(ws)
+
+
+@pytest.mark.slow
+async def test_job_lifecycle_from_the_keyboard(ws: Workspace) -> None:
+    app = NcanvasApp(ws, host="test", gpu_stats=lambda: [], watcher_config=FAST)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("n")
+        form = await wait_until(pilot, lambda: app.screen.query("#opt-step_sleep") and app.screen, what="form")
+        form.query_one("#opt-epochs").value = "40"
+        form.query_one("#opt-step_sleep").value = "0.02"
+        form.query_one("#opt-checkpoint_every").value = "5"
+        await pilot.press("ctrl+s")
+        jid = "demo-0001"
+        await wait_until(pilot, lambda: state_of(app, jid) == "running", what="running row")
+        await wait_until(pilot, lambda: len(loss_steps(app, jid)) >= 10, what="curve points")
+        await pilot.pause(0.4)  # one throttled redraw
+        assert app.query_one("#loss-plot", CurvePlot).lines, "the loss plot has a line"
+
+        await pilot.press("p")
+        await wait_until(pilot, lambda: state_of(app, jid) == "paused", what="paused")
+        await pilot.press("p")
+        await wait_until(pilot, lambda: state_of(app, jid) == "running", what="continued")
+
+        await pilot.press("s")
+        await wait_until(pilot, lambda: state_of(app, jid) == "stopped", what="stopped")
+        await pilot.pause(0.3)
+        stopped_at = max(loss_steps(app, jid))
+        await pilot.press("r")
+        await wait_until(pilot, lambda: state_of(app, jid) == "running", what="resumed")
+        await wait_until(pilot, lambda: max(loss_steps(app, jid)) > stopped_at + 5, what="curve continues")
+        steps = loss_steps(app, jid)
+        assert steps[0] == 1 and steps == sorted(steps), "one continuous series across the resume"
+
+        await pilot.press("k")
+        await wait_until(pilot, lambda: app.screen.__class__.__name__ == "ConfirmScreen", what="confirm")
+        await pilot.press("y")
+        await wait_until(pilot, lambda: state_of(app, jid) == "killed", timeout=30, what="killed")
+        log = app.query_one(Dashboard).query_one("#log")
+        assert log.job_id == jid and log.line_count >= 2
+
+
+@pytest.mark.slow
+async def test_invalid_form_is_refused_and_failed_job_reported(ws: Workspace) -> None:
+    app = NcanvasApp(ws, host="test", gpu_stats=lambda: [], watcher_config=FAST)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("n")
+        form = await wait_until(pilot, lambda: app.screen.query("#opt-epochs") and app.screen, what="form")
+        form.query_one("#opt-epochs").value = "0"
+        await pilot.press("ctrl+s")
+        await pilot.pause(0.2)
+        assert app.screen is form, "a bad value keeps the form open"
+        assert "--epochs must be >= 1" in str(form.query_one("#error").render())
+        assert not ws.job_ids(), "nothing was started"
+        form.query_one("#opt-epochs").value = "1"
+        form.query_one("#opt-fail_at_step").value = "3"
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: state_of(app, "demo-0001") == "failed", what="failed job")
+        await pilot.press("enter")
+        text = await wait_until(pilot, lambda: "demo failure" in getattr(app.screen, "plain", "")
+                                and app.screen.plain, what="details")
+        assert "reason" in text

@@ -1,0 +1,135 @@
+"""Inference panes on a real CNN trained in the test on real MNIST: classify, Grad-CAM keys and views, errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from core.paths import Workspace
+from tests.conftest import MNIST_DIR, subprocess_env
+from tests.tui_pilot import wait_until
+from tui.app import NcanvasApp
+
+TRAIN = """
+import sys
+from core.paths import Workspace
+from jobs import supervisor
+ws = Workspace(sys.argv[1]).ensure()
+cfg = {"data_dir": sys.argv[2], "epochs": 1, "limit_train": 2000, "limit_test": 200, "gallery_size": 0}
+rec, proc = supervisor.start_job(ws, "cnn", cfg, gpu="cpu")
+proc.wait()
+print(supervisor.job_status(ws, rec.id).state)
+"""
+
+
+@pytest.fixture(scope="module")
+def cnn_ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    if not (MNIST_DIR / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"real MNIST not found in {MNIST_DIR}")
+    root = tmp_path_factory.mktemp("cnnws")
+    out = subprocess.run([sys.executable, "-c", TRAIN, str(root), str(MNIST_DIR)], capture_output=True, text=True,
+                         env=subprocess_env(), timeout=300)
+    assert out.stdout.strip().endswith("finished"), out.stdout + out.stderr
+    ws = Workspace(root)
+    bad = ws.run("cnn-0099").make()  # a job whose "checkpoint" is garbage: must be a notification, not a crash
+    (bad.log_dir / "job.json").write_text('{"id": "cnn-0099", "kind": "cnn", "state": "finished", "created": 0}')
+    (bad.ckpt_dir / "best_model.pt").write_bytes(b"not a checkpoint")
+    return ws
+
+
+def _status(pane) -> str:
+    return str(pane.query_one("#status").render())
+
+
+def _app(ws: Workspace) -> NcanvasApp:
+    return NcanvasApp(ws, host="test", gpu_stats=lambda: [])
+
+
+@pytest.mark.slow
+async def test_classify_a_real_digit(cnn_ws: Workspace) -> None:
+    from core.vision.api import classify, load_classifier
+
+    app = _app(cnn_ws)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("2")
+        pane = app.query_one("ClassifyPane")
+        good = str(cnn_ws.run("cnn-0001").ckpt_dir / "best_model.pt")
+        await wait_until(pilot, lambda: pane.query_one("#ckpt").value == good, what="checkpoint listed")
+        await pilot.click("#go")
+        await wait_until(pilot, lambda: "sample 0:" in _status(pane), timeout=60, what="classification")
+        clf = load_classifier(good)
+        expected = classify(clf, clf.samples[0], top_k=1)[0][0]
+        assert f"sample 0: {expected} (" in _status(pane)
+        # the classification flows to the other panes: same image for Grad-CAM, a prompt for Explain
+        assert app.query_one("GradCamPane").query_one("#image").value == "sample:0"
+        assert expected in app.query_one("ExplainPane").query_one("#prompt").value
+
+        pane.query_one("#image").value = "mnist:3"  # a dataset sample, from the folder the checkpoint trained on
+        pane.query_one("#image").focus()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: "mnist:3:" in _status(pane), timeout=60, what="dataset sample")
+        assert "true class" in _status(pane)
+
+        pane.query_one("#image").value = "/no/such/image.png"
+        pane.query_one("#image").focus()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: pane.query_one("#status").has_class("-error"), timeout=30, what="error")
+        assert "image not found" in _status(pane)
+        pane.query_one("#image").value = "sample:1"
+        pane.query_one("#ckpt").value = str(cnn_ws.run("cnn-0099").ckpt_dir / "best_model.pt")
+        await pilot.press("ctrl+r")
+        try:
+            await wait_until(pilot, lambda: "cnn-0099" in _status(pane) or "checkpoint" in _status(pane), timeout=30,
+                             what="bad checkpoint reported")
+        except AssertionError:
+            raise AssertionError(_status(pane)) from None
+        assert pane.query_one("#status").has_class("-error") and app.is_running
+        assert any(n.severity == "error" for n in app._notifications)
+
+
+@pytest.mark.slow
+async def test_gradcam_keys_and_views(cnn_ws: Workspace) -> None:
+    app = _app(cnn_ws)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("3")
+        pane = app.query_one("GradCamPane")
+        await wait_until(pilot, lambda: pane.query_one("#ckpt").value and "cnn-0001" in pane.query_one("#ckpt").value,
+                         what="checkpoint listed")
+        await pilot.click("#gradcam #go")
+        await wait_until(pilot, lambda: pane.result is not None, timeout=60, what="first CAM")
+        first = pane.result
+        assert first.heat.shape == first.image.shape[:2] and 0.0 <= first.heat.min() <= first.heat.max() <= 1.0
+        pane.focus()
+        seen = []
+        for key, check in (("t", lambda r: r.target == (first.target + 1) % 10),
+                           ("y", lambda r: r.layer != first.layer),
+                           ("m", lambda r: r.method == "gradcam++"),
+                           ("a", lambda r: pane.alpha == 0.6)):
+            await pilot.press(key)
+            await wait_until(pilot, lambda c=check: c(pane.result) and not pane.query_one("#status").has_class(
+                "-error") and "…" not in _status(pane), timeout=60, what=f"key {key}")
+            seen.append(_status(pane))
+        for view in ("heatmap", "filters", "features", "maxact", "overlay"):
+            await pilot.press("v")
+            await wait_until(pilot, lambda v=view: f"view {v}" in _status(pane), timeout=60, what=f"view {view}")
+        assert not pane.query_one("#status").has_class("-error")
+
+
+@pytest.mark.slow
+async def test_explain_without_llm_checkpoint_is_a_clear_message(cnn_ws: Workspace) -> None:
+    app = _app(cnn_ws)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("4")
+        pane = app.query_one("ExplainPane")
+        pane.query_one("#prompt").value = "Claude Monet, Impressionism, landscape"
+        await pilot.click("#explain #go")
+        await wait_until(pilot, lambda: pane.query_one("#status").has_class("-error"), what="error")
+        assert "checkpoint" in _status(pane)
+        await pilot.press("5")
+        analyze = app.query_one("AnalyzePane")
+        await pilot.click("#analyze #go")
+        await wait_until(pilot, lambda: analyze.query_one("#status").has_class("-error"), what="analyze error")
+        assert "artcnn" in _status(analyze)
+

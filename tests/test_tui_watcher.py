@@ -1,0 +1,124 @@
+"""The watcher thread and the curve helpers, without an app: real files, real thread."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from core.metrics import MetricsWriter
+from core.paths import Workspace
+from core.runrec import JobRecord, write_record
+from tui.messages import GpuUpdated, JobsUpdated, LogLines, MetricsUpdated
+from tui.watcher import Watcher, WatcherConfig
+from tui.widgets.plots import build_lines, metric_for
+
+
+def _wait(pred, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.02)
+    raise AssertionError("timed out")
+
+
+def _job(ws: Workspace, jid: str) -> Path:
+    run = ws.run(jid).make()
+    write_record(run.job_json, JobRecord(id=jid, kind="demo", state="finished"))
+    return run.metrics
+
+
+def test_watcher_tails_metrics_and_log_and_caps_series(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path / "ws").ensure()
+    metrics = _job(ws, "demo-0001")
+    got: list = []
+    w = Watcher(ws, got.append, WatcherConfig(interval=0.02, status_interval=0.1, cap=100),
+                list_status=lambda ws: ["status"], gpu_stats=lambda: [])
+    w.start()
+    try:
+        w.watch(("demo-0001",), "demo-0001")
+        with MetricsWriter(metrics) as mw:
+            for s in range(1, 1001):
+                mw.log(step=s, split="train", loss=1.0 / s)
+            mw.log(step=1000, split="val", loss=0.5)
+        ws.run("demo-0001").stdout.write_text("line one\nbar 10%\rbar 20%\nbar 30%")
+        _wait(lambda: w.snapshot().get("demo-0001", {}).get("val/loss"))
+        steps, values = w.snapshot()["demo-0001"]["train/loss"]
+        assert len(steps) <= 101 and steps[-1] > 950, "capped, recent kept"
+        _wait(lambda: any(isinstance(m, LogLines) and m.lines for m in got))
+        logs = [m for m in got if isinstance(m, LogLines)]
+        assert [ln for m in logs for ln in m.lines] == ["line one", "bar 20%"]
+        assert logs[-1].frame == "bar 30%"
+        assert any(isinstance(m, JobsUpdated) for m in got) and any(isinstance(m, GpuUpdated) for m in got)
+        assert any(isinstance(m, MetricsUpdated) and "demo-0001" in m.job_ids for m in got)
+        w.watch((), None)
+        assert w.snapshot() == {}, "unwatched jobs are dropped"
+        assert w.errors == 0
+    finally:
+        w.stop()
+
+
+def test_truncated_metrics_file_resets_the_series(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path / "ws").ensure()
+    metrics = _job(ws, "demo-0001")
+    w = Watcher(ws, lambda m: None, WatcherConfig(interval=0.02), list_status=lambda ws: [], gpu_stats=lambda: [])
+    w.start()
+    try:
+        w.watch(("demo-0001",), None)
+        with MetricsWriter(metrics) as mw:
+            for s in range(1, 51):
+                mw.log(step=s, split="train", loss=1.0)
+        _wait(lambda: len(w.snapshot().get("demo-0001", {}).get("train/loss", ([], []))[0]) == 50)
+        metrics.write_text('{"v":1,"step":1,"split":"train","loss":2.0}\n')
+        _wait(lambda: w.snapshot()["demo-0001"]["train/loss"] == ([1], [2.0]))
+    finally:
+        w.stop()
+
+
+def test_build_lines_smooths_train_only_and_downsamples() -> None:
+    xs = list(range(1, 1001))
+    snap = {"a": {"train/loss": (xs, [float(i % 2) for i in xs]), "val/loss": ([500, 1000], [0.5, 0.4])}}
+    lines = build_lines(snap, "loss", smoothing=0.9, points=100)
+    train, val = lines
+    assert len(train.xs) == 100 and train.xs[-1] == 1000
+    assert max(train.ys[10:]) < 0.8, "EMA flattens the zig-zag"
+    assert val.ys == [0.5, 0.4] and train.label == "train"
+    two = build_lines({**snap, "b": snap["a"]}, "loss", 0.0, 50)
+    assert {ln.label for ln in two} == {"a train", "a val", "b train", "b val"}
+    assert build_lines({"a": {"train/loss": ([1, 2], [0.0, 1.0])}}, "loss", 0.0, 50, log_y=True)[0].ys == [1.0]
+
+
+def test_metric_for_kind() -> None:
+    assert metric_for("cnn", {}) == "acc" and metric_for("llm", {}) == "ppl"
+    assert metric_for("demo", {}) is None and metric_for("x", {"val/top5": 1}) == "top5"
+
+
+async def test_path_suggester_completes_files_and_sample(tmp_path: Path) -> None:
+    from tui.panes.base import PathSuggester
+
+    (tmp_path / "digits").mkdir()
+    (tmp_path / "digit_7.png").write_bytes(b"")
+    s = PathSuggester()
+    assert await s.get_suggestion(str(tmp_path / "digit_")) == str(tmp_path / "digit_7.png")
+    assert await s.get_suggestion(str(tmp_path / "dig")) in (str(tmp_path / "digit_7.png"), str(tmp_path / "digits/"))
+    assert await s.get_suggestion("sam") == "sample:0"
+    assert await s.get_suggestion("/no/such/dir/x") is None
+
+
+def test_metrics_messages_coalesce_keeping_every_job() -> None:
+    older, newer = MetricsUpdated(frozenset({"a"})), MetricsUpdated(frozenset({"b"}))
+    assert older.can_replace(newer) and newer.job_ids == {"a", "b"}
+    assert JobsUpdated([]).can_replace(JobsUpdated([1])) and not LogLines("a", []).can_replace(LogLines("a", []))
+
+
+def test_fast_ema_matches_core_smoothing() -> None:
+    import numpy as np
+
+    from core.smoothing import ema_debiased
+    from tui.widgets.plots import fast_ema
+
+    rng = np.random.default_rng(0)
+    values = list(rng.normal(size=1000) * 10 + 3)
+    for w in (0.01, 0.3, 0.6, 0.9, 0.99):
+        np.testing.assert_allclose(fast_ema(values, w), ema_debiased(values, w), rtol=1e-9, atol=1e-9)
+    assert len(fast_ema([], 0.5)) == 0 and fast_ema([2.0], 0.9).tolist() == [2.0]

@@ -1,0 +1,238 @@
+"""The Jobs pane: jobs table, curves of the selected jobs, log tail, and the job-control keys.
+
+Attributes down: the app hands it statuses, metric snapshots and log lines from the watcher. Messages up: the
+table announces selection changes. Supervisor verbs run in thread workers (they signal and wait on processes).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import DataTable, Input
+
+from core.errors import NcanvasError
+from core.paths import Workspace
+from tui.messages import ActionDone, LogLines, SelectionChanged
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.details import DetailsScreen
+from tui.screens.new_job import NewJobRequest, NewJobScreen
+from tui.widgets.jobs_table import JobsTable
+from tui.widgets.log_tail import LogTail
+from tui.widgets.plots import Curves
+
+SMOOTHING_STEPS = (0.0, 0.3, 0.6, 0.8, 0.9, 0.95, 0.99)
+
+
+class Dashboard(Vertical):
+    """The default pane. ``ws`` is the workspace; ``watcher`` (a :class:`tui.watcher.Watcher`) is set by the app."""
+
+    BINDINGS = [
+        Binding("n", "new_job", "New"),
+        Binding("p", "pause", "Pause/cont"),
+        Binding("s", "stop", "Stop"),
+        Binding("r", "resume", "Resume"),
+        Binding("k", "kill", "Kill"),
+        Binding("d", "delete", "Delete"),
+        Binding("enter", "details", "Details", show=False),
+        Binding("slash", "filter", "Filter"),
+        Binding("l", "log_y", "Log-y"),
+        Binding("e", "smoothing(1)", "EMA+", show=False),
+        Binding("E", "smoothing(-1)", "EMA-", show=False),
+        Binding("0", "smoothing(0)", "No EMA", show=False),
+        Binding("m", "toggle_metric", "Metric", show=False),
+    ]
+
+    DEFAULT_CSS = """
+    Dashboard #filter { display: none; height: 3; }
+    Dashboard #filter.-shown { display: block; }
+    Dashboard JobsTable { height: 2fr; }
+    Dashboard Curves { height: 3fr; }
+    Dashboard LogTail { height: 1fr; }
+    """
+
+    def __init__(self, ws: Workspace, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.ws = ws
+        self.watcher: Any = None
+        self.statuses: list[Any] = []
+        self.selection: tuple[str, ...] = ()
+        self.needle = ""
+
+    def compose(self) -> ComposeResult:
+        yield Input(placeholder="filter jobs by id, kind or state (esc clears)", id="filter")
+        yield JobsTable(id="jobs-table")
+        yield Curves(id="curves")
+        yield LogTail(id="log")
+
+    @property
+    def table(self) -> JobsTable:
+        return self.query_one(JobsTable)
+
+    @property
+    def curves(self) -> Curves:
+        return self.query_one(Curves)
+
+    # ----------------------------------------------------------------------------------- data in
+
+    def show_statuses(self, statuses: list[Any]) -> None:
+        self.statuses = statuses
+        self.table.show(statuses, self.needle)
+
+    def refresh_curves(self, changed: frozenset[str] | None = None) -> None:
+        if self.watcher is None or (changed is not None and not changed & set(self.selection)):
+            return
+        kinds = {st.id: st.record.kind for st in self.statuses}
+        self.curves.set_data(self.watcher.snapshot(self.selection), kinds)
+
+    def show_log(self, msg: LogLines) -> None:
+        log = self.query_one(LogTail)
+        if msg.job_id == self.table.current_id:
+            log.show_lines(msg.job_id, msg.lines, msg.reset, msg.frame)
+
+    def on_selection_changed(self, event: SelectionChanged) -> None:
+        event.stop()
+        self.selection = event.job_ids
+        if self.watcher is not None:
+            self.watcher.watch(event.job_ids, event.log_job)
+        if event.log_job is None:
+            self.query_one(LogTail).clear_job()
+        self.refresh_curves()
+
+    def status(self, job_id: str | None) -> Any:
+        return next((st for st in self.statuses if st.id == job_id), None)
+
+    # ----------------------------------------------------------------------------------- actions
+
+    def _selected(self) -> str | None:
+        jid = self.table.current_id
+        if jid is None:
+            self.notify("no job selected", severity="warning")
+        return jid
+
+    def action_new_job(self) -> None:
+        current = self.status(self.table.current_id)
+        self.app.push_screen(NewJobScreen(current.record.kind if current else "demo"), self._start)
+
+    def _start(self, request: NewJobRequest | None) -> None:
+        if request is not None:
+            self.start_job(request)
+
+    def action_pause(self) -> None:
+        if (jid := self._selected()) is not None:
+            st = self.status(jid)
+            self.control("cont" if st is not None and st.state == "paused" else "pause", jid)
+
+    def action_stop(self) -> None:
+        if (jid := self._selected()) is not None:
+            self.control("stop", jid)
+
+    def action_resume(self) -> None:
+        if (jid := self._selected()) is not None:
+            self.control("resume", jid)
+
+    def action_kill(self) -> None:
+        if (jid := self._selected()) is not None:
+            self._confirm(f"Kill {jid}? (SIGTERM, then SIGKILL after 5 s)", "kill", jid)
+
+    def action_delete(self) -> None:
+        if (jid := self._selected()) is not None:
+            self._confirm(f"Delete {jid}'s logs and checkpoints? This cannot be undone.", "remove", jid)
+
+    def _confirm(self, question: str, verb: str, jid: str) -> None:
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.control(verb, jid)
+
+        self.app.push_screen(ConfirmScreen(question), answered)
+
+    def action_details(self) -> None:
+        if (jid := self._selected()) is not None:
+            self.app.push_screen(DetailsScreen(self.ws, jid))
+
+    @on(DataTable.RowSelected)
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_details()
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.add_class("-shown")
+        box.focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.needle = event.value.strip()
+        self.table.show(self.statuses, self.needle)
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self) -> None:
+        self.table.focus()
+
+    def key_escape(self) -> None:
+        box = self.query_one("#filter", Input)
+        if box.has_class("-shown"):
+            box.value = ""
+            box.remove_class("-shown")
+            self.table.focus()
+
+    def action_log_y(self) -> None:
+        self.curves.log_y = not self.curves.log_y
+
+    def action_smoothing(self, direction: int) -> None:
+        if direction == 0:
+            self.curves.smoothing = 0.0
+            return
+        now = self.curves.smoothing
+        i = min(range(len(SMOOTHING_STEPS)), key=lambda j: abs(SMOOTHING_STEPS[j] - now))
+        i = max(0, min(len(SMOOTHING_STEPS) - 1, i + direction))
+        self.curves.smoothing = SMOOTHING_STEPS[i]
+        self.notify(f"EMA smoothing {self.curves.smoothing:.2f}", timeout=1.5)
+
+    def action_toggle_metric(self) -> None:
+        self.query_one("#metric-plot").toggle_class("-off")
+
+    # ----------------------------------------------------------------------------------- workers
+
+    @work(thread=True, group="control")
+    def control(self, verb: str, job_id: str) -> None:
+        """Run one supervisor verb (pause, cont, stop, resume, kill, remove) off the event loop."""
+        from jobs import supervisor
+
+        try:
+            text = getattr(supervisor, verb)(self.ws, job_id)
+            self.post_message(ActionDone(text))
+        except NcanvasError as e:
+            self.post_message(ActionDone(str(e), error=True))
+        except Exception as e:  # noqa: BLE001 - the dashboard reports, never crashes
+            self.post_message(ActionDone(f"{verb} {job_id} failed: {type(e).__name__}: {e}", error=True))
+
+    @work(thread=True, group="control")
+    def start_job(self, request: NewJobRequest) -> None:
+        from jobs import supervisor
+
+        try:
+            started = supervisor.start_job(self.ws, request.kind, request.config, gpu=request.gpu)
+            rec = started[0] if isinstance(started, tuple) else started
+            self.post_message(ActionDone(f"started {rec.id}"))
+            self.app.call_from_thread(self._select_when_listed, rec.id)
+        except NcanvasError as e:
+            self.post_message(ActionDone(str(e), error=True))
+        except Exception as e:  # noqa: BLE001
+            self.post_message(ActionDone(f"start failed: {type(e).__name__}: {e}", error=True))
+
+    def _select_when_listed(self, job_id: str, tries: int = 20) -> None:
+        if self.status(job_id) is not None:
+            self.table.select(job_id)
+        elif tries > 0:
+            self.set_timer(0.2, lambda: self._select_when_listed(job_id, tries - 1))
+
+    def on_action_done(self, event: ActionDone) -> None:
+        event.stop()
+        self.notify(event.text, severity="error" if event.error else "information",
+                    timeout=8 if event.error else 4)
+        if self.watcher is not None:
+            self.watcher.poke()

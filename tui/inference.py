@@ -1,0 +1,304 @@
+"""The dashboard's only door to the torch side: checkpoints, classify, Grad-CAM, views, LLM streaming.
+
+Every function here blocks (loads models, runs torch): call it from a thread worker only. Module scope stays
+light; the vision API (``core.vision.api``), the renderer (``core.render``) and the LLM explainer are imported
+inside the functions, and a missing piece raises :class:`NotAvailable` with one line instead of crashing.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.errors import NcanvasError
+from core.paths import Workspace
+
+CNN_KINDS = ("cnn",)
+LLM_KINDS = ("llm", "gpt2")
+ART_KINDS = ("artcnn",)
+CKPT_ORDER = ("best_model.pt", "latest.pt")
+CAM_METHODS = ("gradcam", "gradcam++", "guided", "guided-gradcam")
+VIEWS = ("overlay", "heatmap", "filters", "features", "maxact")
+
+
+class NotAvailable(NcanvasError):
+    """A helper API this pane needs is not part of this build."""
+
+
+def _import(module: str, what: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name and (module == e.name or module.startswith(e.name + ".")):
+            raise NotAvailable(f"{what} is not available in this build ({module} missing)") from None
+        raise
+
+
+# ============================================================================================ checkpoints (light)
+
+
+@dataclass(frozen=True)
+class CheckpointChoice:
+    label: str  # "cnn-0003/best_model.pt"
+    path: str
+    job_id: str
+    kind: str
+
+
+def list_checkpoints(ws: Workspace, kinds: tuple[str, ...]) -> list[CheckpointChoice]:
+    """Checkpoint files of the workspace's jobs of ``kinds``: best and latest first, then epochs, newest job first."""
+    from core.runrec import list_jobs
+
+    out = []
+    for rec in reversed(list_jobs(ws)):
+        if rec.kind not in kinds:
+            continue
+        ckpt_dir = ws.run(rec.id).ckpt_dir
+        if not ckpt_dir.is_dir():
+            continue
+        files = [p for p in ckpt_dir.iterdir() if p.suffix == ".pt" and p.is_file()]
+        files.sort(key=lambda p: (CKPT_ORDER.index(p.name) if p.name in CKPT_ORDER else 2, p.name))
+        out += [CheckpointChoice(f"{rec.id}/{p.name}", str(p), rec.id, rec.kind) for p in files]
+    return out
+
+
+# ============================================================================================ vision
+
+
+_models: dict[tuple[str, float], Any] = {}
+_models_lock = threading.Lock()
+
+
+def load_classifier(path: str) -> Any:
+    """The vision API's classifier for a ``cnn`` checkpoint, cached while the file is unchanged."""
+    api = _import("core.vision.api", "the vision API")
+    p = Path(path)
+    if not p.is_file():
+        raise NcanvasError(f"checkpoint not found: {p}")
+    key = (str(p.resolve()), p.stat().st_mtime)
+    with _models_lock:
+        if key not in _models:
+            _models.clear()  # one model at a time: memory stays bounded
+            _models[key] = api.load_classifier(p)
+        return _models[key]
+
+
+def resolve_image(clf: Any, spec: str) -> tuple[Any, int | None, str]:
+    """An image from a spec: ``sample:N`` (stored in the checkpoint), ``mnist:123`` (dataset), or a path.
+
+    Returns (image, true label or None, description).
+    """
+    spec = spec.strip()
+    if not spec:
+        raise NcanvasError("give an image path, sample:N (from the checkpoint) or DATASET:INDEX (e.g. mnist:7)")
+    if spec.startswith("sample:"):
+        idx = spec.split(":", 1)[1]
+        samples = getattr(clf, "samples", None)
+        if samples is None or not len(samples):
+            raise NcanvasError("this checkpoint stores no sample images; give a path or DATASET:INDEX")
+        if not idx.isdigit() or int(idx) >= len(samples):
+            raise NcanvasError(f"sample index must be 0..{len(samples) - 1}; got {idx!r}")
+        i = int(idx)
+        labels = getattr(clf, "sample_labels", [])
+        return samples[i], (labels[i] if i < len(labels) else None), f"sample {i}"
+    if ":" in spec and not Path(spec).exists() and not spec.startswith(("/", ".", "~")):
+        data = _import("core.vision.data", "the vision datasets")
+        pixels, label, _ = data.load_sample(spec, _data_dir(clf))
+        return pixels, label, spec
+    return str(Path(spec).expanduser()), None, Path(spec).name
+
+
+def _data_dir(clf: Any) -> str | None:
+    """Where ``DATASET:N`` samples are read: $NCANVAS_DATA_DIR, else the folder the checkpoint trained on."""
+    if os.environ.get("NCANVAS_DATA_DIR"):
+        return os.environ["NCANVAS_DATA_DIR"]
+    from core.checkpoint import load_checkpoint
+
+    return (load_checkpoint(clf.path, kind="cnn").get("config") or {}).get("data_dir") or None
+
+
+@dataclass
+class Classification:
+    image: Any  # (H, W, 3) float [0, 1] as the model sees it
+    top: list[tuple[str, float]]
+    truth: str | None
+    description: str
+    classes: list[str] = field(default_factory=list)
+
+
+def classify(ckpt: str, image_spec: str, top_k: int = 5) -> Classification:
+    api = _import("core.vision.api", "the vision API")
+    clf = load_classifier(ckpt)
+    image, label, what = resolve_image(clf, image_spec)
+    top = api.classify(clf, image, top_k=top_k)
+    truth = clf.class_names[label] if label is not None else None
+    return Classification(clf.display(image), top, truth, what, list(clf.class_names))
+
+
+@dataclass
+class CamResult:
+    image: Any  # (H, W, 3) float [0, 1]
+    heat: Any  # (H, W) float [0, 1]
+    method: str
+    layer: str | None
+    target: int
+    predicted: int
+    prob: float  # probability of the target class
+    classes: list[str]
+    layers: list[str]
+
+
+def gradcam(ckpt: str, image_spec: str, method: str, target: int | None, layer: str | None) -> CamResult:
+    api = _import("core.vision.api", "the vision API")
+    clf = load_classifier(ckpt)
+    image, _, _ = resolve_image(clf, image_spec)
+    ex = api.explain(clf, image, method=method, target=target, layer=layer)
+    return CamResult(clf.display(image), ex.heat, ex.method, ex.layer, ex.target, ex.predicted,
+                     float(ex.probs[ex.target]), list(clf.class_names), api.layer_names(clf))
+
+
+def view_image(ckpt: str, image_spec: str, view: str, layer: str | None, channel: int = 0) -> Any:
+    """The filters / feature maps / activation-maximisation picture of ``layer`` (an array to render)."""
+    api = _import("core.vision.api", "the vision API")
+    clf = load_classifier(ckpt)
+    if view == "filters":
+        return api.filters_image(clf, layer)
+    if view == "features":
+        image, _, _ = resolve_image(clf, image_spec)
+        return api.features_image(clf, image, layer)
+    if view == "maxact":
+        return api.maxact_image(clf, layer, channel=channel, steps=64)
+    raise NcanvasError(f"unknown view {view!r}; views: {', '.join(VIEWS)}")
+
+
+def render(image: Any, max_width: int, max_rows: int | None = None) -> Any:
+    """An RGB/grey array as half-block rich Text fitting ``max_width`` cells (and ``max_rows`` text rows)."""
+    import numpy as np
+
+    r = _import("core.render", "the terminal renderer")
+    a = np.asarray(image)
+    h, w = a.shape[:2]
+    # small images (28x28 digits) are enlarged by whole pixels so they fill the pane instead of a corner
+    factor = max(1, min(max_width // max(1, w), (2 * max_rows) // max(1, h) if max_rows else 8, 8))
+    if factor > 1:
+        a = a.repeat(factor, axis=0).repeat(factor, axis=1)
+    return r.to_rich_text(a, max_width=max(4, max_width), max_rows=max_rows)
+
+
+def blend(image: Any, heat: Any, alpha: float) -> Any:
+    r = _import("core.render", "the terminal renderer")
+    return r.overlay(image, heat, "jet", alpha)
+
+
+def heatmap(heat: Any) -> Any:
+    r = _import("core.render", "the terminal renderer")
+    return r.apply_colormap(heat, "jet")
+
+
+# ============================================================================================ LLM
+
+
+@dataclass
+class GenSettings:
+    temperature: float = 0.8
+    top_k: int = 50
+    top_p: float = 0.95
+    max_new_tokens: int = 160
+    seed: int | None = None
+
+
+_explainers: dict[tuple[str, float], Any] = {}
+
+
+def load_explainer(path: str) -> Any:
+    """The LLM explainer (``core.llm.generate``) for an llm/gpt2 checkpoint; two kept for side-by-side."""
+    gen = _import("core.llm.generate", "the LLM explainer")
+    p = Path(path)
+    if not p.exists():
+        raise NcanvasError(f"checkpoint not found: {p}")
+    key = (str(p.resolve()), p.stat().st_mtime)
+    with _models_lock:
+        if key not in _explainers:
+            while len(_explainers) >= 2:
+                _explainers.pop(next(iter(_explainers)))
+            _explainers[key] = gen.load_explainer(p)
+        return _explainers[key]
+
+
+def explain_stream(ckpt: str, prompt: str, settings: GenSettings, cancel: threading.Event) -> Iterator[str]:
+    """Stream an explanation (text deltas) from an LLM checkpoint; stops at the next token after ``cancel``."""
+    sampling = _import("core.llm.sampling", "the LLM explainer")
+    explainer = load_explainer(ckpt)
+    s = sampling.SamplingSettings(max_new_tokens=settings.max_new_tokens, temperature=settings.temperature,
+                                  top_k=settings.top_k, top_p=settings.top_p, seed=settings.seed)
+    yield from explainer.stream(prompt, s, cancel)
+
+
+def build_prompt(text: str) -> str:
+    """The explainer's prompt: ``artist, style, genre`` typed in the pane becomes the dataset's prompt format
+    (confidence 100 %); anything else (e.g. a full prompt from the Analyze pane) is used as it is."""
+    parts = [p.strip() for p in text.split(",")]
+    if "\n" not in text and len(parts) == 3 and all(parts):
+        try:
+            explain = _import("core.explain", "the explanation prompt format")
+            return str(explain.format_prompt(parts[0], 100.0, parts[1], 100.0, parts[2], 100.0))
+        except NotAvailable:
+            return text
+    return text
+
+
+def prompt_for(top: list[tuple[str, float]]) -> str:
+    """The Explain pane's prompt text for a classification's top classes."""
+    if not top:
+        return ""
+    return f"Explain why this image is classified as {top[0][0]} ({top[0][1]:.0%} confidence)."
+
+
+# ============================================================================================ analyze (issue 7)
+
+
+@dataclass
+class Analysis:
+    image: Any  # (H, W, 3) float [0, 1]
+    heads: dict[str, list[tuple[str, float]]]  # {"artist": [(name, p), ...top-3], "style": ..., "genre": ...}
+    cams: dict[str, Any]  # head -> (H, W) heat in [0, 1]
+    prompt: str
+
+
+def _art_prompt(api: Any, clf: Any, image: Any, heads: dict[str, list[tuple[str, float]]]) -> str:
+    """The LLM prompt for the top-1 triple: the explainer's own formatter when present, else a plain line."""
+    try:
+        explain = _import("core.explain", "the explanation prompt formatter")
+        return str(explain.prompt_from_logits(api.logits(clf, image), clf.labels))
+    except (NotAvailable, AttributeError, TypeError):
+        top = {h: v[0][0] for h, v in heads.items() if v}
+        return ", ".join(f"{h}: {n}" for h, n in top.items())
+
+
+def analyze(cnn_ckpt: str, image_path: str) -> Analysis:
+    """Top-3 per head and a Grad-CAM per head from an ``artcnn`` checkpoint (``core.art.api``)."""
+    api = _import("core.art.api", "the art analysis API (issue 7)")
+    p = Path(cnn_ckpt)
+    if not p.is_file():
+        raise NcanvasError(f"checkpoint not found: {p}")
+    image_path = image_path.strip()
+    if not image_path:
+        raise NcanvasError("give the path of a painting (an image file)")
+    key = ("art:" + str(p.resolve()), p.stat().st_mtime)
+    with _models_lock:
+        if key not in _models:
+            _models.clear()
+            _models[key] = api.load_art_classifier(p)
+        clf = _models[key]
+    vision = _import("core.vision.api", "the vision API")
+    image = vision.load_image(Path(image_path).expanduser())
+    heads = api.predict(clf, image, top_k=3)
+    cams = api.head_cams(clf, image)
+    pixels = clf.pixels(image).astype("float32") / 255.0
+    return Analysis(pixels, heads, cams, _art_prompt(api, clf, image, heads))

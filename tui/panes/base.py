@@ -1,0 +1,115 @@
+"""What the inference panes share: a checkpoint picker filled by a worker, image-path completion, errors."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from textual import work
+from textual.containers import Vertical
+from textual.suggester import Suggester
+from textual.widgets import Select, Static
+
+from core.errors import NcanvasError
+from core.paths import Workspace
+
+
+class PathSuggester(Suggester):
+    """Completes file paths (and the ``sample:`` prefix) as the user types."""
+
+    def __init__(self) -> None:
+        super().__init__(use_cache=False, case_sensitive=True)
+
+    async def get_suggestion(self, value: str) -> str | None:
+        if not value:
+            return None
+        if "sample:".startswith(value):
+            return "sample:0"
+        path = Path(os.path.expanduser(value))
+        folder, stem = (path, "") if value.endswith("/") else (path.parent, path.name)
+        try:
+            names = sorted(os.listdir(folder))
+        except OSError:
+            return None
+        for name in names:
+            if name.startswith(stem) and not name.startswith(".") and name != stem:
+                return value + name[len(stem):] + ("/" if (folder / name).is_dir() else "")
+        return None
+
+
+def error_text(e: BaseException) -> str:
+    """One line for a notification: the NcanvasError message, or the type and first line of anything else."""
+    if isinstance(e, NcanvasError):
+        return str(e)
+    first = (str(e).strip().splitlines() or [""])[0]
+    return f"{type(e).__name__}: {first}"
+
+
+class InferencePane(Vertical):
+    """A pane with a checkpoint picker (``#ckpt``) for the jobs of :attr:`kinds` and a status line (``#status``)."""
+
+    pane_id = ""
+    title = ""
+    kinds: tuple[str, ...] = ()
+
+    DEFAULT_CSS = """
+    InferencePane { padding: 0 1; }
+    InferencePane .controls { height: auto; }
+    InferencePane .controls > Select { width: 40; }
+    InferencePane .controls > Input { width: 1fr; }
+    InferencePane #status { height: auto; color: $text-muted; }
+    InferencePane #status.-error { color: $error; }
+    """
+
+    def __init__(self, ws: Workspace, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.ws = ws
+
+    def on_show(self) -> None:
+        self.scan_checkpoints()
+
+    @work(thread=True, exclusive=True, group="scan")
+    def scan_checkpoints(self) -> None:
+        self.scan()
+
+    def scan(self) -> None:
+        """List the checkpoints (blocking, in the worker) and fill the pickers on the UI thread."""
+        from tui.inference import list_checkpoints
+
+        try:
+            choices = list_checkpoints(self.ws, self.kinds)
+        except NcanvasError as e:
+            self.app.call_from_thread(self.set_status, str(e), True)
+            return
+        self.app.call_from_thread(self._fill, choices)
+
+    def _fill(self, choices: list[Any]) -> None:
+        for select in self.query(".ckpt").results(Select):
+            current = select.value
+            options = [(c.label, c.path) for c in choices]
+            select.set_options(options)
+            paths = [c.path for c in choices]
+            if current in paths:
+                select.value = current
+            elif paths and not select.has_class("optional"):
+                select.value = paths[0]
+        if not choices:
+            self.set_status(f"no {'/'.join(self.kinds)} checkpoints in this workspace yet: train one from the Jobs pane")
+
+    def checkpoint(self, selector: str = "#ckpt") -> str:
+        value = self.query_one(selector, Select).value
+        if not isinstance(value, str):
+            raise NcanvasError(f"choose a {'/'.join(self.kinds)} checkpoint first")
+        return value
+
+    def set_status(self, text: str, error: bool = False) -> None:
+        status = self.query_one("#status", Static)
+        status.update(text)
+        status.set_class(error, "-error")
+
+    def fail(self, e: BaseException) -> None:
+        """Report an error from a worker (call through ``call_from_thread``): status line and notification."""
+        line = error_text(e)
+        self.set_status(line, True)
+        self.notify(line, severity="error", title=self.title)

@@ -1,0 +1,169 @@
+"""The Explain pane: a prompt (from the classification, or typed) streamed through one or two LLM checkpoints."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import Button, Input, Select, Static
+
+from core.errors import NcanvasError
+from tui.messages import Classified
+from tui.panes.base import InferencePane
+
+
+def _float(value: str, name: str, lo: float, hi: float) -> float:
+    try:
+        v = float(value)
+    except ValueError:
+        raise NcanvasError(f"{name} must be a number; got {value!r}") from None
+    if not lo <= v <= hi:
+        raise NcanvasError(f"{name} must be in [{lo}, {hi}]; got {v}")
+    return v
+
+
+def _short(path: str) -> str:
+    """``llm-0001/best_model.pt`` from a checkpoint path: which model wrote which column."""
+    parts = path.replace("\\", "/").split("/")
+    return "/".join(parts[-2:])
+
+
+class ExplainPane(InferencePane):
+    """Tokens arrive in worker threads into buffers; a 10 Hz timer moves them to the screen; ``esc`` cancels."""
+
+    pane_id = "explain"
+    title = "Explain"
+    kinds = ("llm", "gpt2")
+    DEFAULT_CLASSES = "uses-classification"
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+r", "generate", "Generate")]
+
+    DEFAULT_CSS = """
+    ExplainPane #settings { height: auto; }
+    ExplainPane #settings > Input { width: 14; }
+    ExplainPane #settings > Static { width: auto; padding: 1 1 0 1; }
+    ExplainPane #outputs { height: 1fr; }
+    ExplainPane .out { width: 1fr; border: round $panel; padding: 0 1; }
+    ExplainPane #out-b.-off { display: none; }
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._cancel = threading.Event()
+        self._buffers = {"a": [], "b": []}
+        self._lock = threading.Lock()
+        self._running = 0
+        self._texts: dict[str, str] = {"a": "", "b": ""}
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(classes="controls"):
+            yield Select([], prompt="LLM checkpoint", id="ckpt", classes="ckpt")
+            yield Select([], prompt="compare with (optional)", id="ckpt-b", classes="ckpt optional")
+        with Horizontal(classes="controls"):
+            yield Input(placeholder="artist, style, genre (e.g. Claude Monet, Impressionism, landscape)", id="prompt")
+            yield Button("Generate", id="go", variant="primary")
+        with Horizontal(id="settings"):
+            yield Static("temperature")
+            yield Input("0.8", id="temperature")
+            yield Static("top-k")
+            yield Input("40", id="top_k", type="integer")
+            yield Static("max tokens")
+            yield Input("160", id="max_new_tokens", type="integer")
+            yield Static("seed")
+            yield Input("", id="seed", type="integer", placeholder="random")
+        yield Static("enter generates · esc cancels", id="status")
+        with Horizontal(id="outputs"):
+            with VerticalScroll(id="scroll-a", classes="out"):
+                yield Static("", id="out-a")
+            with VerticalScroll(id="scroll-b", classes="out -off"):
+                yield Static("", id="out-b")
+
+    def on_mount(self) -> None:
+        self.set_interval(0.1, self._flush)
+
+    def use_classification(self, event: Classified) -> None:
+        """The classification becomes the prompt (set by the app)."""
+        from tui.inference import prompt_for
+
+        self.query_one("#prompt", Input).value = prompt_for(event.top)
+
+    def settings(self) -> Any:
+        from tui.inference import GenSettings
+
+        top_k = int(_float(self.query_one("#top_k", Input).value or "0", "top-k", 0, 100_000))
+        max_new = int(_float(self.query_one("#max_new_tokens", Input).value or "0", "max tokens", 1, 4096))
+        temp = _float(self.query_one("#temperature", Input).value, "temperature", 0.0, 10.0)
+        seed = self.query_one("#seed", Input).value.strip()
+        return GenSettings(temperature=temp, top_k=top_k, max_new_tokens=max_new,
+                           seed=int(_float(seed, "seed", 0, 2**31)) if seed else None)
+
+    @on(Input.Submitted)
+    @on(Button.Pressed, "#go")
+    def action_generate(self) -> None:
+        try:
+            ckpt = self.checkpoint()
+            settings = self.settings()
+            prompt = self.query_one("#prompt", Input).value.strip()
+            if not prompt:
+                raise NcanvasError("type a prompt (or classify an image first)")
+        except NcanvasError as e:
+            self.fail(e)
+            return
+        self.action_cancel()
+        self._cancel = threading.Event()
+        other = self.query_one("#ckpt-b", Select).value
+        side = isinstance(other, str)
+        self.query_one("#scroll-b").set_class(not side, "-off")
+        self.query_one("#scroll-a").border_title = _short(ckpt)
+        self.query_one("#scroll-b").border_title = _short(other) if side else ""
+        for key in ("a", "b"):
+            self.query_one(f"#out-{key}", Static).update("")
+            self._texts[key] = ""
+        self.set_status("generating… (esc cancels)")
+        self._running = 1 + side
+        self.generate("a", ckpt, prompt, settings, self._cancel)
+        if side:
+            self.generate("b", other, prompt, settings, self._cancel)
+
+    def action_cancel(self) -> None:
+        if self._running:
+            self._cancel.set()
+            self.set_status("cancelled")
+
+    @work(thread=True, group="explain")
+    def generate(self, key: str, ckpt: str, prompt: str, settings: Any, cancel: threading.Event) -> None:
+        from tui import inference
+
+        try:
+            for token in inference.explain_stream(ckpt, inference.build_prompt(prompt), settings, cancel):
+                with self._lock:
+                    self._buffers[key].append(token)
+                if cancel.is_set():
+                    break
+        except Exception as e:  # noqa: BLE001 - a notification, never a crash
+            self.app.call_from_thread(self.fail, e)
+        finally:
+            self.app.call_from_thread(self._done, cancel)
+
+    def _flush(self) -> None:
+        with self._lock:
+            pending = {k: "".join(v) for k, v in self._buffers.items() if v}
+            for v in self._buffers.values():
+                v.clear()
+        for key, text in pending.items():
+            self._texts[key] = self._texts.get(key, "") + text
+            self.query_one(f"#out-{key}", Static).update(self._texts[key])
+            self.query_one(f"#scroll-{key}").scroll_end(animate=False)
+
+    def _done(self, cancel: threading.Event) -> None:
+        self._running = max(0, self._running - 1)
+        if not self._running and not self.query_one("#status", Static).has_class("-error"):
+            self._flush()
+            self.set_status("cancelled" if cancel.is_set() else "done")
+
+    def text(self, key: str = "a") -> str:
+        return self._texts.get(key, "")

@@ -1,0 +1,54 @@
+"""The top bar: host, GPU utilisation and memory per GPU (``N/A`` without NVML), running-job count."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widgets import Static
+
+from core.gpu import fmt_mb
+
+
+def gpu_text(stats: list[Any]) -> Text:
+    if not stats:
+        return Text("GPU N/A", style="dim")
+    out = Text()
+    for i, g in enumerate(stats):
+        if i:
+            out.append("  ")
+        util = "N/A" if g.util_pct is None else f"{g.util_pct:.0f}%"
+        out.append(f"GPU{g.index} ", style="bold")
+        out.append(f"{util} {fmt_mb(g.mem_used_mb)}/{fmt_mb(g.mem_total_mb)}")
+    return out
+
+
+class StatusBar(Static):
+    """Attributes down: the app sets :attr:`gpus` and :attr:`running`; ``host`` is fixed at construction."""
+
+    DEFAULT_CSS = """
+    StatusBar { height: 1; background: $panel; color: $foreground; padding: 0 1; }
+    """
+
+    gpus: reactive[list[Any]] = reactive(list, always_update=True)
+    running: reactive[int] = reactive(0)
+    paused: reactive[int] = reactive(0)
+    workspace: reactive[str] = reactive("")
+
+    def __init__(self, host: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.host = host
+
+    def render(self) -> Text:
+        out = Text()
+        out.append("ncanvas", style="bold")
+        out.append(f" · {self.host} · ")
+        out.append_text(gpu_text(self.gpus))
+        out.append(" · ")
+        out.append(f"{self.running} running", style="bold green" if self.running else "dim")
+        if self.paused:
+            out.append(f", {self.paused} paused", style="bold yellow")
+        if self.workspace:
+            out.append(f" · {self.workspace}", style="dim")
+        return out
