@@ -21,6 +21,7 @@ from jobs.config import opt
 DESCRIPTION = "Small CNN on MNIST / Fashion-MNIST / CIFAR-10"
 MODEL_CHOICES = ("simplecnn", "lenet-demo", "simplenet")  # = core.vision.models.MODEL_NAMES (kept light here)
 DATASET_CHOICES = ("mnist", "fashion-mnist", "cifar10")
+CURVE_PANELS = {"loss": ["train/loss", "val/loss", "test/loss"], "accuracy": ["val/acc", "test/acc"]}
 
 
 @dataclass
@@ -200,7 +201,8 @@ class _Trainer:
 
     def end_epoch(self) -> bool:
         """Evaluate, log, checkpoint. Returns False when early stopping triggers."""
-        from core.vision.evaluate import evaluate, write_curves
+        from core.curves import plot_curves
+        from core.vision.evaluate import evaluate
 
         cfg, st, rt = self.cfg, self.st, self.rt
         st.epoch, st.batch = st.epoch + 1, 0
@@ -223,7 +225,7 @@ class _Trainer:
         rt.save(self.checkpoint(), *names)
         rt.progress(step=st.step, total_steps=self.total_steps, epoch=st.epoch, total_epochs=cfg.epochs,
                     force=True, **{k: round(v, 5) for k, v in fields.items()})
-        write_curves(rt.paths.metrics, rt.paths.curves_png)
+        plot_curves(rt.paths.metrics, rt.paths.curves_png, CURVE_PANELS, train_ema=0.9)
         if cfg.patience and st.bad_epochs >= cfg.patience:
             rt.event("early_stop", epoch=st.epoch, step=st.step, patience=cfg.patience)
             return False

@@ -8,8 +8,10 @@ import pytest
 from tests.conftest import subprocess_env
 
 LIGHT = ["core.paths", "core.runrec", "core.metrics", "core.smoothing", "core.atomic", "core.errors", "core.gpu",
-         "core.logtext", "jobs.config", "jobs.kinds", "jobs.locks", "jobs.supervisor", "jobs.runtime", "tui.cli",
-         "tui.app"]
+         "core.logtext", "core.render", "core.colormaps", "core.plotpng", "core.curves", "core.explain",
+         "core.explain.dataset", "jobs.config", "jobs.kinds", "jobs.locks", "jobs.supervisor", "jobs.runtime",
+         "jobs.demo", "jobs.cnn", "jobs.llm", "jobs.gpt2", "jobs.artcnn", "tui.cli", "tui.cli_vision", "tui.cli_llm",
+         "tui.cli_art", "tui.inference", "tui.watcher", "tui.app"]
 HEAVY = ("torch", "torchvision", "transformers", "textual_plotext")
 
 

@@ -118,8 +118,8 @@ def test_cli_explain_compare_and_eval(llm_run, tmp_path: Path) -> None:
     assert len(out["explanations"]) == 2 and out["explanations"][0]["text"] == out["explanations"][1]["text"]
     res = CliRunner().invoke(app, [*args, "--compare", ckpt])  # the live side-by-side view
     assert res.exit_code == 0, res.output
-    res = CliRunner().invoke(app, ["eval-llm", "--checkpoint", ckpt, "--max-examples", "16", "--samples", "1",
-                                   "--json"])
+    res = CliRunner().invoke(app, ["--home", str(ws.root), "eval-llm", "--checkpoint", jid,  # a job id works too
+                                   "--max-examples", "16", "--samples", "1", "--json"])
     assert res.exit_code == 0, res.output
     ev = json.loads(res.stdout)
     assert ev["val"]["ppl"] > 1 and 0 < ev["test"]["pairs"] <= 16 and len(ev["samples"]) == 1

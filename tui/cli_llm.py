@@ -115,14 +115,22 @@ def _stream_side_by_side(explainers: list[Any], prompt: str, settings: Any) -> l
     return texts
 
 
+def _source(ctx: typer.Context, value: str) -> Path:
+    """A path as given, or a job id's best_model.pt (else latest.pt) in the workspace."""
+    from tui.cli_vision import _checkpoint_path
+
+    return _checkpoint_path(ctx, value)
+
+
 def explain_cmd(
-    checkpoint: Annotated[Path, typer.Option("--checkpoint", help="llm/gpt2 checkpoint, run folder or HF folder.")],
+    ctx: typer.Context,
+    checkpoint: Annotated[str, typer.Option("--checkpoint", help="llm/gpt2 checkpoint, run folder, HF folder or job id.")],
     artist: Annotated[str | None, typer.Option(help="Predicted artist, e.g. 'Claude Monet'.")] = None,
     style: Annotated[str | None, typer.Option(help="Predicted style, e.g. Impressionism.")] = None,
     genre: Annotated[str | None, typer.Option(help="Predicted genre, e.g. Landscape.")] = None,
     conf: Annotated[str, typer.Option(help="Confidence %: one for all heads or artist,style,genre.")] = "90,90,90",
     prompt_file: Annotated[Path | None, typer.Option("--prompt-file", help="A full prompt in a file.")] = None,
-    compare: Annotated[Path | None, typer.Option("--compare", help="Second checkpoint, streamed side by side.")] = None,
+    compare: Annotated[str | None, typer.Option("--compare", help="Second checkpoint (or job id), streamed side by side.")] = None,
     max_new_tokens: Annotated[int, typer.Option(min=1, max=4096)] = 200,
     temperature: Annotated[float, typer.Option(min=0.0, help="0 = greedy.")] = 0.8,
     top_k: Annotated[int, typer.Option(min=0, help="0 = off.")] = 50,
@@ -137,9 +145,9 @@ def explain_cmd(
     settings = _settings(max_new_tokens, temperature, top_k, top_p, repetition_penalty, seed)
     from core.llm.generate import load_explainer
 
-    explainers = [load_explainer(checkpoint, device)]
+    explainers = [load_explainer(_source(ctx, checkpoint), device)]
     if compare is not None:
-        explainers.append(load_explainer(compare, device))
+        explainers.append(load_explainer(_source(ctx, compare), device))
     if as_json:
         out = []
         for ex in explainers:
@@ -159,7 +167,8 @@ def explain_cmd(
 
 
 def eval_llm_cmd(
-    checkpoint: Annotated[Path, typer.Option("--checkpoint", help="llm/gpt2 checkpoint, run folder or HF folder.")],
+    ctx: typer.Context,
+    checkpoint: Annotated[str, typer.Option("--checkpoint", help="llm/gpt2 checkpoint, run folder, HF folder or job id.")],
     data: Annotated[str, typer.Option(help="Dataset folder (default: regenerate the job's own pairs).")] = "",
     max_examples: Annotated[int, typer.Option(min=1, help="Pairs scored per split.")] = 200,
     samples: Annotated[int, typer.Option(min=0, help="Test prompts to generate for.")] = 3,
@@ -174,7 +183,7 @@ def eval_llm_cmd(
     from core.llm.generate import load_explainer
     from core.llm.sampling import SamplingSettings
 
-    ex = load_explainer(checkpoint, device)
+    ex = load_explainer(_source(ctx, checkpoint), device)
     res = evaluate_explainer(ex, data, max_examples, samples, SamplingSettings(160, 0.7, 50, 0.95, 1.1, seed))
     if as_json:
         typer.echo(json.dumps(res))

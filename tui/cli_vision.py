@@ -17,7 +17,7 @@ viz_app = typer.Typer(help="Look inside a trained CNN: filters, feature maps, ac
 
 ImageArg = Annotated[str | None, typer.Argument(help="Image file (PNG/JPG/..., any size or mode).", show_default=False)]
 Checkpoint = Annotated[str, typer.Option("--checkpoint", "-c", help="A cnn .pt checkpoint, or a job id (uses its best_model.pt).")]
-Sample = Annotated[str | None, typer.Option("--sample", help="A dataset image instead of IMAGE, e.g. mnist:123 or mnist:train:5.")]
+Sample = Annotated[str | None, typer.Option("--sample", help="A dataset image instead of IMAGE: DATASET:N from the test split (e.g. mnist:123); write train: before N for the training split.")]
 DataDir = Annotated[str | None, typer.Option("--data-dir", help="Dataset folder for --sample (default: the checkpoint's, else $NCANVAS_DATA_DIR or <workspace>/data).")]
 Png = Annotated[Path | None, typer.Option("--png", help="Also write the picture to this PNG file.")]
 Width = Annotated[int, typer.Option("--width", help="Terminal picture width in character cells.", min=4)]

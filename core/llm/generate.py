@@ -169,7 +169,6 @@ def _resolve(path: Path) -> Path:
 
 def _load_hf_dir(path: Path, device: str | torch.device) -> Explainer:
     from transformers import AutoModelForCausalLM
-
     from transformers.utils import logging as hf_logging
 
     from core.llm.tokenizer import from_hf

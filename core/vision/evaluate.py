@@ -87,29 +87,6 @@ def _save_labelled(grid: np.ndarray, tile: tuple[int, ...], labels: list[str], p
     atomic_write(Path(png), lambda f: img.save(f, format="PNG"))
 
 
-def write_curves(metrics_path: str | os.PathLike[str], png: str | os.PathLike[str]) -> Path:
-    """``training_curves.png`` from ``metrics.jsonl``: smoothed train loss and val/test loss, val/test accuracy."""
-    from core.metrics import iter_rows
-    from core.plotpng import Panel, line_chart_png
-    from core.smoothing import ema_debiased
-
-    series: dict[tuple[str, str], dict[float, float]] = {}
-    for row in iter_rows(metrics_path):
-        if "event" in row or "split" not in row or "step" not in row:
-            continue
-        for metric in ("loss", "acc"):
-            if isinstance(row.get(metric), (int, float)):
-                series.setdefault((row["split"], metric), {})[row["step"]] = float(row[metric])  # last write wins
-    loss, acc = Panel("loss"), Panel("accuracy")
-    for (split, metric), points in sorted(series.items()):
-        xs = sorted(points)
-        ys = [points[x] for x in xs]
-        if split == "train" and metric == "loss" and len(ys) > 1:
-            ys = ema_debiased(ys, 0.9).tolist()
-        (loss if metric == "loss" else acc).series[split] = (xs, ys)
-    return line_chart_png(png, [loss, acc])
-
-
 def save_json(path: str | os.PathLike[str], obj: Any) -> None:
     from core.atomic import atomic_write_text
 
