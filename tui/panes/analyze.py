@@ -14,6 +14,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Input, Select, Static
 
 from core.errors import NcanvasError
+from tui.inference import GenSettings
 from tui.panes.base import InferencePane, PathSuggester
 from tui.panes.classify import topk_table
 
@@ -36,6 +37,8 @@ class AnalyzePane(InferencePane):
         super().__init__(*args, **kwargs)
         self._cancel = threading.Event()
         self.prompt = ""
+        # `ncanvas analyze`'s defaults (temperature 0.7, seed 0): the pane and the command tell the same story
+        self.settings = GenSettings(temperature=0.7, seed=0)
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="controls"):
@@ -111,7 +114,7 @@ class AnalyzePane(InferencePane):
             return
         text = ""
         try:
-            for token in inference.explain_stream(llm, res.prompt, inference.GenSettings(), cancel):
+            for token in inference.explain_stream(llm, res.prompt, self.settings, cancel):
                 text += token
                 self.app.call_from_thread(self.query_one("#explanation", Static).update, text)
                 if cancel.is_set():
