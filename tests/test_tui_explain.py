@@ -3,15 +3,18 @@ esc cancels, and the whole chain painting -> CNN -> Grad-CAM -> explanation."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
 import pytest
+from typer.testing import CliRunner
 
 from core.paths import Workspace
 from tests.conftest import subprocess_env
 from tests.tui_pilot import wait_until
 from tui.app import NcanvasApp
+from tui.cli import app as cli_app
 
 pytest.importorskip("core.llm.generate", reason="the LLM explainer is not in this build")
 
@@ -117,6 +120,14 @@ async def test_analyze_streams_the_explanation_of_a_painting(llm_ws: Workspace) 
             "#status").has_class("-error"), timeout=120, what="analysis and explanation")
         assert _status(pane) == "done"
         assert pane.prompt.startswith("CNN Classification Results:"), "the dataset's prompt format"
-        assert str(pane.query_one("#explanation").render()).strip(), "the explanation streamed in"
+        shown = str(pane.query_one("#explanation").render())
+        assert shown.strip(), "the explanation streamed in"
         for head in ("artist", "style", "genre"):
             assert head in str(pane.query_one(f"#head-{head}").render())
+    # the headless command tells the same story: same prompt, same sampling defaults, same text
+    res = CliRunner().invoke(cli_app, ["--home", str(llm_ws.root), "analyze", str(painting), "--cnn", "artcnn-0001",
+                                       "--llm", "llm-0001", "--json", "--out", str(llm_ws.root / "cams")])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["prompt"] == pane.prompt
+    assert list(out["explanations"].values()) == [shown]
