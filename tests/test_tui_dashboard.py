@@ -117,6 +117,11 @@ async def test_small_terminal_and_panes(tmp_path: Path) -> None:
             await pilot.press(key)
             await pilot.pause(0.05)
             assert app.query_one("#panes").active == pane
+        # back on Jobs, the job keys act on the table again (focus never lands in the hidden filter box)
+        assert app.focused is not None and app.focused.id != "filter"
+        log_y = app.query_one(Dashboard).curves.log_y
+        await pilot.press("l")
+        await wait_until(pilot, lambda: app.query_one(Dashboard).curves.log_y != log_y, what="log-y after switching")
 
 
 async def test_command_palette_runs_dashboard_actions(tmp_path: Path) -> None:

@@ -141,7 +141,8 @@ class NcanvasApp(App[None]):
         pane = tabs.get_pane(pane_id)
         if self.focused is not None and pane in self.focused.ancestors:
             return
-        target = next((w for w in pane.query("*") if w.focusable), None)
+        shown = (w for w in pane.query("*") if w.focusable and all(a.display for a in w.ancestors_with_self))
+        target = next(shown, None)  # never a hidden widget (the Jobs pane's filter box is display: none)
         (target or tabs.query_one("ContentTabs")).focus()
 
     def action_help(self) -> None:
