@@ -94,6 +94,20 @@ async def test_explanation_streams_side_by_side_and_cancels(llm_ws: Workspace, m
         assert _status(pane) == "cancelled"
         assert len(pane.text("a")) < len(text) * 4, "stopped early"
 
+        # generate again while a run streams: nothing of the old run leaks in, and the count/esc stay right
+        assert not pane.query_one("#scroll-b").display, "one column without a comparison"
+        pane.query_one("#max_new_tokens").value = "24"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: pane.text("a"), what="first run streaming")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: _status(pane) == "done", timeout=120, what="second run")
+        assert pane.text("a") == expected and not pane._running
+
+        pane.query_one("#prompt").value = "Claude Monet, Impresionism, landscape"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: pane.query_one("#status").has_class("-error"), what="unknown style")
+        assert "did you mean Impressionism" in _status(pane)
+
         pane.query_one("#temperature").value = "hot"
         await pilot.press("enter")
         assert "temperature must be a number" in _status(pane)

@@ -5,7 +5,6 @@ Module scope is light: torch and the model code are imported inside the commands
 
 from __future__ import annotations
 
-import difflib
 import json
 import time
 from pathlib import Path
@@ -36,15 +35,6 @@ def data_explanations(
                    f"in {meta['seconds']}s")
 
 
-def _label(value: str, table: tuple[str, ...], what: str) -> str:
-    by_lower = {x.lower(): x for x in table}
-    if value.lower() in by_lower:
-        return by_lower[value.lower()]
-    close = difflib.get_close_matches(value, table, n=3, cutoff=0.5)
-    hint = f"; did you mean {', '.join(close)}?" if close else f"; e.g. {', '.join(table[:3])}"
-    raise NcanvasError(f"unknown {what} {value!r}{hint}")
-
-
 def _confs(conf: str) -> tuple[float, float, float]:
     try:
         vals = [float(v.strip().rstrip("%")) for v in conf.split(",")]
@@ -60,8 +50,7 @@ def _confs(conf: str) -> tuple[float, float, float]:
 def build_prompt(artist: str | None, style: str | None, genre: str | None, conf: str,
                  prompt_file: Path | None) -> str:
     """The prompt from labels (checked against the tables) or from a file."""
-    from core.explain import format_prompt
-    from core.explain.labels import ARTISTS, GENRES, STYLES
+    from core.explain import canonical_label, format_prompt
 
     if prompt_file is not None:
         if artist or style or genre:
@@ -76,8 +65,8 @@ def build_prompt(artist: str | None, style: str | None, genre: str | None, conf:
     if not (artist and style and genre):
         raise NcanvasError("give --artist, --style and --genre (or --prompt-file)")
     a, s, g = _confs(conf)
-    return format_prompt(_label(artist, ARTISTS, "artist"), a, _label(style, STYLES, "style"), s,
-                         _label(genre, GENRES, "genre"), g)
+    return format_prompt(canonical_label(artist, "artist"), a, canonical_label(style, "style"), s,
+                         canonical_label(genre, "genre"), g)
 
 
 def _settings(max_new_tokens: int, temperature: float, top_k: int, top_p: float, rep: float, seed: int | None):

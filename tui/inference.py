@@ -242,14 +242,17 @@ def explain_stream(ckpt: str, prompt: str, settings: GenSettings, cancel: thread
 
 def build_prompt(text: str) -> str:
     """The explainer's prompt: ``artist, style, genre`` typed in the pane becomes the dataset's prompt format
-    (confidence 100 %); anything else (e.g. a full prompt from the Analyze pane) is used as it is."""
+    (names as spelled in the label tables, 90 % confidence like ``ncanvas explain``'s default; an unknown name is
+    one error line with the closest names); anything else (e.g. a full prompt from the Analyze pane) is used as
+    it is."""
     parts = [p.strip() for p in text.split(",")]
     if "\n" not in text and len(parts) == 3 and all(parts):
         try:
             explain = _import("core.explain", "the explanation prompt format")
-            return str(explain.format_prompt(parts[0], 100.0, parts[1], 100.0, parts[2], 100.0))
         except NotAvailable:
             return text
+        a, s, g = (explain.canonical_label(v, h) for v, h in zip(parts, explain.HEADS))
+        return str(explain.format_prompt(a, 90.0, s, 90.0, g, 90.0))
     return text
 
 

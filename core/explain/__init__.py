@@ -29,6 +29,20 @@ def format_prompt(artist: str, a_conf: float, style: str, s_conf: float, genre: 
                                   g_conf=g_conf)
 
 
+def canonical_label(value: str, head: str) -> str:
+    """``value`` as spelled in the ``head`` table (artist, style or genre), matched without regard to case;
+    an unknown name raises one line with the closest names ("did you mean ...")."""
+    import difflib
+
+    table = {"artist": ARTISTS, "style": STYLES, "genre": GENRES}[head]
+    by_lower = {x.lower(): x for x in table}
+    if value.strip().lower() in by_lower:
+        return by_lower[value.strip().lower()]
+    close = difflib.get_close_matches(value, table, n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else f"; e.g. {', '.join(table[:3])}"
+    raise NcanvasError(f"unknown {head} {value!r}{hint}")
+
+
 def _to_numpy(x: Any) -> Any:
     import numpy as np
 

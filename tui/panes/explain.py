@@ -48,7 +48,7 @@ class ExplainPane(InferencePane):
     ExplainPane #settings > Static { width: auto; padding: 1 1 0 1; }
     ExplainPane #outputs { height: 1fr; }
     ExplainPane .out { width: 1fr; border: round $panel; padding: 0 1; }
-    ExplainPane #out-b.-off { display: none; }
+    ExplainPane #scroll-b.-off { display: none; }
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -114,7 +114,10 @@ class ExplainPane(InferencePane):
             self.fail(e)
             return
         self.action_cancel()
-        self._cancel = threading.Event()
+        with self._lock:  # a new run: tokens still coming from the old one are dropped (see generate)
+            self._cancel = threading.Event()
+            for buf in self._buffers.values():
+                buf.clear()
         other = self.query_one("#ckpt-b", Select).value
         side = isinstance(other, str)
         self.query_one("#scroll-b").set_class(not side, "-off")
@@ -141,9 +144,9 @@ class ExplainPane(InferencePane):
         try:
             for token in inference.explain_stream(ckpt, inference.build_prompt(prompt), settings, cancel):
                 with self._lock:
+                    if cancel.is_set() or cancel is not self._cancel:
+                        break
                     self._buffers[key].append(token)
-                if cancel.is_set():
-                    break
         except Exception as e:  # noqa: BLE001 - a notification, never a crash
             self.app.call_from_thread(self.fail, e)
         finally:
@@ -160,6 +163,8 @@ class ExplainPane(InferencePane):
             self.query_one(f"#scroll-{key}").scroll_end(animate=False)
 
     def _done(self, cancel: threading.Event) -> None:
+        if cancel is not self._cancel:  # an older, cancelled run: the current one keeps its count and status
+            return
         self._running = max(0, self._running - 1)
         if not self._running and not self.query_one("#status", Static).has_class("-error"):
             self._flush()
