@@ -48,6 +48,10 @@ def test_llm_job_trains_and_lowers_the_loss(llm_run) -> None:
     assert train[-1]["loss"] < train[0]["loss"] - 1.5
     assert val[1]["loss"] < val[0]["loss"]
     assert all({"loss", "ppl", "lr", "tok_s"} <= set(r) for r in train)
+    from core.llm.trainer import lr_lambda
+
+    f = lr_lambda(len(train), TINY_LLM["warmup_steps"], 0.1)  # each row logs the rate its own step used
+    assert [r["lr"] for r in train] == pytest.approx([TINY_LLM["lr"] * f(i) for i in range(len(train))])
     run = ws.run(jid)
     assert run.best.is_file() and run.latest.is_file() and run.curves_png.is_file()
     best = load_checkpoint(run.best, kind="llm")
@@ -159,3 +163,65 @@ def test_llm_job_runs_data_parallel_on_two_cpu_ranks(ws) -> None:
     train = rows(ws, rec.id, "train")
     assert len({r["step"] for r in train}) == len(train)  # rank 0 alone writes
     assert train[-1]["loss"] < train[0]["loss"]
+
+
+def test_gpt2_base_with_fewer_positions_than_block_size_is_refused(tmp_path: Path) -> None:
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    from core.errors import NcanvasError
+    from core.explain.dataset import generate
+    from core.llm.hooks import GPT2Hooks
+    from core.llm.tokenizer import train_bpe
+    from jobs.gpt2 import GPT2Config as JobConfig
+
+    base = tmp_path / "short-gpt2"
+    tok = train_bpe((r["prompt"] + "\n" + r["explanation"] for r in generate(100, 1)), 500)
+    GPT2LMHeadModel(GPT2Config(vocab_size=tok.vocab_size, n_positions=128, n_embd=32, n_layer=1, n_head=2,
+                               bos_token_id=tok.eos_id, eos_token_id=tok.eos_id)).save_pretrained(base)
+    PreTrainedTokenizerFast(tokenizer_object=tok.tok, eos_token="<|endoftext|>").save_pretrained(base)
+    with pytest.raises(NcanvasError, match="128 positions; use --block-size 128"):
+        GPT2Hooks().build(JobConfig(base=str(base)), {}, None)
+    model, _ = GPT2Hooks().build(JobConfig(base=str(base), block_size=128), {}, None)
+    assert model.config.n_positions == 128
+
+
+def test_auto_tokenizer_never_asks_the_hub(monkeypatch) -> None:
+    """``--tokenizer auto`` takes GPT-2's only from the local cache: an offline machine does not wait on retries."""
+    import transformers
+
+    from core.llm.tokenizer import build_tokenizer
+
+    calls = []
+
+    def from_pretrained(name, **kw):
+        calls.append(kw)
+        raise OSError("not cached")
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", from_pretrained)
+    tok = build_tokenizer("auto", ["a painting of light"] * 20, 300)
+    assert tok.name == "bpe" and calls == [{"local_files_only": True}]
+    monkeypatch.setenv("NCANVAS_OFFLINE", "1")
+    with pytest.raises(Exception, match="cannot load tokenizer 'gpt2'"):
+        build_tokenizer("gpt2", [], 300)
+    assert calls[-1] == {"local_files_only": True}
+
+
+def test_lr_schedule_warms_up_then_decays_to_the_floor() -> None:
+    from core.llm.trainer import lr_lambda
+
+    f = lr_lambda(1000, 50, 0.1)
+    assert f(0) == pytest.approx(1 / 50) and f(49) == pytest.approx(1.0)
+    decay = [f(s) for s in range(49, 1001)]
+    assert all(a >= b for a, b in zip(decay, decay[1:])) and f(1000) == pytest.approx(0.1)
+    assert f(525) == pytest.approx(0.1 + 0.9 * 0.5, abs=1e-3)  # half-way down the cosine
+    assert lr_lambda(100, 200, 0.0)(9) == pytest.approx(1.0)  # warmup capped at 10% of a short schedule
+
+
+@pytest.mark.slow
+def test_llm_early_stopping_ends_the_job(ws) -> None:
+    cfg = dict(TINY_LLM, n_pairs=120, epochs=6, patience=1, lr=0.0)  # lr 0: the val loss can never improve
+    jid = run_to_end(ws, "llm", cfg)
+    rows_ = list(iter_rows(ws.run(jid).metrics))
+    assert len([r for r in rows_ if r.get("split") == "val"]) == 2
+    stop = [r for r in rows_ if r.get("event") == "early_stop"]
+    assert len(stop) == 1 and stop[0]["epoch"] == 2 and stop[0]["patience"] == 1

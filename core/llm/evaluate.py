@@ -16,7 +16,7 @@ from core.llm.sampling import SamplingSettings
 @torch.no_grad()
 def score(ex: Explainer, records: list[dict[str, Any]], batch_size: int = 16) -> dict[str, float]:
     """Token-weighted loss and perplexity on the explanation tokens of ``records``."""
-    block = int(ex.meta.get("config", {}).get("block_size") or 512)
+    block = min(int(ex.meta.get("config", {}).get("block_size") or 512), ex.context_len)
     split = tokenize(ex.tokenizer, records, block)
     total, count = 0.0, 0
     for idx in epoch_batches(split.lengths, batch_size, 0, 0, shuffle=False):

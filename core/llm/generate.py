@@ -100,6 +100,11 @@ class Explainer:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    @property
+    def context_len(self) -> int:
+        """The most tokens the model attends over (its block size / position embeddings)."""
+        return self._backend(use_cache=False).max_len
+
     def _backend(self, use_cache: bool = True) -> _OwnBackend | _HFBackend:
         return _OwnBackend(self.model, use_cache) if self.kind == "llm" else _HFBackend(self.model)
 

@@ -14,7 +14,7 @@ import torch
 
 from core.llm.data import example_text
 from core.llm.model import ArtExpertLM, LMConfig
-from core.llm.tokenizer import TextTokenizer, build_tokenizer, from_hf
+from core.llm.tokenizer import TextTokenizer, build_tokenizer, from_hf, offline
 
 BPE_SAMPLE = 20_000  # pairs the corpus BPE is trained on: the vocabulary is closed, more adds nothing
 
@@ -81,12 +81,15 @@ class GPT2Hooks(LMHooks):
 
         tok = from_hf(cfg.base)
         try:
-            model = GPT2LMHeadModel.from_pretrained(cfg.base)
+            model = GPT2LMHeadModel.from_pretrained(cfg.base, local_files_only=offline())
         except Exception as e:  # noqa: BLE001 - hub, network and format errors: one line for the log
             raise NcanvasError(f"cannot load GPT-2 base {cfg.base!r}: {str(e).splitlines()[0][:160]}") from None
         if model.config.vocab_size < tok.vocab_size:
             raise NcanvasError(f"{cfg.base}: tokenizer has {tok.vocab_size} tokens, model only "
                                f"{model.config.vocab_size}")
+        if model.config.n_positions < cfg.block_size:
+            raise NcanvasError(f"{cfg.base} has {model.config.n_positions} positions; use --block-size "
+                               f"{model.config.n_positions} or less")
         model.config.use_cache = False
         return model, tok
 

@@ -6,6 +6,7 @@ trained on the corpus with ``tokenizers`` in seconds, offline. Both are a ``toke
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -59,12 +60,17 @@ def train_bpe(texts: Iterable[str], vocab_size: int = 8192) -> TextTokenizer:
     return TextTokenizer(tok, EOS, "bpe")
 
 
+def offline() -> bool:
+    """``NCANVAS_OFFLINE=1`` (or transformers' own ``HF_HUB_OFFLINE=1``): never ask the hub."""
+    return os.environ.get("NCANVAS_OFFLINE") == "1" or os.environ.get("HF_HUB_OFFLINE") == "1"
+
+
 def from_hf(name_or_path: str, local_only: bool = False) -> TextTokenizer:
     """The fast tokenizer of a transformers model (``gpt2``, ``distilgpt2`` or a local folder)."""
     from transformers import AutoTokenizer
 
     try:
-        hf = AutoTokenizer.from_pretrained(name_or_path, local_files_only=local_only)
+        hf = AutoTokenizer.from_pretrained(name_or_path, local_files_only=local_only or offline())
     except Exception as e:  # noqa: BLE001 - hub/network/format errors all mean "not loadable here"
         raise NcanvasError(f"cannot load tokenizer {name_or_path!r}: {str(e).splitlines()[0][:160]}") from None
     if not getattr(hf, "is_fast", False):
@@ -79,10 +85,11 @@ def build_tokenizer(kind: str, texts: Iterable[str], vocab_size: int = 8192) -> 
         return train_bpe(texts, vocab_size)
     if kind == "gpt2":
         return from_hf("gpt2")
-    if kind == "auto":
+    if kind == "auto":  # GPT-2's only when it is cached: no hub round trips (and retries) on an offline machine
         try:
-            return from_hf("gpt2")
-        except NcanvasError as e:
-            print(f"[ncanvas] GPT-2 tokenizer not available ({e}); training a byte-level BPE", flush=True)
+            return from_hf("gpt2", local_only=True)
+        except NcanvasError:
+            print("[ncanvas] GPT-2's tokenizer is not in the local transformers cache; training a byte-level BPE "
+                  "on the corpus (--tokenizer gpt2 downloads it)", flush=True)
             return train_bpe(texts, vocab_size)
     raise NcanvasError(f"unknown tokenizer {kind!r}; use gpt2, bpe or auto")

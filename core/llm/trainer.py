@@ -159,7 +159,7 @@ class _Ctx:
             metrics=metrics, with_rng=full, extra=dict(self.hooks.extra(self.model, self.tok),
                                                        bad_epochs=loop.bad_epochs))
 
-    def train_step(self, micro: list[np.ndarray]) -> tuple[float, int, float]:
+    def train_step(self, micro: list[np.ndarray]) -> tuple[float, int, float, float]:
         """One optimizer step over ``micro`` batches; token-weighted loss, so accumulation equals one big batch."""
         # Compiled: round T up to 64 (a few shapes, no recompile storm) when that stays within the block size.
         pad = 64 if self.fwd is not self.model and self.cfg.block_size % 64 == 0 else 1
@@ -189,8 +189,9 @@ class _Ctx:
             self.scaler.update()
         else:
             self.opt.step()
+        lr = self.sched.get_last_lr()[0]  # the rate this step used (the scheduler then moves to the next one)
         self.sched.step()
-        return loss_sum, n_tokens, gnorm
+        return loss_sum, n_tokens, gnorm, lr
 
     def run_epoch(self, loop: Loop) -> bool:
         """Train the rest of ``loop.epoch``; False when a stop request (or max_steps) ended it early."""
@@ -200,11 +201,10 @@ class _Ctx:
         for s in range(loop.batch_in_epoch, self.steps_per_epoch):
             if loop.step >= self.total:  # max_steps reached (also right after a resume)
                 return True
-            loss, n_tok, gnorm = self.train_step(batches[s * cfg.grad_accum:(s + 1) * cfg.grad_accum])
+            loss, n_tok, gnorm, lr = self.train_step(batches[s * cfg.grad_accum:(s + 1) * cfg.grad_accum])
             loop.step, loop.batch_in_epoch = loop.step + 1, s + 1
             tokens += n_tok
             tok_s = tokens / max(time.perf_counter() - t0, 1e-9)
-            lr = self.sched.get_last_lr()[0]
             rt.log(step=loop.step, epoch=loop.epoch, split="train", loss=loss, ppl=math.exp(min(loss, 50.0)),
                    lr=lr, tok_s=tok_s, grad_norm=gnorm)
             rt.progress(step=loop.step, total_steps=self.total, epoch=loop.epoch, total_epochs=cfg.epochs,
@@ -236,9 +236,10 @@ class _Ctx:
                 self.hooks.on_best(self.model, self.tok, rt.paths.ckpt_dir)
         if rt.is_main:
             plot_curves(rt.paths.metrics, rt.paths.curves_png, {"loss": ["train/loss", "val/loss"],
-                                                                "val perplexity": ["val/ppl"]})
+                                                                "val perplexity": ["val/ppl"]}, train_ema=0.9)
         if cfg.patience and loop.bad_epochs >= cfg.patience:
             print(f"[ncanvas] early stop: no better val loss for {loop.bad_epochs} epochs", flush=True)
+            rt.event("early_stop", epoch=loop.epoch, step=loop.step, patience=cfg.patience)
             return False
         return loop.epoch < cfg.epochs and loop.step < self.total
 
