@@ -133,3 +133,19 @@ async def test_explain_without_llm_checkpoint_is_a_clear_message(cnn_ws: Workspa
         await wait_until(pilot, lambda: analyze.query_one("#status").has_class("-error"), what="analyze error")
         assert "artcnn" in _status(analyze)
 
+
+
+def test_checkpoint_choices_put_trained_models_first(tmp_path) -> None:
+    """The default checkpoint of a pane is a trained one: every job's best/latest before any epoch_<n>.pt."""
+    from tests.tui_fixtures import make_fixture_workspace
+    from tui.inference import list_checkpoints
+
+    ws = make_fixture_workspace(tmp_path)
+    for jid, names in (("cnn-0001", ["epoch_0.pt", "best_model.pt", "latest.pt", "epoch_10.pt", "epoch_2.pt"]),
+                       ("llm-0001", ["epoch_0.pt", "latest.pt"]), ("demo-0001", ["latest.pt"])):
+        ws.run(jid).ckpt_dir.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            (ws.run(jid).ckpt_dir / name).write_bytes(b"")
+    labels = [c.label for c in list_checkpoints(ws, ("cnn", "llm"))]
+    assert labels == ["llm-0001/latest.pt", "cnn-0001/best_model.pt", "cnn-0001/latest.pt", "llm-0001/epoch_0.pt",
+                      "cnn-0001/epoch_0.pt", "cnn-0001/epoch_2.pt", "cnn-0001/epoch_10.pt"]

@@ -52,10 +52,12 @@ class CheckpointChoice:
 
 
 def list_checkpoints(ws: Workspace, kinds: tuple[str, ...]) -> list[CheckpointChoice]:
-    """Checkpoint files of the workspace's jobs of ``kinds``: best and latest first, then epochs, newest job first."""
+    """Checkpoint files of the workspace's jobs of ``kinds``: every job's best and latest first (newest job first),
+    then the ``epoch_<n>.pt`` files, so the default choice is a trained model wherever one exists (``epoch_0.pt`` is
+    the untrained start)."""
     from core.runrec import list_jobs
 
-    out = []
+    main, epochs = [], []
     for rec in reversed(list_jobs(ws)):
         if rec.kind not in kinds:
             continue
@@ -63,9 +65,12 @@ def list_checkpoints(ws: Workspace, kinds: tuple[str, ...]) -> list[CheckpointCh
         if not ckpt_dir.is_dir():
             continue
         files = [p for p in ckpt_dir.iterdir() if p.suffix == ".pt" and p.is_file()]
-        files.sort(key=lambda p: (CKPT_ORDER.index(p.name) if p.name in CKPT_ORDER else 2, p.name))
-        out += [CheckpointChoice(f"{rec.id}/{p.name}", str(p), rec.id, rec.kind) for p in files]
-    return out
+        files.sort(key=lambda p: (CKPT_ORDER.index(p.name) if p.name in CKPT_ORDER else 2,
+                                  int("".join(filter(str.isdigit, p.name)) or 0), p.name))  # epoch_2 before epoch_10
+        for p in files:
+            (main if p.name in CKPT_ORDER else epochs).append(CheckpointChoice(f"{rec.id}/{p.name}", str(p), rec.id,
+                                                                                rec.kind))
+    return main + epochs
 
 
 # ============================================================================================ vision
