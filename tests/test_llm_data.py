@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from pathlib import Path
@@ -98,6 +99,27 @@ def test_write_dataset_files_and_speed(tmp_path: Path) -> None:
     assert len(lines) == meta["counts"]["val"] and json.loads(lines[0])["split"] == "val"
     with pytest.raises(NcanvasError, match="not a folder"):
         write_dataset(tmp_path / "d/meta.json", 10)
+    (tmp_path / "ro").mkdir(mode=0o500)
+    if os.access(tmp_path / "ro", os.W_OK):  # root ignores permissions: a path under a file fails for everyone
+        (tmp_path / "ro" / "f").write_text("")
+        target = tmp_path / "ro" / "f" / "sub"
+    else:
+        target = tmp_path / "ro" / "sub"
+    with pytest.raises(NcanvasError, match="cannot write the dataset to"):
+        write_dataset(target, 10)
+
+
+def test_read_split_refuses_bad_records_by_line(tmp_path: Path) -> None:
+    from core.explain.dataset import read_split
+
+    good = json.dumps({"prompt": "p", "explanation": "e"})
+    for bad, why in (("{oops", "val.jsonl:2 is not JSON"), ('["a", "b"]', 'val.jsonl:2: expected an object'),
+                     ('{"prompt": "p"}', 'val.jsonl:2: expected an object with "prompt" and "explanation"')):
+        (tmp_path / "val.jsonl").write_text(good + "\n" + bad + "\n", encoding="utf-8")
+        with pytest.raises(NcanvasError, match=why):
+            read_split(tmp_path, "val")
+    (tmp_path / "val.jsonl").write_text(good + "\n\n" + good + "\n", encoding="utf-8")
+    assert len(read_split(tmp_path, "val")) == 2
 
 
 def test_prompt_from_logits_numpy_and_torch() -> None:

@@ -127,6 +127,14 @@ def test_cli_explain_compare_and_eval(llm_run, tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     ev = json.loads(res.stdout)
     assert ev["val"]["ppl"] > 1 and 0 < ev["test"]["pairs"] <= 16 and len(ev["samples"]) == 1
+    from core.explain.dataset import write_dataset
+
+    write_dataset(tmp_path / "held-out", 400, seed=7)
+    (tmp_path / "held-out" / "train.jsonl").unlink()  # scoring needs only val and test
+    res = CliRunner().invoke(app, ["eval-llm", "--checkpoint", ckpt, "--data", str(tmp_path / "held-out"),
+                                   "--max-examples", "8", "--samples", "0", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["val"]["pairs"] == 8
 
 
 def test_cli_bad_inputs_are_one_line(tmp_path: Path) -> None:

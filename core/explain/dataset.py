@@ -91,17 +91,20 @@ def write_dataset(out: str | Path, n: int, seed: int = 0) -> dict[str, Any]:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise NcanvasError(f"--out {out} exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    files = {s: open(out / f"{s}.jsonl", "w", encoding="utf-8") for s in SPLITS}  # noqa: SIM115
     counts = dict.fromkeys(SPLITS, 0)
     try:
-        for rec in generate(n, seed):
-            files[rec["split"]].write(json.dumps(rec, ensure_ascii=False) + "\n")
-            counts[rec["split"]] += 1
-    finally:
-        for f in files.values():
-            f.close()
+        out.mkdir(parents=True, exist_ok=True)
+        files = {s: open(out / f"{s}.jsonl", "w", encoding="utf-8") for s in SPLITS}  # noqa: SIM115
+        try:
+            for rec in generate(n, seed):
+                files[rec["split"]].write(json.dumps(rec, ensure_ascii=False) + "\n")
+                counts[rec["split"]] += 1
+        finally:
+            for f in files.values():
+                f.close()
+    except OSError as e:
+        raise NcanvasError(f"cannot write the dataset to {out}: {e.strerror or e}") from None
     meta = {"generator": "ncanvas-explanations", "version": 1, "n": n, "seed": seed, "counts": counts,
             "split_rule": f"crc32(artist|style|genre) % 100: <{TEST_PCT} test, <{TEST_PCT + VAL_PCT} val",
             "seconds": round(time.perf_counter() - t0, 2)}
@@ -114,8 +117,17 @@ def read_split(data_dir: str | Path, split: str) -> list[dict[str, Any]]:
     path = Path(data_dir) / f"{split}.jsonl"
     if not path.is_file():
         raise NcanvasError(f"{path} not found: make it with `ncanvas data explanations --out {data_dir}`")
+    out = []
     with open(path, encoding="utf-8") as f:
-        try:
-            return [json.loads(line) for line in f if line.strip()]
-        except ValueError as e:
-            raise NcanvasError(f"{path} is not JSON lines: {e}") from None
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError as e:
+                raise NcanvasError(f"{path}:{n} is not JSON: {e}") from None
+            if not (isinstance(rec, dict) and isinstance(rec.get("prompt"), str)
+                    and isinstance(rec.get("explanation"), str)):
+                raise NcanvasError(f"{path}:{n}: expected an object with \"prompt\" and \"explanation\" strings")
+            out.append(rec)
+    return out

@@ -90,10 +90,12 @@ def collate(split: TokenizedSplit, idx: np.ndarray, pad_multiple: int = 1) -> tu
     return torch.from_numpy(x), torch.from_numpy(y)
 
 
-def load_records(data: str, n_pairs: int, seed: int) -> dict[str, list[dict[str, Any]]]:
-    """Splits from a ``ncanvas data explanations`` folder, or generated in memory when ``data`` is empty."""
-    from core.explain.dataset import SPLITS, generate_splits, read_split
+def load_records(data: str, n_pairs: int, seed: int,
+                 splits: tuple[str, ...] = ("train", "val", "test")) -> dict[str, list[dict[str, Any]]]:
+    """Splits from a ``ncanvas data explanations`` folder (only ``splits`` are read), or all generated in memory
+    when ``data`` is empty."""
+    from core.explain.dataset import generate_splits, read_split
 
     if data:
-        return {s: read_split(data, s) for s in SPLITS}
+        return {s: read_split(data, s) for s in splits}
     return generate_splits(n_pairs, seed)

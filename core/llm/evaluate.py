@@ -37,7 +37,7 @@ def evaluate_explainer(ex: Explainer, data: str = "", max_examples: int = 200, s
     """
     cfg = ex.meta.get("config") or {}
     data = data or cfg.get("data", "")
-    records = load_records(data, int(cfg.get("n_pairs", 100_000)), int(cfg.get("data_seed", 0)))
+    records = load_records(data, int(cfg.get("n_pairs", 100_000)), int(cfg.get("data_seed", 0)), ("val", "test"))
     out: dict[str, Any] = {"checkpoint": ex.name, "kind": ex.kind}
     for split in ("val", "test"):
         recs = records[split][:max_examples]
