@@ -199,3 +199,20 @@ async def test_mouse_and_log_follow(tmp_path: Path) -> None:
         await wait_until(pilot, lambda: app.query_one("#panes").active == "gradcam", what="tab clicked")
         await pilot.pause(0.3)
         assert app.query_one("#panes").active == "gradcam", "the pane stays (focus moved into it)"
+
+
+async def test_header_shows_every_gpu_and_keeps_the_job_count_on_a_narrow_terminal(tmp_path: Path) -> None:
+    from core.gpu import GpuStat
+
+    gpus = [GpuStat(i, "H100", 37.0 + i, 12_000.0 * (i + 1), 81_559.0) for i in range(4)]
+    app = NcanvasApp(make_fixture_workspace(tmp_path / "ws"), host="lab", gpu_stats=lambda: gpus,
+                     watcher_config=FAST)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _loaded(pilot, app)
+        await wait_until(pilot, lambda: "GPU0 37%" in screen_text(app), what="GPU stats in the header")
+        header = screen_text(app).splitlines()[0]
+        assert "0 running" in header and "GPU0 37% 11.7G/79.6G" in header, header
+    app = NcanvasApp(make_fixture_workspace(tmp_path / "ws2"), host="lab", gpu_stats=lambda: gpus,
+                     watcher_config=FAST)
+    async with app.run_test(size=(200, 24)) as pilot:
+        await wait_until(pilot, lambda: "GPU3 40%" in screen_text(app), what="all four GPUs on a wide terminal")

@@ -1,4 +1,4 @@
-"""The top bar: host, GPU utilisation and memory per GPU (``N/A`` without NVML), running-job count."""
+"""The top bar: host, running/paused job counts, GPU utilisation and memory per GPU (``N/A`` without NVML)."""
 
 from __future__ import annotations
 
@@ -44,11 +44,12 @@ class StatusBar(Static):
         out = Text()
         out.append("ncanvas", style="bold")
         out.append(f" · {self.host} · ")
-        out.append_text(gpu_text(self.gpus))
-        out.append(" · ")
+        # job counts before the GPU list: on a narrow terminal with several GPUs it is the GPUs that get cut
         out.append(f"{self.running} running", style="bold green" if self.running else "dim")
         if self.paused:
             out.append(f", {self.paused} paused", style="bold yellow")
+        out.append(" · ")
+        out.append_text(gpu_text(self.gpus))
         if self.workspace:
             out.append(f" · {self.workspace}", style="dim")
         return out
