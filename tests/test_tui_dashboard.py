@@ -135,84 +135,31 @@ async def test_command_palette_runs_dashboard_actions(tmp_path: Path) -> None:
         await pilot.press("enter")
         await wait_until(pilot, lambda: app.query_one(Dashboard).curves.log_y, what="log-y via palette")
 
+        async def palette(query: str) -> None:
+            await pilot.press("ctrl+p")
+            await pilot.pause(0.2)
+            await pilot.press(*query)
+            await pilot.pause(0.5)
+            await pilot.press("enter")
 
-async def test_unknown_theme_is_refused(tmp_path: Path) -> None:
-    import pytest
-
-    from core.errors import NcanvasError
-
-    with pytest.raises(NcanvasError, match="unknown theme"):
-        _app(tmp_path, theme="no-such-theme")
-    app = _app(tmp_path, theme="nord")
-    assert app.theme == "nord"
-
-
-async def test_form_follows_the_kind_and_refuses_bad_values(tmp_path: Path) -> None:
-    from textual.widgets import Select
-
-    app = _app(tmp_path)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await _loaded(pilot, app)  # cursor on cnn-0001: the form opens on its kind
-        await pilot.press("n")
-        form = await wait_until(pilot, lambda: app.screen.query("#opt-model") and app.screen, what="cnn form")
-        assert form.kind == "cnn" and isinstance(form.query_one("#opt-model"), Select)
-        assert [s.name for s in form.specs][:4] == ["model", "dataset", "epochs", "lr"]
-        form.query_one("#opt-lr").value = "fast"
-        await pilot.press("ctrl+s")
-        await pilot.pause(0.1)
-        assert "--lr expects float" in str(form.query_one("#error").render())
-        form.query_one("#kind", Select).value = "demo"
-        await wait_until(pilot, lambda: form.query("#opt-step_sleep"), what="demo fields")
-        assert not form.query("#opt-model")
-        form.query_one("#gpu").value = "the big one"
-        await pilot.press("ctrl+s")
-        await pilot.pause(0.1)
-        assert "gpu must be auto, cpu or an index" in str(form.query_one("#error").render())
-        await pilot.press("escape")
-        await pilot.pause(0.1)
-        assert app.screen is not form and app.ws.job_ids() == ["cnn-0001", "demo-0001", "llm-0001"]
+        log = app.query_one("LogTail")
+        await palette("toggle log follow")
+        await wait_until(pilot, lambda: not log.follow, what="log follow off via palette")
+        grad = app.query_one("GradCamPane")
+        view = grad.view
+        await palette("grad-cam: next view")  # shows the pane, then acts on it
+        await wait_until(pilot, lambda: grad.view != view, what="Grad-CAM view via palette")
+        assert app.query_one("#panes").active == "gradcam"
 
 
-def test_cli_theme_option_is_checked(tmp_path: Path) -> None:
-    from typer.testing import CliRunner
+def test_every_key_binding_has_a_palette_command() -> None:
+    from tui.commands import COMMANDS
+    from tui.dashboard import Dashboard
+    from tui.panes import AnalyzePane, ClassifyPane, ExplainPane, GradCamPane
+    from tui.widgets.jobs_table import JobsTable
+    from tui.widgets.log_tail import LogTail
 
-    from tui.cli import app as cli
-
-    result = CliRunner().invoke(cli, ["--home", str(tmp_path / "ws"), "--theme", "no-such-theme"])
-    assert result.exit_code == 1 and "unknown theme 'no-such-theme'" in result.output
-
-
-async def test_mouse_and_log_follow(tmp_path: Path) -> None:
-    app = _app(tmp_path)
-    async with app.run_test(size=(120, 40)) as pilot:
-        table = await _loaded(pilot, app)
-        await pilot.click(JobsTable, offset=(6, 3))  # the third data row (header is row 0)
-        await wait_until(pilot, lambda: table.current_id == "demo-0001", what="row clicked")
-        log = app.query_one(Dashboard).query_one("#log")
-        await wait_until(pilot, lambda: log.job_id == "demo-0001", what="log follows the selection")
-        await pilot.click("#log")
-        await pilot.press("f")
-        assert not log.follow and "paused" in str(log.border_title)
-        await pilot.press("f")
-        assert log.follow
-        await pilot.click("#--content-tab-gradcam")
-        await wait_until(pilot, lambda: app.query_one("#panes").active == "gradcam", what="tab clicked")
-        await pilot.pause(0.3)
-        assert app.query_one("#panes").active == "gradcam", "the pane stays (focus moved into it)"
-
-
-async def test_header_shows_every_gpu_and_keeps_the_job_count_on_a_narrow_terminal(tmp_path: Path) -> None:
-    from core.gpu import GpuStat
-
-    gpus = [GpuStat(i, "H100", 37.0 + i, 12_000.0 * (i + 1), 81_559.0) for i in range(4)]
-    app = NcanvasApp(make_fixture_workspace(tmp_path / "ws"), host="lab", gpu_stats=lambda: gpus,
-                     watcher_config=FAST)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await _loaded(pilot, app)
-        await wait_until(pilot, lambda: "GPU0 37%" in screen_text(app), what="GPU stats in the header")
-        header = screen_text(app).splitlines()[0]
-        assert "0 running" in header and "GPU0 37% 11.7G/79.6G" in header, header
-    app = NcanvasApp(make_fixture_workspace(tmp_path / "ws2"), host="lab", gpu_stats=lambda: gpus,
-                     watcher_config=FAST)
-    async with app.run_test(size=(200, 24)) as pilot:
-        await wait_until(pilot, lambda: "GPU3 40%" in screen_text(app), what="all four GPUs on a wide terminal")
+    in_palette = {(target, action.split("(")[0]) for _, _, target, action in COMMANDS}
+    for cls in (Dashboard, JobsTable, LogTail, ClassifyPane, GradCamPane, ExplainPane, AnalyzePane):
+        for b in cls.BINDINGS:
+            assert (cls.__name__, b.action.split("(")[0]) in in_palette, f"{cls.__name__}: {b.key} -> {b.action}"
