@@ -181,11 +181,12 @@ def train(rt: Any, cfg: ArtCNNConfig) -> None:
             else:
                 loss.backward()
                 opt_.step()
+            lr = sched.get_last_lr()[0]  # the rate this step used
             sched.step()
             step += 1
             seen += len(idx)
             img_s = seen / max(time.perf_counter() - t0, 1e-9)
-            rt.log(step=step, epoch=epoch, split="train", loss=loss.item(), lr=sched.get_last_lr()[0], img_s=img_s)
+            rt.log(step=step, epoch=epoch, split="train", loss=loss.item(), lr=lr, img_s=img_s)
             rt.progress(step=step, total_steps=total, epoch=epoch, total_epochs=cfg.epochs, loss=loss.item(),
                         img_s=img_s)
             if rt.should_stop():

@@ -87,7 +87,8 @@ def vision_meta(cfg: CnnConfig, info: Any, samples: Any) -> dict[str, Any]:
     return {"dataset": info.name, "in_channels": info.in_channels, "num_classes": info.num_classes,
             "image_size": info.image_size, "mean": list(info.mean), "std": list(info.std),
             "class_names": list(info.class_names), "model": cfg.model,
-            "samples": samples[0].cpu(), "sample_labels": samples[1].cpu()}
+            # clone: a slice is a view, and torch.save would write the whole test set under it
+            "samples": samples[0].cpu().clone(), "sample_labels": samples[1].cpu().clone()}
 
 
 def _make_optim(cfg: CnnConfig, model: Any, total_steps: int) -> tuple[Any, Any]:
@@ -187,10 +188,10 @@ class _Trainer:
         for b in range(st.batch, self.n_batches):
             t0 = time.perf_counter()
             idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            lr = self.opt.param_groups[0]["lr"]  # the rate this step uses (the scheduler moves on inside step)
             loss = self.step(idx)
             st.step, st.batch = st.step + 1, b + 1
             img_s = len(idx) / max(time.perf_counter() - t0, 1e-9)
-            lr = self.opt.param_groups[0]["lr"]
             rt.log(step=st.step, epoch=st.epoch, split="train", loss=loss, lr=lr, img_s=round(img_s, 1))
             rt.progress(step=st.step, total_steps=self.total_steps, epoch=st.epoch, total_epochs=cfg.epochs,
                         loss=round(loss, 5))

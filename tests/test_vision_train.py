@@ -56,6 +56,8 @@ def test_short_real_run_reaches_90_percent_with_all_artifacts(ws: Any, mnist_dir
     assert sum(conf[i][i] for i in range(10)) / 2000 == pytest.approx(ends[-1]["test_acc"])
     train = [r for r in rows if r.get("split") == "train"]
     assert len(train) == 2 * 113 and all("img_s" in r and "lr" in r for r in train)
+    # each row logs the rate its own step used: OneCycle starts at lr / 25 and ends near zero
+    assert train[0]["lr"] == pytest.approx(0.01 / 25) and train[-1]["lr"] < 1e-5
     d = rt.paths.ckpt_dir
     for name in ("epoch_0.pt", "epoch_1.pt", "epoch_2.pt", "latest.pt", "best_model.pt", "training_curves.png",
                  "misclassified.png", "misclassified.json"):
@@ -66,6 +68,8 @@ def test_short_real_run_reaches_90_percent_with_all_artifacts(ws: Any, mnist_dir
     ck = load_checkpoint(d / "best_model.pt", kind="cnn")
     meta = ck["extra"]["vision"]
     assert meta["image_size"] == 28 and meta["class_names"][3] == "3" and meta["mean"] == [0.1307]
+    assert meta["samples"].shape == (8, 1, 28, 28)
+    assert (d / "best_model.pt").stat().st_size < 200_000, "8 sample images, not the test set under a view"
     untrained = load_checkpoint(d / "epoch_0.pt", kind="cnn")
     assert untrained["step"] == 0 and untrained["epoch"] == 0
     assert json.loads(rt.paths.job_json.read_text())["progress"]["step"] == 226
