@@ -48,8 +48,9 @@ def test_analyze_end_to_end_json(chain) -> None:
                              top["style"]["label"], round(100 * top["style"]["prob"], 1),
                              top["genre"]["label"], round(100 * top["genre"]["prob"], 1))
     assert out["prompt"] == expected  # the CNN's top-1 triple feeds the LLM exactly as the dataset formats it
-    (text,) = out["explanations"].values()
-    assert text.strip()
+    (expl,) = out["explanations"]
+    assert expl["text"].strip() and expl["checkpoint"].endswith("best_model.pt")
+    assert Path(out["cams"]["artist"]).parent.name.startswith(image.stem + "-")
     print(f"analyze latency (CPU, tiny models, incl. loading): {latency:.2f}s")
 
 
@@ -60,6 +61,24 @@ def test_analyze_streams_and_compares(chain) -> None:
               "--seed", "1")
     assert res.exit_code == 0, res.output
     assert "Artist" in res.stdout and "Grad-CAM:" in res.stdout and "CNN Classification Results:" in res.stdout
+    res = cli(ws, "analyze", str(image), "--cnn", art, "--llm", llm, "--compare", llm, "--max-new-tokens", "8",
+              "--temperature", "0", "--json")
+    assert res.exit_code == 0, res.output
+    both = json.loads(res.stdout)["explanations"]  # the same model twice: two entries, the same greedy text
+    assert len(both) == 2 and both[0]["text"] == both[1]["text"]
+
+
+@pytest.mark.slow
+def test_each_head_gets_a_localised_cam(chain) -> None:
+    """The CAM layer is the last conv with a 4x4 map or more, so every head's map varies over the image."""
+    from core.art.api import head_cams, load_art_classifier
+
+    ws, art, llm, image = chain
+    clf = load_art_classifier(ws.run(art).best)
+    cams = head_cams(clf, clf.pixels(image))
+    for head, cam in cams.items():
+        assert cam.shape == (32, 32) and cam.min() >= 0 and cam.max() <= 1, head
+        assert cam.max() - cam.min() > 0.5, (head, cam.min(), cam.max())
 
 
 @pytest.mark.slow
@@ -73,6 +92,7 @@ def test_analyze_bad_inputs_are_one_line(chain, tmp_path: Path) -> None:
         (["analyze", str(tmp_path / "nope.png"), "--cnn", art], "image not found"),
         (["analyze", str(image), "--cnn", art, "--llm", art], "expected"),
         (["analyze", str(image), "--cnn", art, "--compare", llm], "--compare needs --llm"),
+        (["analyze", str(image), "--cnn", art, "--out", str(image)], "is not a folder"),
     ]
     for args, msg in cases:
         res = cli(ws, *args)

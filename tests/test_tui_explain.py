@@ -144,4 +144,4 @@ async def test_analyze_streams_the_explanation_of_a_painting(llm_ws: Workspace) 
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert out["prompt"] == pane.prompt
-    assert list(out["explanations"].values()) == [shown]
+    assert [e["text"] for e in out["explanations"]] == [shown]

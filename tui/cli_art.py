@@ -63,6 +63,8 @@ def analyze(
     from tui.cli_vision import _checkpoint_path
 
     t0 = time.perf_counter()
+    if out is not None and out.exists() and not out.is_dir():
+        raise NcanvasError(f"--out {out} exists and is not a folder")
     if compare and not llm:
         raise NcanvasError("--compare needs --llm as the first explainer")
     clf = load_art_classifier(_checkpoint_path(ctx, cnn))
@@ -73,7 +75,11 @@ def analyze(
     overlays = {h: overlay(base, cam, alpha=alpha) for h, cam in cams.items()}
     from tui.cli import workspace
 
-    out = out or workspace(ctx).root / "analyze" / image.stem
+    if out is None:  # one folder per image file: two paintings called cat.png do not share one
+        import hashlib
+
+        tag = hashlib.sha1(str(image.resolve()).encode()).hexdigest()[:8]
+        out = workspace(ctx).root / "analyze" / f"{image.stem}-{tag}"
     pngs = {h: str(save_png(ov, out / f"gradcam_{h}.png", scale=4)) for h, ov in overlays.items()}
     cnn_s = time.perf_counter() - t0
     from core.explain import prompt_from_logits
@@ -88,7 +94,7 @@ def analyze(
         typer.echo("Grad-CAM: " + "  |  ".join(f"{h} -> {preds[h][0][0]}" for h in cams))
         typer.echo(to_ansi(tile_grid([overlays[h] for h in cams], cols=3), max_width=3 * width))
         typer.echo(f"(CAM PNGs in {out}; CNN {cnn_s:.2f}s)")
-    explanations: dict[str, str] = {}
+    explanations: list[dict[str, str]] = []
     if llm:
         from core.llm.generate import load_explainer
         from core.llm.sampling import SamplingSettings
@@ -109,7 +115,7 @@ def analyze(
                     texts[0] += delta
                     typer.echo(delta, nl=False)
                 typer.echo("")
-        explanations = {str(src): text for src, text in zip(sources, texts)}
+        explanations = [{"checkpoint": str(src), "text": text} for src, text in zip(sources, texts)]
     if as_json:
         typer.echo(json.dumps({
             "image": str(image), "predictions": {h: [{"label": n, "prob": p} for n, p in v] for h, v in preds.items()},

@@ -89,13 +89,14 @@ def predict(clf: ArtClassifier, image: Any, top_k: int = 3) -> dict[str, list[tu
 def head_cams(clf: ArtClassifier, image: Any, method: str = "gradcam", layer: str | None = None,
               targets: dict[str, int | None] | None = None) -> dict[str, np.ndarray]:
     """A CAM per head, each for that head's top-1 class unless ``targets`` names another: (S, S) in [0, 1]."""
-    from core.art.model import HeadView, last_conv_name
-    from core.vision.interpret.cam import CAM_METHODS
+    from core.art.model import HeadView
+    from core.vision.interpret.cam import CAM_METHODS, default_target_layer
 
     if method not in CAM_METHODS:
         raise NcanvasError(f"unknown CAM method {method!r}; choose from {', '.join(CAM_METHODS)}")
     x = clf.preprocess(image)
-    layer = layer or last_conv_name(clf.model)
+    # the last conv with a map of 4x4 or more (ResNet's layer4 is 2x2 at 64 px, 1x1 at 32 px: nothing to localise)
+    layer = layer or default_target_layer(clf.model, x.shape[1:], min_side=4)
     out = {}
     for head in HEADS:
         view = HeadView(clf.model, head).eval()

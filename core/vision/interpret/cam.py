@@ -34,13 +34,14 @@ def resolve_layer(model: nn.Module, name: str) -> nn.Module:
     return modules[name]
 
 
-def default_target_layer(model: nn.Module, input_shape: Sequence[int]) -> str:
-    """The last ``Conv2d`` whose output is still wider than 1x1 (a 1x1 map cannot localise anything)."""
-    sizes: dict[str, int] = {}
+def default_target_layer(model: nn.Module, input_shape: Sequence[int], min_side: int = 2) -> str:
+    """The last ``Conv2d`` whose output map is at least ``min_side`` on each side (a 1x1 map cannot localise
+    anything; the art analyzer asks for 4); else the last one wider than 1x1; else the last conv."""
+    sizes: dict[str, tuple[int, int]] = {}
     convs = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
     if not convs:
         raise NcanvasError("this model has no convolutional layer")
-    hooks = [m.register_forward_hook(lambda _m, _i, o, n=n: sizes.__setitem__(n, o.shape[-1] * o.shape[-2]))
+    hooks = [m.register_forward_hook(lambda _m, _i, o, n=n: sizes.__setitem__(n, (o.shape[-2], o.shape[-1])))
              for n, m in convs]
     was_training = model.training
     model.eval()  # batch-norm in training mode refuses a single 1x1 sample
@@ -51,8 +52,9 @@ def default_target_layer(model: nn.Module, input_shape: Sequence[int]) -> str:
         for h in hooks:
             h.remove()
         model.train(was_training)
-    wide = [n for n, _ in convs if sizes.get(n, 0) > 1]
-    return wide[-1] if wide else convs[-1][0]
+    big = [n for n, _ in convs if min(sizes.get(n, (0, 0))) >= min_side]
+    wide = [n for n, _ in convs if sizes.get(n, (0, 0))[0] * sizes.get(n, (0, 0))[1] > 1]
+    return (big or wide or [convs[-1][0]])[-1]
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,8 @@ def minmax_per_sample(x: torch.Tensor) -> torch.Tensor:
     flat = x.flatten(1)
     lo, hi = flat.min(1, keepdim=True).values, flat.max(1, keepdim=True).values
     span = hi - lo
+    # a span at float rounding level is a constant map (e.g. a 1x1 CAM upsampled): zeros, not stretched noise
+    span = torch.where(span > 1e-6 * torch.maximum(hi.abs(), lo.abs()), span, torch.zeros_like(span))
     out = torch.where(span > 0, (flat - lo) / torch.where(span > 0, span, torch.ones_like(span)), torch.zeros_like(flat))
     return out.view_as(x)
 
