@@ -101,8 +101,15 @@ def test_short_training_beats_chance_on_every_head(ws) -> None:
     from core.metrics import iter_rows
 
     val = [r for r in iter_rows(ws.run(rec.id).metrics) if r.get("split") == "val"][-1]
-    chance = {"artist": 1 / 25, "style": 1 / 27, "genre": 1 / 19}
-    for head, c in chance.items():
-        assert val[f"acc_{head}"] > 3 * c, (head, val)
+    from core.art.data import read_table, split_indices
+
+    # the synthetic labels are skewed (a few styles and genres are common): beat always-the-most-common-class
+    table = read_table(ws.run(rec.id).ckpt_dir / "synthetic-art")
+    _, val_idx = split_indices(len(table.paths), 0.2, 0)
+    for i, head in enumerate(("artist", "style", "genre")):
+        labels = table.labels[val_idx, i]
+        majority = labels.bincount().max().item() / len(labels)
+        print(f"artcnn val acc {head}: {val[f'acc_{head}']:.3f} (most common class {majority:.3f})")
+        assert val[f"acc_{head}"] > majority + 0.1, (head, majority, val)
     run = ws.run(rec.id)
     assert run.best.is_file() and run.curves_png.is_file() and run.epoch_ckpt(0).is_file()
