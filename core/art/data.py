@@ -16,6 +16,7 @@ from PIL import Image, UnidentifiedImageError
 
 from core.art.labels import HEADS, LABELS
 from core.errors import NcanvasError
+from core.imageio import to_mode
 
 MEAN = (0.485, 0.456, 0.406)  # ImageNet statistics: the pretrained backbones expect them
 STD = (0.229, 0.224, 0.225)
@@ -70,8 +71,9 @@ def read_table(csv_path: str | Path, image_root: str | Path | None = None) -> Ar
 
 
 def fit_crop(im: Image.Image, size: int) -> np.ndarray:
-    """(size, size, 3) uint8: RGB, shorter side resized to ``size``, then centre-cropped."""
-    im = im.convert("RGB")
+    """(size, size, 3) uint8: RGB (16-bit/float stretched, alpha onto black, EXIF orientation applied), shorter
+    side resized to ``size``, then centre-cropped."""
+    im = to_mode(im, "RGB")
     w, h = im.size
     s = size / min(w, h)
     im = im.resize((max(size, round(w * s)), max(size, round(h * s))), Image.BILINEAR)

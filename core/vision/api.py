@@ -22,6 +22,7 @@ import torch
 import torch.nn as nn
 
 from core.errors import CheckpointError, NcanvasError
+from core.imageio import stretch_to_8bit, to_mode
 
 METHODS = ("gradcam", "gradcam++", "guided", "guided-gradcam")
 ImageInput = Any  # str | os.PathLike | PIL.Image.Image | np.ndarray
@@ -133,12 +134,7 @@ def to_model_pixels(image: ImageInput, channels: int, size: int) -> np.ndarray:
         image = _array_to_pil(image)
     if not isinstance(image, Image.Image):
         raise NcanvasError(f"expected an image path, PIL image or array; got {type(image).__name__}")
-    if image.mode in ("I", "I;16", "I;16B", "F"):  # 16-bit / float images: stretch to 8 bits first
-        image = _array_to_pil(np.asarray(image, dtype=np.float32))
-    if image.mode in ("RGBA", "LA", "P", "PA"):  # flatten transparency onto black, like MNIST's background
-        rgba = image.convert("RGBA")
-        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba)
-    image = image.convert("L" if channels == 1 else "RGB")
+    image = to_mode(image, "L" if channels == 1 else "RGB")  # 16-bit/float stretched, alpha onto black, EXIF
     if image.size != (size, size):
         image = image.resize((size, size), Image.Resampling.LANCZOS)
     a = np.array(image, dtype=np.uint8)  # a writable copy, so torch.from_numpy can share it
@@ -151,10 +147,7 @@ def _array_to_pil(a: np.ndarray) -> Any:
     a = np.asarray(a)
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[..., 0]
-    if a.dtype != np.uint8:
-        a = a.astype(np.float32)
-        lo, hi = float(a.min()), float(a.max())
-        a = ((a - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(a)).astype(np.uint8)
+    a = stretch_to_8bit(a)
     if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)):
         raise NcanvasError(f"cannot read an image from an array of shape {a.shape}")
     return Image.fromarray(a)
