@@ -81,3 +81,17 @@ def test_ckpt_inspect(tmp_path: Path) -> None:
     (tmp_path / "bad.pt").write_text("nope")
     res = invoke(tmp_path, "ckpt", "inspect", str(tmp_path / "bad.pt"))
     assert res.exit_code == 1 and "truncated or not a torch checkpoint" in res.stderr
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    """`ncanvas ... | head`: no error line and no traceback when the reader goes away."""
+    import subprocess
+    import sys
+
+    from tests.conftest import subprocess_env
+
+    p = subprocess.Popen([sys.executable, "-m", "tui.cli", "--home", str(tmp_path), "home"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=subprocess_env())
+    p.stdout.close()  # long before the interpreter has started and printed
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=60) == 141 and err == "", err

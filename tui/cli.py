@@ -29,6 +29,9 @@ class _OneLineErrors(TyperGroup):
             raise typer.Exit(1) from None
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
+        except BrokenPipeError:  # `ncanvas ... | head`: the reader left; end quietly, as other Unix tools do
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+            raise typer.Exit(141) from None
         except Exception as e:  # noqa: BLE001 - the CLI promise: never a traceback
             if os.environ.get("NCANVAS_DEBUG"):
                 raise
