@@ -39,6 +39,15 @@ class ArtCNNConfig:
     def validate(self) -> None:
         if self.data and not Path(self.data).expanduser().exists():
             raise NcanvasError(f"--data {self.data}: no such file or folder")
+        import difflib
+
+        import torchvision  # only here, when an artcnn job is being started: refuse a bad name before the job exists
+
+        names = torchvision.models.list_models(module=torchvision.models)  # classification models only
+        if self.backbone not in names:
+            close = difflib.get_close_matches(self.backbone, names, n=3)
+            hint = f"did you mean {', '.join(close)}?" if close else "e.g. resnet18, resnet50, mobilenet_v3_small"
+            raise NcanvasError(f"unknown backbone {self.backbone!r}; {hint}")
 
 
 CONFIG = ArtCNNConfig

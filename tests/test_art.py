@@ -113,3 +113,11 @@ def test_short_training_beats_chance_on_every_head(ws) -> None:
         assert val[f"acc_{head}"] > majority + 0.1, (head, majority, val)
     run = ws.run(rec.id)
     assert run.best.is_file() and run.curves_png.is_file() and run.epoch_ckpt(0).is_file()
+
+
+def test_unknown_backbone_is_refused_before_the_job_exists(tmp_path: Path) -> None:
+    res = CliRunner().invoke(app, ["--home", str(tmp_path), "train", "artcnn", "--backbone", "resnt18"])
+    assert res.exit_code == 1 and "unknown backbone 'resnt18'; did you mean resnet18" in res.stderr
+    assert not list((tmp_path / "logs").glob("artcnn-*"))
+    res = CliRunner().invoke(app, ["--home", str(tmp_path), "train", "artcnn", "--backbone", "fasterrcnn_resnet50_fpn"])
+    assert res.exit_code == 1 and "unknown backbone" in res.stderr  # a detection model is no classifier backbone
