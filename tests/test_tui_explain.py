@@ -114,7 +114,7 @@ async def test_explanation_streams_side_by_side_and_cancels(llm_ws: Workspace, m
 
 
 @pytest.mark.slow
-async def test_analyze_streams_the_explanation_of_a_painting(llm_ws: Workspace) -> None:
+async def test_analyze_streams_the_explanation_of_a_painting(llm_ws: Workspace, monkeypatch) -> None:
     painting = next((llm_ws.run("artcnn-0001").ckpt_dir / "synthetic-art" / "images").glob("*.png"))
     app = NcanvasApp(llm_ws, host="test", gpu_stats=lambda: [])
     async with app.run_test(size=(120, 40)) as pilot:
@@ -138,6 +138,28 @@ async def test_analyze_streams_the_explanation_of_a_painting(llm_ws: Workspace) 
         assert shown.strip(), "the explanation streamed in"
         for head in ("artist", "style", "genre"):
             assert head in str(pane.query_one(f"#head-{head}").render())
+
+        import time
+
+        from tui import inference
+
+        real = inference.explain_stream
+
+        def slowed(*args, **kwargs):  # the real model, slowed so that esc lands mid-stream on any machine
+            for token in real(*args, **kwargs):
+                time.sleep(0.05)
+                yield token
+
+        monkeypatch.setattr(inference, "explain_stream", slowed)
+        await pilot.press("enter")  # a new analysis (focus is still in the image field) ...
+        await wait_until(pilot, lambda: _status(pane).startswith("explaining"), what="second analysis streaming")
+        await wait_until(pilot, lambda: str(pane.query_one("#explanation").render()).strip(), what="tokens")
+        await pilot.press("escape")  # ... cancelled mid-stream
+        await wait_until(pilot, lambda: _status(pane) == "cancelled", timeout=60, what="cancelled")
+        partial = str(pane.query_one("#explanation").render())
+        assert len(partial) < len(shown), "stopped early"
+        await pilot.pause(0.3)
+        assert str(pane.query_one("#explanation").render()) == partial, "nothing more streams in after esc"
     # the headless command tells the same story: same prompt, same sampling defaults, same text
     res = CliRunner().invoke(cli_app, ["--home", str(llm_ws.root), "analyze", str(painting), "--cnn", "artcnn-0001",
                                        "--llm", "llm-0001", "--json", "--out", str(llm_ws.root / "cams")])

@@ -106,23 +106,32 @@ class AnalyzePane(InferencePane):
                     parts.append(inference.render(inference.blend(res.image, res.cams[head], 0.5), 24, 12))
                 heads[head] = Group(*parts)
         except Exception as e:  # noqa: BLE001 - a notification, never a crash
-            self.app.call_from_thread(self.fail, e)
+            self._post(cancel, self.fail, e)
             return
-        self.app.call_from_thread(self._show, picture, heads, res.prompt)
+        self._post(cancel, self._show, picture, heads, res.prompt)
         if llm is None:
-            self.app.call_from_thread(self.set_status, "done (choose an LLM checkpoint for the explanation)")
+            self._post(cancel, self.set_status, "done (choose an LLM checkpoint for the explanation)")
             return
         text = ""
         try:
             for token in inference.explain_stream(llm, res.prompt, self.settings, cancel):
-                text += token
-                self.app.call_from_thread(self.query_one("#explanation", Static).update, text)
                 if cancel.is_set():
                     break
+                text += token
+                self._post(cancel, self.query_one("#explanation", Static).update, text)
         except Exception as e:  # noqa: BLE001
-            self.app.call_from_thread(self.fail, e)
+            self._post(cancel, self.fail, e)
             return
-        self.app.call_from_thread(self.set_status, "cancelled" if cancel.is_set() else "done")
+        self._post(cancel, self.set_status, "cancelled" if cancel.is_set() else "done")
+
+    def _post(self, cancel: threading.Event, fn: Any, *args: Any) -> None:
+        """Run ``fn(*args)`` on the UI thread unless a newer analysis has replaced this one (its worker thread
+        cannot be interrupted and may still be finishing)."""
+        def run() -> None:
+            if cancel is self._cancel:
+                fn(*args)
+
+        self.app.call_from_thread(run)
 
     def _show(self, picture: Any, heads: dict[str, Any], prompt: str) -> None:
         self.query_one("#picture", Static).update(picture)
