@@ -38,3 +38,17 @@ def test_sigkill_mid_write_leaves_previous_file_intact(tmp_path: Path) -> None:
         assert data["i"] >= 1 and (data["i"] == 0 or len(data["payload"]) == 200_000)
     leftovers = [p for p in tmp_path.iterdir() if p.name != "job.json"]
     assert all(p.name.startswith(".job.json.") for p in leftovers)  # only temp files of killed writers
+
+
+def test_atomic_files_get_the_umask_permissions_of_a_plain_open(tmp_path: Path) -> None:
+    import os
+
+    old = os.umask(0o027)
+    try:
+        atomic_write_json(tmp_path / "a.json", {"x": 1})
+        with open(tmp_path / "plain.json", "w") as f:
+            f.write("{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == (tmp_path / "plain.json").stat().st_mode & 0o777 == 0o640
+    assert not list(tmp_path.glob(".a.json.*"))
