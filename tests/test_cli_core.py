@@ -95,3 +95,55 @@ def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     p.stdout.close()  # long before the interpreter has started and printed
     err = p.stderr.read().decode()
     assert p.wait(timeout=60) == 141 and err == "", err
+
+
+async def test_web_serves_the_real_dashboard(tmp_path: Path) -> None:
+    """`ncanvas web`: the page loads, and a browser's websocket gets the dashboard drawn by a real session."""
+    import asyncio
+    import socket
+    import subprocess
+    import sys
+
+    import aiohttp
+
+    from tests.conftest import subprocess_env
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    p = subprocess.Popen([sys.executable, "-m", "tui.cli", "--home", str(tmp_path), "web", "--port", str(port)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=subprocess_env())
+    try:
+        async with aiohttp.ClientSession() as http:
+            page = ""
+            for _ in range(200):
+                try:
+                    async with http.get(f"http://localhost:{port}/") as r:
+                        page = await r.text()
+                    break
+                except aiohttp.ClientError:
+                    assert p.poll() is None, p.stderr.read().decode()
+                    await asyncio.sleep(0.3)
+            assert f"ws://localhost:{port}/ws" in page
+            screen = b""
+            async with http.ws_connect(f"ws://localhost:{port}/ws?width=120&height=40") as ws:
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + 90
+                while b"Grad-CAM" not in screen and loop.time() < deadline:
+                    try:
+                        msg = await asyncio.wait_for(ws.receive(), timeout=5)
+                    except asyncio.TimeoutError:
+                        continue
+                    if msg.type == aiohttp.WSMsgType.BINARY:
+                        screen += msg.data
+                    elif msg.type != aiohttp.WSMsgType.TEXT:
+                        break
+            assert b"ncanvas" in screen and b"Grad-CAM" in screen and b"running" in screen, screen[-2000:]
+    finally:
+        p.terminate()
+        p.wait(timeout=30)
+
+
+def test_web_refuses_an_unknown_theme(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["--home", str(tmp_path), "--theme", "neon", "web"])
+    assert res.exit_code == 1 and "unknown theme 'neon'" in res.stderr

@@ -57,6 +57,7 @@ app = typer.Typer(
 @dataclass
 class CliState:
     home: str | None = None
+    theme: str | None = None
 
     def workspace(self) -> Workspace:
         return Workspace.resolve(self.home)
@@ -79,7 +80,7 @@ def _root(
     home: Annotated[str | None, typer.Option("--home", help="Workspace root (else NCANVAS_HOME, ncanvas.toml, user dir).")] = None,
     theme: Annotated[str | None, typer.Option("--theme", help="Dashboard theme, e.g. textual-dark, nord, gruvbox.")] = None,
 ) -> None:
-    ctx.obj = CliState(home)
+    ctx.obj = CliState(home, theme)
     if ctx.invoked_subcommand is None:
         from tui.app import run_app
 
@@ -90,6 +91,34 @@ def _root(
 def home_cmd(ctx: typer.Context) -> None:
     """Print the workspace root (where logs/ and checkpoints/ go)."""
     typer.echo(str(workspace(ctx).root))
+
+
+@app.command("web")
+def web_cmd(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Interface to listen on (localhost: only this machine; reach it "
+                                            "from a laptop with ssh -L PORT:localhost:PORT).")] = "localhost",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+    public_url: Annotated[str | None, typer.Option(help="URL the browser uses, when it differs from "
+                                                        "http://HOST:PORT (e.g. behind a proxy).")] = None,
+) -> None:
+    """Serve the dashboard in a browser (textual-serve): each browser tab runs its own `ncanvas` session."""
+    import shlex
+
+    try:
+        from textual_serve.server import Server
+    except ImportError:
+        raise NcanvasError("ncanvas web needs textual-serve: pip install 'ncanvas[web]'") from None
+    st = state(ctx)
+    argv = [sys.executable, "-m", "tui.cli", "--home", str(st.workspace().root)]
+    if st.theme:
+        from textual.theme import BUILTIN_THEMES
+
+        if st.theme not in BUILTIN_THEMES:
+            raise NcanvasError(f"unknown theme {st.theme!r}; themes: {', '.join(sorted(BUILTIN_THEMES))}")
+        argv += ["--theme", st.theme]
+    typer.echo(f"ncanvas web: http://{host}:{port} (Ctrl-C stops the server; jobs go on)", err=True)
+    Server(shlex.join(argv), host=host, port=port, title="ncanvas", public_url=public_url).serve()
 
 
 def _register_all() -> None:
