@@ -26,6 +26,7 @@ from core.runrec import (
     LIVE_STATES,
     PAUSED,
     QUEUED,
+    RUNNING,
     STOPPING,
     TERMINAL_STATES,
     JobRecord,
@@ -89,6 +90,8 @@ def status_of(ws: Workspace, rec: JobRecord) -> JobStatus:
         state = PAUSED if _proc_stopped(rec.pid) else rec.state
         if state not in LIVE_STATES:  # lock held but record not yet updated: the process is starting
             state = QUEUED
+        if state in (QUEUED, RUNNING) and _stop_marker(run).exists():  # asked to stop; finishing its step
+            state = STOPPING
         mem = None
         if state == PAUSED:
             from core.gpu import process_gpu_memory_mb
@@ -102,6 +105,12 @@ def status_of(ws: Workspace, rec: JobRecord) -> JobStatus:
         reason = "process ended without a final state (crashed, killed or out of memory)"
         return JobStatus(rec, FAILED, False, reason=f"{reason}; last log: {tail}" if tail else reason)
     return JobStatus(rec, rec.state, False, reason=rec.error)
+
+
+def _stop_marker(run: RunPaths) -> Path:
+    """Written by ``stop`` before its SIGTERM, removed by ``resume``: a stop request shows at once (the trainer
+    only notices at its next step) and a second ``stop`` knows to kill."""
+    return run.log_dir / "stop_requested"
 
 
 def job_status(ws: Workspace, job_id: str) -> JobStatus:
@@ -146,11 +155,19 @@ def _code_version() -> dict[str, Any]:
     return info
 
 
+def check_gpu_syntax(gpu: str) -> str:
+    """``auto``, ``cpu`` or GPU indices like ``0`` / ``0,1`` (normalised), else one clear error."""
+    gpu = str(gpu).strip().lower()
+    if gpu in ("auto", "cpu") or (gpu and all(part.isdigit() for part in gpu.split(","))):
+        return gpu
+    raise NcanvasError(f"--gpu must be auto, cpu or a GPU index; got {gpu!r}")
+
+
 def resolve_gpu(gpu: str, gpus: int = 1) -> str:
     """'cpu', an index 'N', or 'auto' (most free memory via NVML; the CPU where NVML sees no GPU)."""
     from core.gpu import gpu_stats, pick_gpu
 
-    gpu = str(gpu).strip().lower()
+    gpu = check_gpu_syntax(gpu)
     if gpu == "cpu":
         return "cpu"
     stats = gpu_stats()
@@ -160,9 +177,8 @@ def resolve_gpu(gpu: str, gpus: int = 1) -> str:
         if gpus > 1:
             order = sorted(stats, key=lambda s: -(s.mem_free_mb or 0))
             return ",".join(str(s.index) for s in order[:gpus])
-        return str(pick_gpu())
-    if not gpu.replace(",", "").isdigit():
-        raise NcanvasError(f"--gpu must be auto, cpu or a GPU index; got {gpu!r}")
+        best = pick_gpu()  # None when NVML reports no memory figures: then the first GPU
+        return str(stats[0].index if best is None else best)
     if stats and any(int(i) >= len(stats) for i in gpu.split(",")):
         raise NcanvasError(f"--gpu {gpu}: only {len(stats)} GPU(s) visible")
     return gpu
@@ -187,8 +203,13 @@ def _env(rec: JobRecord) -> dict[str, str]:
 def _launch(rec: JobRecord, run: RunPaths, resume: bool, foreground: bool = False) -> subprocess.Popen[bytes]:
     argv = job_argv(rec, run, resume)
     with open(run.stdout, "ab") as out:
+        # Always a process group of its own: pause/stop/kill signal the group, which must never be the caller's
+        # shell. Detached jobs also get their own session (no terminal, survive the SSH session); a --foreground
+        # job stays in the caller's session, and the caller turns Ctrl-C into a graceful stop.
+        group: dict[str, Any] = {"start_new_session": True} if not foreground else (
+            {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp})
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                cwd=str(run.log_dir), env=_env(rec), start_new_session=not foreground)
+                                cwd=str(run.log_dir), env=_env(rec), **group)
     # Reap it if we outlive it (the dashboard), so no zombie lingers; the job does not depend on us.
     threading.Thread(target=proc.wait, name=f"reap-{rec.id}", daemon=True).start()
     return proc
@@ -211,6 +232,7 @@ def start_job(ws: Workspace, kind: str, config: dict[str, Any], *, gpu: str = "a
     cfg = build_config(kind_config(kind), config)
     if after is not None:
         load_job(ws, after)  # refuse an unknown dependency before creating anything
+    check_gpu_syntax(gpu)  # even for CPU-only kinds: a typo is an error, not silently ignored
     gpu_sel = "cpu" if not spec.uses_gpu else resolve_gpu(gpu, gpus)
     if gpu_sel != "cpu" and len(gpu_sel.split(",")) < gpus:
         raise NcanvasError(f"--gpus {gpus}: only {len(gpu_sel.split(','))} GPU(s) available")
@@ -244,6 +266,7 @@ def _claim_run_dir(ws: Workspace, kind: str, job_id: str | None) -> RunPaths:
 def resume(ws: Workspace, job_id: str, foreground: bool = False) -> str:
     """Relaunch a stopped/failed/killed job from ``latest.pt``; racing calls start exactly one process."""
     run = ws.run(job_id)
+    load_job(ws, job_id)  # an unknown id is refused before anything (the lock file) is created
     with exclusive(run.log_dir / "control.lock"):
         st = job_status(ws, job_id)
         if st.alive:
@@ -257,6 +280,7 @@ def resume(ws: Workspace, job_id: str, foreground: bool = False) -> str:
         rec.ended = rec.exit_code = rec.error = rec.pid = None
         rec.created = rec.created or time.time()
         write_record(run.job_json, rec)
+        _stop_marker(run).unlink(missing_ok=True)
         proc = _launch(rec, run, resume=True, foreground=foreground)
         if foreground:
             return f"resumed {job_id}"
@@ -311,6 +335,7 @@ def stop(ws: Workspace, job_id: str, wait: bool = False, timeout: float = 60.0) 
     st = _live(ws, job_id, "stop")
     if st.state == STOPPING:
         return kill(ws, job_id) + " (second stop)"
+    _stop_marker(ws.run(job_id)).write_text(f"{time.time():.3f}\n")
     _signal_group(st.record, signal.SIGTERM)
     if st.state == PAUSED:
         _signal_group(st.record, signal.SIGCONT)  # a stopped process cannot handle SIGTERM until continued

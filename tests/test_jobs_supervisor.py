@@ -186,7 +186,53 @@ def test_bad_input_creates_nothing(ws) -> None:
         sv.start_job(ws, "demo", {"epochs": "many"})
     with pytest.raises(NcanvasError, match="--gpu must be"):
         sv.resolve_gpu("first")
-    assert list(ws.logs.iterdir()) == []
+    with pytest.raises(NcanvasError, match="--gpu must be"):  # also for a kind that never uses a GPU
+        sv.start_job(ws, "demo", {}, gpu="first")
+    with pytest.raises(NcanvasError, match="no job 'nope'"):
+        sv.resume(ws, "nope")
+    assert list(ws.logs.iterdir()) == []  # not even a lock file
+
+
+def test_gpu_auto_picks_the_most_free_memory(monkeypatch) -> None:
+    import core.gpu
+    from core.gpu import GpuStat
+
+    stats = [GpuStat(0, "A", 90.0, 70_000.0, 80_000.0), GpuStat(1, "B", 5.0, 2_000.0, 80_000.0),
+             GpuStat(2, "C", 50.0, 40_000.0, 80_000.0)]
+    monkeypatch.setattr(core.gpu, "gpu_stats", lambda: stats)
+    assert sv.resolve_gpu("auto") == "1" and sv.resolve_gpu("auto", gpus=2) == "1,2"
+    assert sv.resolve_gpu(" 2 ") == "2" and sv.resolve_gpu("CPU") == "cpu"
+    with pytest.raises(NcanvasError, match="only 3 GPU"):
+        sv.resolve_gpu("3")
+    unknown = [GpuStat(i, "X", None, None, None) for i in (4, 5)]  # NVML without memory figures
+    monkeypatch.setattr(core.gpu, "gpu_stats", lambda: unknown)
+    assert sv.resolve_gpu("auto") == "4"
+    monkeypatch.setattr(core.gpu, "gpu_stats", lambda: [])
+    assert sv.resolve_gpu("auto") == "cpu"
+
+
+def test_second_stop_kills_a_job_stuck_in_its_step(ws) -> None:
+    job, _ = sv.start_job(ws, "demo", {"epochs": 1, "steps_per_epoch": 5, "step_sleep": 30})
+    wait_state(ws, job.id, "running")
+    assert "stopping" in sv.stop(ws, job.id)
+    assert state(ws, job.id) == "stopping"  # at once, though the trainer only notices after its 30 s step
+    t0 = time.monotonic()
+    assert "second stop" in sv.stop(ws, job.id)
+    assert state(ws, job.id) == "killed" and time.monotonic() - t0 < 20
+    assert not sv._group_pids(read_record(ws.run(job.id).job_json).pgid)
+
+
+def test_foreground_job_has_its_own_process_group(ws) -> None:
+    """pause/stop/kill signal the job's group: a --foreground job must not share its caller's (the shell's)."""
+    job, proc = sv.start_job(ws, "demo", {"epochs": 1, "steps_per_epoch": 400, "step_sleep": 0.02}, foreground=True)
+    wait_state(ws, job.id, "running")
+    rec = read_record(ws.run(job.id).job_json)
+    assert rec.pgid == proc.pid and rec.pgid != os.getpgid(0)
+    sv.pause(ws, job.id)  # would stop this test process too if the group were shared
+    assert state(ws, job.id) == "paused"
+    sv.cont(ws, job.id)
+    assert "stopped" in sv.stop(ws, job.id, wait=True, timeout=60)
+    assert proc.wait(timeout=30) == 0
 
 
 def test_ddp_through_torchrun_on_cpu(ws) -> None:
