@@ -61,9 +61,24 @@ def test_errors_are_one_line_with_nonzero_exit(ws, args: list[str], msg: str) ->
     assert not list(ws.logs.glob("demo-*"))  # refused before anything was created
 
 
-def test_unknown_kind_is_refused(ws) -> None:
-    res = invoke(ws.root, "train", "nosuchkind")
-    assert res.exit_code != 0 and "No such command" in res.output
+@pytest.mark.parametrize(("args", "msg"), [
+    (["train", "nosuchkind"], "ncanvas: No such command 'nosuchkind'. (see ncanvas train --help)"),
+    (["train", "demo", "--epochs", "many"], "ncanvas: Invalid value for '--epochs'"),
+    (["train", "demo", "--gpus", "0"], "ncanvas: Invalid value for '--gpus'"),
+    (["jobs", "ls", "--bogus"], "ncanvas: No such option: --bogus (see ncanvas jobs ls --help)"),
+    (["logs", "x", "-n", "-5"], "ncanvas: Invalid value for '--lines'"),
+    (["nosuch"], "ncanvas: No such command 'nosuch'."),
+])
+def test_usage_errors_are_one_line_with_exit_2(ws, args: list[str], msg: str) -> None:
+    res = invoke(ws.root, *args)
+    assert res.exit_code == 2 and res.stdout == ""
+    assert res.stderr.startswith(msg) and res.stderr.count("\n") == 1, res.stderr
+    assert not list(ws.logs.glob("demo-*"))
+
+
+def test_a_group_without_a_command_shows_its_help(ws) -> None:
+    res = invoke(ws.root, "jobs")
+    assert "Usage: ncanvas jobs" in res.output and "pause" in res.output
 
 
 def test_ckpt_inspect(tmp_path: Path) -> None:

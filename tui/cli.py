@@ -19,7 +19,31 @@ from core.paths import Workspace
 
 
 class _OneLineErrors(TyperGroup):
-    """Turns any error into one line on stderr and exit 1 (a traceback only with NCANVAS_DEBUG=1)."""
+    """Turns any error into one line on stderr and exit 1 (a traceback only with NCANVAS_DEBUG=1); usage errors
+    (unknown command or option, a value of the wrong type) into one line and exit 2."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        # click's exception classes, whether typer vendors click or uses the real one
+        usage_error, click_exception = (next(c for c in typer.BadParameter.__mro__ if c.__name__ == name)
+                                        for name in ("UsageError", "ClickException"))
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except usage_error as e:
+            if type(e).__name__ == "NoArgsIsHelpError":  # `ncanvas jobs`: the group's help, as click would
+                e.show()
+                sys.exit(e.exit_code)
+            where = e.ctx.command_path if e.ctx is not None else "ncanvas"
+            typer.echo(f"ncanvas: {e.format_message()} (see {where} --help)", err=True)
+            sys.exit(e.exit_code)
+        except click_exception as e:
+            typer.echo(f"ncanvas: {e.format_message()}", err=True)
+            sys.exit(e.exit_code)
+        except typer.Abort:  # end of input at a prompt
+            sys.exit(130)
+        sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx: Any) -> Any:
         try:

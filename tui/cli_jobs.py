@@ -159,7 +159,7 @@ def jobs_rm(ctx: typer.Context, job_id: JobId,
 def logs_cmd(
     ctx: typer.Context, job_id: JobId,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines until the job ends.")] = False,
-    lines: Annotated[int, typer.Option("--lines", "-n", help="How many last lines to show first.")] = 40,
+    lines: Annotated[int, typer.Option("--lines", "-n", min=0, help="How many last lines to show first.")] = 40,
 ) -> None:
     """Print a job's log (stdout.log), with \\r progress frames collapsed."""
     from core.logtext import LogTailer, last_lines
