@@ -58,10 +58,32 @@ class JobRecord:
     def from_json(cls, data: dict[str, Any]) -> JobRecord:
         if not isinstance(data, dict) or "id" not in data or "kind" not in data:
             raise NcanvasError("job.json is not an ncanvas run record")
-        if int(data.get("schema", 1)) > SCHEMA_VERSION:
-            raise NcanvasError(f"job.json has schema {data['schema']}; this ncanvas reads up to {SCHEMA_VERSION}")
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        for key, value in known.items():  # a hand-edited or foreign file: one clear error, never a TypeError later
+            types, optional = _FIELD_TYPES[key]
+            ok = (value is None and optional) or (isinstance(value, types) and not (
+                isinstance(value, bool) and bool not in types))
+            if not ok:
+                raise NcanvasError(f"job.json: {key!r} should be {_FIELD_NAMES[key]}; got {value!r:.60}")
+        if known.get("schema", 1) > SCHEMA_VERSION:
+            raise NcanvasError(f"job.json has schema {data['schema']}; this ncanvas reads up to {SCHEMA_VERSION}")
+        if known.get("state", QUEUED) not in STATES:
+            raise NcanvasError(f"job.json: unknown state {known['state']!r}")
         return cls(**known)
+
+
+# field -> (accepted JSON types, may be null); checked when a record is read
+_FIELD_TYPES: dict[str, tuple[tuple[type, ...], bool]] = {
+    "id": ((str,), False), "kind": ((str,), False), "config": ((dict,), False), "argv": ((list,), False),
+    "code": ((dict,), False), "state": ((str,), False), "created": ((int, float), False),
+    "started": ((int, float), True), "ended": ((int, float), True), "pid": ((int,), True), "pgid": ((int,), True),
+    "gpu": ((str,), False), "nproc": ((int,), False), "after": ((str,), True), "max_per_gpu": ((int,), False),
+    "resume": ((bool,), False), "attempts": ((int,), False), "exit_code": ((int,), True), "error": ((str,), True),
+    "progress": ((dict,), False), "schema": ((int,), False),
+}
+_TYPE_WORDS = {str: "a string", dict: "an object", list: "a list", int: "an integer", bool: "true or false"}
+_FIELD_NAMES = {k: ("a number" if float in types else _TYPE_WORDS[types[0]]) + (" or null" if optional else "")
+                for k, (types, optional) in _FIELD_TYPES.items()}
 
 
 def write_record(path: Path, rec: JobRecord) -> None:
@@ -82,7 +104,10 @@ def load_job(ws: Workspace, job_id: str) -> JobRecord:
     run = ws.run(job_id)
     if not run.job_json.is_file():
         raise JobNotFound(f"no job {job_id!r} in {ws.root}")
-    return read_record(run.job_json)
+    rec = read_record(run.job_json)
+    if rec.id != job_id:  # a copied or renamed folder: the folder name is the job's identity
+        raise NcanvasError(f"{run.job_json} belongs to job {rec.id!r}, not {job_id!r}")
+    return rec
 
 
 def list_jobs(ws: Workspace) -> list[JobRecord]:
@@ -90,7 +115,7 @@ def list_jobs(ws: Workspace) -> list[JobRecord]:
     out = []
     for job_id in ws.job_ids():
         try:
-            out.append(read_record(ws.run(job_id).job_json))
+            out.append(load_job(ws, job_id))
         except NcanvasError:
             continue
     out.sort(key=lambda r: (r.created, r.id))

@@ -54,3 +54,27 @@ def test_run_records_round_trip_and_listing(ws: Workspace) -> None:
     assert [r.id for r in list_jobs(ws)] == ["cnn-0001", "llm-0001"]  # unreadable records are skipped
     with pytest.raises(Exception, match="cannot read"):
         read_record(ws.run("cnn-0002").job_json)
+
+
+@pytest.mark.parametrize(("patch", "msg"), [
+    ({"schema": "x"}, "'schema' should be an integer"),
+    ({"progress": None}, "'progress' should be an object"),
+    ({"created": None}, "'created' should be a number"),
+    ({"pid": "12"}, "'pid' should be an integer or null"),
+    ({"resume": 1}, "'resume' should be true or false"),
+    ({"nproc": True}, "'nproc' should be an integer"),
+    ({"state": "exploded"}, "unknown state 'exploded'"),
+    ({"id": "cnn-0009"}, "belongs to job 'cnn-0009', not 'cnn-0001'"),
+])
+def test_odd_records_are_one_clear_error_and_skipped_in_listings(ws: Workspace, patch: dict, msg: str) -> None:
+    import json
+
+    from core.errors import NcanvasError
+
+    for jid in ("cnn-0001", "cnn-0002"):
+        write_record(ws.run(jid).make().job_json, JobRecord(id=jid, kind="cnn", created=1.0))
+    data = json.loads(ws.run("cnn-0001").job_json.read_text()) | patch
+    ws.run("cnn-0001").job_json.write_text(json.dumps(data))
+    with pytest.raises(NcanvasError, match=msg.replace("(", r"\(")):
+        load_job(ws, "cnn-0001")
+    assert [r.id for r in list_jobs(ws)] == ["cnn-0002"]  # one odd file never hides the other jobs
