@@ -7,7 +7,7 @@ from pathlib import Path
 
 from core.metrics import read_series
 from core.plotpng import Panel, line_chart_png
-from core.smoothing import downsample, ema_debiased
+from core.smoothing import downsample
 
 DEFAULT_PANELS = {"loss": ["train/loss", "val/loss"], "accuracy": ["train/acc", "val/acc", "test/acc"]}
 
@@ -18,14 +18,14 @@ def plot_curves(metrics_path: str | Path, out: str | Path, panels: dict[str, lis
 
     ``train_ema`` > 0 smooths the per-step ``train/*`` series (debiased EMA on full resolution, then downsampled).
     """
-    rs = read_series(metrics_path)
+    rs = read_series(metrics_path, smooth_weights=(train_ema,) if train_ema > 0 else ())
     drawn = []
     for title, keys in (panels or DEFAULT_PANELS).items():
         series = {}
         for key in keys:
             s = rs.get(key)
             if s is not None and len(s):
-                values = ema_debiased(s.values, train_ema) if train_ema and key.startswith("train/") else s.values
+                values = s.smoothed(train_ema) if train_ema and key.startswith("train/") else s.values
                 xs, ys = downsample(s.steps, values, max_points)
                 series[key] = (xs.tolist(), ys.tolist())
         if series:

@@ -176,15 +176,30 @@ def series_key(row: dict[str, Any], metric: str) -> str:
 
 @dataclass
 class Series:
-    """One (step, value) series with bounded memory: past ``cap`` points it halves its resolution."""
+    """One (step, value) series with bounded memory: past ``cap`` points it halves its resolution.
+
+    With ``smooth_weights``, a debiased EMA per weight (TensorBoard's) runs over every raw point as it arrives,
+    and each stored point keeps those smoothed values too: thinning never degrades the smoothed curve, which is
+    therefore the full-resolution one, downsampled (``smoothed(w)``).
+    """
 
     cap: int = 20_000
     steps: list[float] = field(default_factory=list)
     values: list[float] = field(default_factory=list)
     stride: int = 1  # how many raw points each stored point stands for (after halvings)
+    smooth_weights: tuple[float, ...] = ()
     _pending: int = 0
+    _ema: dict[float, list[float]] = field(default_factory=dict)  # weight -> [accumulator, raw count]
+    _smoothed: dict[float, list[float]] = field(default_factory=dict)
+    _counts: list[int] = field(default_factory=list)  # raw points seen up to each stored point
 
     def append(self, step: float, value: float) -> None:
+        finite = math.isfinite(value)  # a NaN/inf loss is shown as it is, not averaged in (as ema_debiased)
+        for w in self.smooth_weights:
+            acc = self._ema.setdefault(w, [0.0, 0])
+            if finite:
+                acc[0] = w * acc[0] + (1.0 - w) * value
+                acc[1] += 1
         if self.stride > 1:
             self._pending += 1
             if self._pending < self.stride:
@@ -192,19 +207,50 @@ class Series:
             self._pending = 0
         self.steps.append(step)
         self.values.append(value)
+        if self.smooth_weights:
+            for w in self.smooth_weights:
+                m, n = self._ema[w]
+                self._smoothed.setdefault(w, []).append(m / (1.0 - w ** n) if finite and n else value)
+            self._counts.append(int(self._ema[self.smooth_weights[0]][1]))
         if len(self.steps) > self.cap:
             self.steps = self.steps[1::2]
             self.values = self.values[1::2]
+            self._smoothed = {w: v[1::2] for w, v in self._smoothed.items()}
+            self._counts = self._counts[1::2]
             self.stride *= 2
+
+    def smoothed(self, weight: float) -> list[float]:
+        """The debiased EMA at each stored point: tracked from the raw points when ``weight`` is one of
+        ``smooth_weights``, else computed on the stored points."""
+        if weight in self._smoothed:
+            return self._smoothed[weight]
+        if weight <= 0 or not self.values:
+            return list(self.values)
+        from core.smoothing import ema_debiased
+
+        return ema_debiased(self.values, weight).tolist()
 
     def rewind(self, step: float) -> None:
         """Drop points after ``step`` (a resume from an older checkpoint replays them)."""
         while self.steps and self.steps[-1] > step:
             self.steps.pop()
             self.values.pop()
+            for v in self._smoothed.values():
+                v.pop()
+            if self._counts:
+                self._counts.pop()
+        self._pending = 0
+        for w in self.smooth_weights:  # the EMA goes back to where the last kept point left it
+            n = self._counts[-1] if self._counts else 0
+            d = self._smoothed[w][-1] if n else 0.0
+            self._ema[w] = [d * (1.0 - w ** n), n] if math.isfinite(d) else [0.0, 0]
 
     def __len__(self) -> int:
         return len(self.steps)
+
+
+def split_is_train(name: str, metric: str, metrics: tuple[str, ...]) -> bool:
+    return name.startswith("train/") and metric in metrics
 
 
 METRIC_KEYS = ("loss", "acc", "ppl", "lr", "tok_s", "img_s", "top5")
@@ -215,6 +261,8 @@ class RunSeries:
     """Every series of one run, fed incrementally from tailer rows."""
 
     cap: int = 20_000
+    smooth_weights: tuple[float, ...] = ()  # debiased EMAs tracked on the raw train/* points (see Series) ...
+    smooth_metrics: tuple[str, ...] = ("loss", "acc", "ppl")  # ... of these metrics
     series: dict[str, Series] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
     last: dict[str, Any] = field(default_factory=dict)  # latest value per series key
@@ -232,7 +280,11 @@ class RunSeries:
                 val = row.get(key)
                 if isinstance(val, (int, float)) and not isinstance(val, bool):
                     name = series_key(row, key)
-                    self.series.setdefault(name, Series(self.cap)).append(step, float(val))
+                    series = self.series.get(name)
+                    if series is None:
+                        weights = self.smooth_weights if split_is_train(name, key, self.smooth_metrics) else ()
+                        series = self.series[name] = Series(self.cap, smooth_weights=weights)
+                    series.append(step, float(val))
                     self.last[name] = val
             if "epoch" in row:
                 self.last["epoch"] = row["epoch"]
@@ -250,9 +302,10 @@ class RunSeries:
         return self.series.get(key)
 
 
-def read_series(path: str | os.PathLike[str], cap: int = 20_000, tail_bytes: int | None = None) -> RunSeries:
+def read_series(path: str | os.PathLike[str], cap: int = 20_000, tail_bytes: int | None = None,
+                smooth_weights: tuple[float, ...] = ()) -> RunSeries:
     """Build a :class:`RunSeries` from a metrics file (whole file streamed, or only its tail)."""
-    rs = RunSeries(cap=cap)
+    rs = RunSeries(cap=cap, smooth_weights=smooth_weights)
     if tail_bytes is not None:
         rs.feed(tail_rows(path, tail_bytes))
     else:

@@ -130,3 +130,40 @@ def test_downsample_keeps_shape_and_last_point() -> None:
     assert len(xd) == 200 and xd[-1] == x[-1] and yd[-1] == y[-1]
     assert np.all(np.diff(xd) > 0)
     assert downsample([1, 2], [3, 4], 10)[0].tolist() == [1, 2]
+
+
+def test_thinned_series_keep_the_full_resolution_ema() -> None:
+    """Smoothing is computed on every raw point, then thinned: not an EMA of what survived the thinning."""
+    rng = np.random.default_rng(0)
+    raw = 2.0 * np.exp(-np.arange(100_000) / 20_000) + rng.normal(0, 0.3, 100_000)
+    s = Series(cap=4000, smooth_weights=(0.6, 0.99))
+    for i, v in enumerate(raw):
+        s.append(i, float(v))
+    assert len(s) <= 4000 and s.stride >= 16
+    full = ema_debiased(raw, 0.99)
+    kept = np.asarray(s.steps, dtype=int)
+    assert np.allclose(s.smoothed(0.99), full[kept], rtol=0, atol=1e-9)
+    # an EMA of the thinned points (what a plot of the kept points would smooth) is much noisier
+    thinned = ema_debiased(np.asarray(s.values), 0.99)
+    assert np.abs(thinned - full[kept]).max() > 10 * np.abs(np.asarray(s.smoothed(0.99)) - full[kept]).max() + 0.05
+    assert np.allclose(s.smoothed(0.9), ema_debiased(s.values, 0.9))  # an untracked weight: on the kept points
+
+
+def test_tracked_ema_survives_a_resume_rewind_and_skips_nan() -> None:
+    def fed(rows):
+        rs = RunSeries(cap=10_000, smooth_weights=(0.9,))
+        rs.feed(rows)
+        return rs.get("train/loss")
+
+    rows = [{"step": i, "split": "train", "loss": 1.0 / i, "lr": 0.1} for i in range(1, 301)]
+    replay = rows[:200] + [{"event": "resumed", "step": 150}] + rows[150:]
+    a, b = fed(rows), fed(replay)
+    assert b.steps == a.steps and np.allclose(b.smoothed(0.9), a.smoothed(0.9), rtol=0, atol=1e-12)
+    assert np.allclose(a.smoothed(0.9), ema_debiased([1.0 / i for i in range(1, 301)], 0.9))
+    rs = RunSeries(smooth_weights=(0.9,))
+    rs.feed(rows[:3])
+    assert rs.get("train/lr").smooth_weights == ()  # only the plotted metrics are tracked
+    c = fed([{"step": 1, "split": "train", "loss": 1.0}, {"step": 2, "split": "train", "loss": float("nan")},
+             {"step": 3, "split": "train", "loss": 3.0}])
+    out = c.smoothed(0.9)
+    assert out[0] == 1.0 and np.isnan(out[1]) and out[2] == pytest.approx(ema_debiased([1.0, 3.0], 0.9)[1])

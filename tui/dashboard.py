@@ -20,11 +20,12 @@ from tui.messages import ActionDone, LogLines, SelectionChanged
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.details import DetailsScreen
 from tui.screens.new_job import NewJobRequest, NewJobScreen
+from tui.watcher import SMOOTHING_WEIGHTS
 from tui.widgets.jobs_table import JobsTable
 from tui.widgets.log_tail import LogTail
 from tui.widgets.plots import Curves
 
-SMOOTHING_STEPS = (0.0, 0.3, 0.6, 0.8, 0.9, 0.95, 0.99)
+SMOOTHING_STEPS = (0.0, *SMOOTHING_WEIGHTS)
 
 
 class Dashboard(Vertical):
@@ -86,7 +87,7 @@ class Dashboard(Vertical):
         if self.watcher is None or (changed is not None and not changed & set(self.selection)):
             return
         kinds = {st.id: st.record.kind for st in self.statuses}
-        self.curves.set_data(self.watcher.snapshot(self.selection), kinds)
+        self.curves.set_data(self.watcher.snapshot(self.selection, self.curves.smoothing), kinds)
 
     def show_log(self, msg: LogLines) -> None:
         log = self.query_one(LogTail)
@@ -190,6 +191,7 @@ class Dashboard(Vertical):
         i = min(range(len(SMOOTHING_STEPS)), key=lambda j: abs(SMOOTHING_STEPS[j] - now))
         i = max(0, min(len(SMOOTHING_STEPS) - 1, i + direction))
         self.curves.smoothing = SMOOTHING_STEPS[i]
+        self.refresh_curves()  # the new weight's full-resolution curve from the watcher
         self.notify(f"EMA smoothing {self.curves.smoothing:.2f}", timeout=1.5)
 
     def action_toggle_metric(self) -> None:

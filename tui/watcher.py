@@ -19,6 +19,10 @@ from core.metrics import MetricsTailer, RunSeries
 from core.paths import Workspace
 from tui.messages import GpuUpdated, JobsUpdated, LogLines, MetricsUpdated
 
+# EMA weights the dashboard offers (e / E keys); each is tracked on the raw points of the plotted train series
+SMOOTHING_WEIGHTS = (0.3, 0.6, 0.8, 0.9, 0.95, 0.99)
+SMOOTHED_METRICS = ("loss", "acc", "ppl")
+
 Post = Callable[[Any], Any]
 
 
@@ -102,15 +106,20 @@ class Watcher:
                 self._log_job, self._log = log_job, None
         self._wake.set()
 
-    def snapshot(self, job_ids: tuple[str, ...] | None = None) -> dict[str, dict[str, tuple[list[float], list[float]]]]:
-        """A copy of the series of watched jobs: ``{job_id: {"train/loss": (steps, values), ...}}``."""
+    def snapshot(self, job_ids: tuple[str, ...] | None = None,
+                 smoothing: float = 0.0) -> dict[str, dict[str, Any]]:
+        """A copy of the series of watched jobs: ``{job_id: {"train/loss": (steps, values, smoothed), ...}}``;
+        ``smoothed`` is ``{smoothing: curve}`` for the train series that track that EMA weight on their raw points
+        (:data:`SMOOTHING_WEIGHTS`), else empty."""
         with self._lock:
             ids = self._watched if job_ids is None else job_ids
             out = {}
             for jid in ids:
                 tail = self._tails.get(jid)
                 if tail is not None:
-                    out[jid] = {k: (list(s.steps), list(s.values)) for k, s in tail.series.series.items()}
+                    out[jid] = {k: (list(s.steps), list(s.values),
+                                    {smoothing: list(s.smoothed(smoothing))} if smoothing in s.smooth_weights else {})
+                                for k, s in tail.series.series.items()}
             return out
 
     def events(self, job_id: str) -> list[dict[str, Any]]:
@@ -150,7 +159,7 @@ class Watcher:
                 if jid not in self._tails:
                     path = self.ws.run(jid).metrics
                     self._tails[jid] = _Tail(MetricsTailer(path, start_at_tail_bytes=self.config.tail_bytes),
-                                             RunSeries(cap=self.config.cap))
+                                             RunSeries(cap=self.config.cap, smooth_weights=SMOOTHING_WEIGHTS))
             tails = [(jid, self._tails[jid]) for jid in watched]
         changed = set()
         for jid, tail in tails:
@@ -168,7 +177,7 @@ class Watcher:
             if rows or reset:
                 with self._lock:
                     if reset:
-                        tail.series = RunSeries(cap=self.config.cap)
+                        tail.series = RunSeries(cap=self.config.cap, smooth_weights=SMOOTHING_WEIGHTS)
                     tail.series.feed(rows)
                     tail.rows_seen += len(rows)
                 changed.add(jid)

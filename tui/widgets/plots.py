@@ -16,7 +16,7 @@ from textual.containers import Horizontal
 from textual.reactive import reactive
 from textual_plotext import PlotextPlot
 
-Snapshot = dict[str, dict[str, tuple[list[float], list[float]]]]
+Snapshot = dict[str, dict[str, tuple[Any, ...]]]  # key -> (steps, values[, {ema weight: smoothed}])
 PALETTE = ("cyan", "orange", "green", "magenta", "blue", "red", "yellow", "white")
 METRIC_FOR_KIND = {"cnn": "acc", "artcnn": "acc", "llm": "ppl", "gpt2": "ppl"}
 FALLBACK_METRICS = ("acc", "ppl", "top5")
@@ -75,14 +75,16 @@ def build_lines(snapshot: Snapshot, metric: str, smoothing: float, points: int, 
             data = series.get(f"{split}/{metric}")
             if not data or not data[0]:
                 continue
-            xs, ys = data
+            xs, ys = data[0], data[1]
+            if split == "train" and smoothing > 0:  # the watcher's full-resolution EMA, else one on the kept points
+                tracked = data[2].get(smoothing) if len(data) > 2 else None
+                ys = tracked if tracked is not None and len(tracked) == len(xs) else fast_ema(ys, smoothing)
             if log_y:  # a log axis cannot show zero or negative values; drop them instead of failing
                 pairs = [(x, y) for x, y in zip(xs, ys) if y > 0]
                 xs, ys = [p[0] for p in pairs], [p[1] for p in pairs]
                 if not xs:
                     continue
-            vals = fast_ema(ys, smoothing) if split == "train" and smoothing > 0 else ys
-            dx, dy = downsample(xs, vals, points)
+            dx, dy = downsample(xs, ys, points)
             label = f"{jid} {split}" if len(snapshot) > 1 else split
             lines.append(Line(label, dx.tolist(), dy.tolist(), color, "braille" if split == "train" else "hd"))
     return lines
