@@ -210,8 +210,18 @@ def _wait_for_turn(rt: JobRuntime, ws: Workspace) -> list[FileLock]:
     from jobs.supervisor import job_status  # light; avoids an import cycle at module load
 
     rec = rt.record
+    # DDP: rank 0 waits its turn, then writes a go file naming this torchrun launch; the other ranks wait for that
+    # file instead of in init_process_group, whose rendezvous would time out (30 min) on a long queue
+    go, launch = rt.paths.log_dir / ".ddp-go", str(os.getppid())
     if not rt.is_main:
-        return []  # rank 0 waits; the others block in init_process_group until it arrives
+        while not rt._stop:
+            try:
+                if go.read_text() == launch:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.2)
+        return []
     announced = ""
     while True:
         if rt._stop:
@@ -226,6 +236,8 @@ def _wait_for_turn(rt: JobRuntime, ws: Workspace) -> list[FileLock]:
         if not why:
             slots = _take_gpu_slots(ws, rec)
             if slots is not None:
+                if rt.world_size > 1:
+                    go.write_text(launch)
                 return slots
             why = f"waiting for a free slot on GPU {rec.gpu} (max {rec.max_per_gpu} job(s) per GPU)"
         if why != announced:
@@ -255,6 +267,17 @@ def _take_gpu_slots(ws: Workspace, rec: JobRecord) -> list[FileLock] | None:
 # ===================================================================================== entry point
 
 
+def _remove_stale_temp_files(paths: RunPaths) -> None:
+    """Temp files of atomic writes that a SIGKILL interrupted (``.latest.pt.XXXX.tmp``): nobody else writes in
+    this run while we hold its lock, so any left are garbage (for an LLM checkpoint, hundreds of MB each)."""
+    for folder in (paths.log_dir, paths.ckpt_dir):
+        for tmp in folder.glob(".*.tmp") if folder.is_dir() else ():
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+
+
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="ncanvas job entry point (started by the supervisor)")
     p.add_argument("--run-dir", required=True, help="logs/<id> of the job")
@@ -272,6 +295,8 @@ def run_job(config_cls: type, train_fn: Callable[[JobRuntime, Any], None],
     if rank == 0 and not lock.acquire(timeout=10.0):
         print(f"[ncanvas] {paths.job_id} is already running (lock held); exiting", file=sys.stderr, flush=True)
         sys.exit(EXIT_ALREADY_RUNNING)
+    if rank == 0:
+        _remove_stale_temp_files(paths)
     record = read_record(paths.job_json)
     cfg = build_config(config_cls, record.config)
     rt = JobRuntime(paths, record, cfg, resuming=args.resume)
@@ -304,8 +329,9 @@ def _run(rt: JobRuntime, ws: Workspace, train_fn: Callable[[JobRuntime, Any], No
             rt.event("resumed", step=step, epoch=rt._resume_ckpt.get("epoch"), attempt=rt.record.attempts)
         else:
             rt.event("started", step=0, attempt=rt.record.attempts, pid=pid)
-        print(f"[ncanvas] {rt.record.id} ({rt.kind}) {f'resumed at step {step}' if step else 'started'}"
-              f" on {rt.record.gpu}, pid {pid}", flush=True)
+        if rt.is_main:
+            print(f"[ncanvas] {rt.record.id} ({rt.kind}) {f'resumed at step {step}' if step else 'started'}"
+                  f" on {rt.record.gpu}, pid {pid}", flush=True)
         train_fn(rt, rt.config)
         for s in slots:
             s.release()

@@ -88,8 +88,6 @@ def status_of(ws: Workspace, rec: JobRecord) -> JobStatus:
     alive = is_locked(run.lock)
     if alive:
         state = PAUSED if _proc_stopped(rec.pid) else rec.state
-        if state not in LIVE_STATES:  # lock held but record not yet updated: the process is starting
-            state = QUEUED
         if state in (QUEUED, RUNNING) and _stop_marker(run).exists():  # asked to stop; finishing its step
             state = STOPPING
         mem = None
@@ -103,6 +101,9 @@ def status_of(ws: Workspace, rec: JobRecord) -> JobStatus:
             return JobStatus(rec, QUEUED, False, reason="starting")
         tail = " | ".join(ln for ln in last_lines(run.stdout, 5) if ln.strip())
         reason = "process ended without a final state (crashed, killed or out of memory)"
+        if rec.started is not None:  # its elapsed time stops at its last sign of life, not now
+            seen = [p.stat().st_mtime for p in (run.metrics, run.stdout, run.job_json) if p.exists()]
+            rec.ended = max(seen, default=None)
         return JobStatus(rec, FAILED, False, reason=f"{reason}; last log: {tail}" if tail else reason)
     return JobStatus(rec, rec.state, False, reason=rec.error)
 

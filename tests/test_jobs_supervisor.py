@@ -58,11 +58,16 @@ def test_sigkill_at_random_moments_always_resumable(ws) -> None:
     job, _ = sv.start_job(ws, "demo", {"epochs": 1, "steps_per_epoch": 100_000, "batch_size": 8,
                                        "checkpoint_every": 1, "step_sleep": 0.002})
     run = ws.run(job.id)
-    prev_step, prev_pid = 0, None
+    prev_step, prev_pid, stale = 0, None, set()
+
+    def temp_files() -> set:
+        return set(run.ckpt_dir.glob(".*.tmp")) | set(run.log_dir.glob(".*.tmp"))
+
     for _trial in range(20):
         # this attempt's own process is up and has trained past the checkpoint it resumed from
         wait_for(lambda: read_record(run.job_json).pid not in (None, prev_pid) and run.latest.is_file()
                  and last_step(run.job_json) > prev_step + 1, what="steps")
+        assert not stale & temp_files(), "temp files of a killed write are removed by the next attempt"
         time.sleep(rng.uniform(0.0, 0.3))
         rec = read_record(run.job_json)  # never torn
         prev_pid = rec.pid
@@ -70,9 +75,13 @@ def test_sigkill_at_random_moments_always_resumable(ws) -> None:
         wait_for(lambda: not is_locked(run.lock), what="death")
         st = sv.job_status(ws, job.id)
         assert st.state == "failed" and "crashed" in (st.reason or "")
+        if _trial == 0:  # a crashed job's clock stops at its last sign of life
+            time.sleep(0.2)
+            assert sv.job_status(ws, job.id).elapsed_s == pytest.approx(st.elapsed_s, abs=1e-6)
         ck = load_checkpoint(run.latest, kind="demo")  # the last latest.pt always loads
         assert ck["step"] >= prev_step
         prev_step = ck["step"]
+        stale = temp_files()
         sv.resume(ws, job.id)
     sv.kill(ws, job.id, grace=2)
     rows = effective_rows(run.metrics)
@@ -236,11 +245,16 @@ def test_foreground_job_has_its_own_process_group(ws) -> None:
 
 
 def test_ddp_through_torchrun_on_cpu(ws) -> None:
-    """--gpus 2 launches torchrun; on the CPU the two ranks use gloo. Rank 0 alone writes metrics."""
-    job, _ = sv.start_job(ws, "demo", {"epochs": 1, "steps_per_epoch": 30, "batch_size": 16}, gpu="cpu", gpus=2)
+    """--gpus 2 launches torchrun; on the CPU the two ranks use gloo. Rank 0 alone writes metrics. Queued behind
+    another job, rank 1 waits for rank 0's go file, not in the rendezvous (which times out on long queues)."""
+    first, _ = sv.start_job(ws, "demo", {"epochs": 1, "steps_per_epoch": 40, "step_sleep": 0.05})
+    job, _ = sv.start_job(ws, "demo", {"epochs": 1, "steps_per_epoch": 30, "batch_size": 16}, gpu="cpu", gpus=2,
+                          after=first.id)
     assert "torch.distributed.run" in " ".join(job.argv) and "--nproc-per-node=2" in job.argv
     wait_state(ws, job.id, "finished", "failed", timeout=120)
     st = sv.job_status(ws, job.id)
     assert st.state == "finished", (st.reason, ws.run(job.id).stdout.read_text()[-2000:])
     steps = [r["step"] for r in metric_rows(ws.run(job.id).metrics) if r["split"] == "train"]
     assert steps == list(range(1, 31))  # one writer: no duplicated rows from rank 1
+    log = ws.run(job.id).stdout.read_text()
+    assert "queued: waiting for" in log and log.count("started on cpu") == 1, log[-2000:]
