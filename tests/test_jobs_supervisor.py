@@ -258,3 +258,19 @@ def test_ddp_through_torchrun_on_cpu(ws) -> None:
     assert steps == list(range(1, 31))  # one writer: no duplicated rows from rank 1
     log = ws.run(job.id).stdout.read_text()
     assert "queued: waiting for" in log and log.count("started on cpu") == 1, log[-2000:]
+
+
+def test_gpu_slots_cap_jobs_per_gpu(ws) -> None:
+    """--max-per-gpu: slot flocks in logs/.gpu; a job holding them blocks the next one on that GPU only."""
+    from core.runrec import JobRecord
+    from jobs.runtime import _take_gpu_slots
+
+    one = JobRecord(id="a", kind="cnn", gpu="0", max_per_gpu=1)
+    held = _take_gpu_slots(ws, one)
+    assert held and _take_gpu_slots(ws, JobRecord(id="b", kind="cnn", gpu="0", max_per_gpu=1)) is None
+    assert _take_gpu_slots(ws, JobRecord(id="c", kind="cnn", gpu="1", max_per_gpu=1))  # another GPU is free
+    assert _take_gpu_slots(ws, JobRecord(id="d", kind="cnn", gpu="0,1", max_per_gpu=2))  # second slots
+    assert _take_gpu_slots(ws, JobRecord(id="e", kind="cnn", gpu="0", max_per_gpu=0)) == []  # no limit
+    for lock in held:
+        lock.release()
+    assert _take_gpu_slots(ws, JobRecord(id="b", kind="cnn", gpu="0", max_per_gpu=1))
