@@ -58,8 +58,9 @@ def test_analyze_end_to_end_json(chain) -> None:
 def test_analyze_streams_and_compares(chain) -> None:
     ws, art, llm, image = chain
     res = cli(ws, "analyze", str(image), "--cnn", art, "--llm", llm, "--compare", llm, "--max-new-tokens", "8",
-              "--seed", "1")
+              "--seed", "1", "--cmap", "inferno", "--colors", "256")
     assert res.exit_code == 0, res.output
+    assert "\x1b[38;5;" in res.stdout and "\x1b[38;2;" not in res.stdout  # 256-colour escapes only
     assert "Artist" in res.stdout and "Grad-CAM:" in res.stdout and "CNN Classification Results:" in res.stdout
     res = cli(ws, "analyze", str(image), "--cnn", art, "--llm", llm, "--compare", llm, "--max-new-tokens", "8",
               "--temperature", "0", "--json")
@@ -93,6 +94,8 @@ def test_analyze_bad_inputs_are_one_line(chain, tmp_path: Path) -> None:
         (["analyze", str(image), "--cnn", art, "--llm", art], "expected"),
         (["analyze", str(image), "--cnn", art, "--compare", llm], "--compare needs --llm"),
         (["analyze", str(image), "--cnn", art, "--out", str(image)], "is not a folder"),
+        (["analyze", str(image), "--cnn", art, "--cmap", "rainbow"], "--cmap must be one of"),
+        (["analyze", str(image), "--cnn", art, "--colors", "16"], "--colors must be truecolor or 256"),
     ]
     for args, msg in cases:
         res = cli(ws, *args)

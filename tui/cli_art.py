@@ -47,6 +47,8 @@ def analyze(
     top_k: Annotated[int, typer.Option("--top-k", min=1, max=20, help="Classes shown per head.")] = 3,
     width: Annotated[int, typer.Option("--width", min=8, max=200, help="Picture width in character cells.")] = 32,
     alpha: Annotated[float, typer.Option("--alpha", min=0.0, max=1.0, help="Heat-map opacity.")] = 0.5,
+    cmap: Annotated[str, typer.Option("--cmap", help="viridis, inferno, jet or gray.")] = "jet",
+    colors: Annotated[str | None, typer.Option("--colors", help="truecolor or 256 (default: from $COLORTERM).")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Folder for the CAM PNGs (default: <workspace>/analyze/<image>).")] = None,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, max=4096)] = 160,
     temperature: Annotated[float, typer.Option("--temperature", min=0.0, max=5.0, help="0: greedy.")] = 0.7,
@@ -63,6 +65,12 @@ def analyze(
     from tui.cli_vision import _checkpoint_path
 
     t0 = time.perf_counter()
+    from core.render import COLORMAP_NAMES
+
+    if cmap not in COLORMAP_NAMES:
+        raise NcanvasError(f"--cmap must be one of {', '.join(COLORMAP_NAMES)}; got {cmap!r}")
+    if colors not in (None, "truecolor", "256"):
+        raise NcanvasError("--colors must be truecolor or 256")
     if out is not None and out.exists() and not out.is_dir():
         raise NcanvasError(f"--out {out} exists and is not a folder")
     if compare and not llm:
@@ -72,7 +80,7 @@ def analyze(
     preds = predict(clf, pixels, top_k=top_k)
     cams = head_cams(clf, pixels, method=method)
     base = pixels.astype("float32") / 255.0
-    overlays = {h: overlay(base, cam, alpha=alpha) for h, cam in cams.items()}
+    overlays = {h: overlay(base, cam, cmap=cmap, alpha=alpha) for h, cam in cams.items()}
     from tui.cli import workspace
 
     if out is None:  # one folder per image file: two paintings called cat.png do not share one
@@ -86,13 +94,14 @@ def analyze(
 
     prompt = prompt_from_logits(logits(clf, pixels), labels=clf.labels)
     if not as_json:
-        typer.echo(to_ansi(base, max_width=width))
+        typer.echo(to_ansi(base, max_width=width, mode=colors), color=True)
         for head, items in preds.items():
             typer.echo(f"{head.title():<7}" + "   ".join(f"{n} {p:6.1%}" for n, p in items[:1]))
             for name, p in items:
                 typer.echo(f"   {name[:28]:<28} {p:6.1%} {_bar(p)}")
         typer.echo("Grad-CAM: " + "  |  ".join(f"{h} -> {preds[h][0][0]}" for h in cams))
-        typer.echo(to_ansi(tile_grid([overlays[h] for h in cams], cols=3), max_width=3 * width))
+        typer.echo(to_ansi(tile_grid([overlays[h] for h in cams], cols=3), max_width=3 * width, mode=colors),
+                   color=True)
         typer.echo(f"(CAM PNGs in {out}; CNN {cnn_s:.2f}s)")
     explanations: list[dict[str, str]] = []
     if llm:
