@@ -77,13 +77,16 @@ def test_gradcam_json_layer_and_class(trained: dict[str, Any]) -> None:
 
 def test_viz_commands(trained: dict[str, Any]) -> None:
     root, ck = trained["root"], trained["ckpt"]
-    for args in (["filters", "--layer", "conv2"], ["features", "--sample", "mnist:1", "--layer", "relu2"],
-                 ["maxact", "--layer", "conv2", "--filter", "5", "--steps", "20"],
-                 ["class-model", "--class", "3", "--steps", "60"]):
+    for args, caption in ((["filters", "--layer", "conv2"], "filters of conv2"),
+                          (["features", "--sample", "mnist:1", "--layer", "relu2"], "feature maps of relu2 for mnist:1"),
+                          (["maxact", "--layer", "conv2", "--filter", "5", "--steps", "20"],
+                           "most excites filter 5 of conv2"),
+                          (["class-model", "--class", "3", "--steps", "60"], "maximises class 3"),
+                          (["filters"], "filters of conv1")):
         png = root / f"viz-{args[0]}.png"
         res = invoke(trained, "viz", *args, "-c", ck, "--png", str(png), "--colors", "256")
         assert res.exit_code == 0, (args, res.output)
-        assert "\x1b[38;5;" in res.stdout and png.is_file()
+        assert "\x1b[38;5;" in res.stdout and png.is_file() and caption in res.stdout.splitlines()[0]
 
 
 def test_class_model_of_a_trained_net_is_classified_as_its_class(trained: dict[str, Any]) -> None:

@@ -153,9 +153,12 @@ def gradcam_cmd(
 def viz_filters(ctx: typer.Context, checkpoint: Checkpoint, layer: Layer = None, png: Png = None,
                 width: Width = 48, colors: Colors = None) -> None:
     """Show a conv layer's filter weights as a grid (zero = grey; default: the first conv)."""
-    from core.vision.api import filters_image
+    from core.vision.api import filters_image, layer_names
 
-    _show(filters_image(_classifier(ctx, checkpoint), layer), width, colors, png, png_scale=16)
+    clf = _classifier(ctx, checkpoint)
+    picture = filters_image(clf, layer)
+    typer.echo(f"filters of {layer or layer_names(clf)[0]} (zero = grey)")
+    _show(picture, width, colors, png, png_scale=16)
 
 
 @viz_app.command("features")
@@ -163,11 +166,13 @@ def viz_features(ctx: typer.Context, checkpoint: Checkpoint, image: ImageArg = N
                  layer: Layer = None, png: Png = None, width: Width = 80, colors: Colors = None,
                  data_dir: DataDir = None) -> None:
     """Show one layer's feature maps for an image (default: the first conv)."""
-    from core.vision.api import features_image
+    from core.vision.api import features_image, layer_names
 
     clf = _classifier(ctx, checkpoint)
-    img, _, _ = _image(clf, image, sample, data_dir)
-    _show(features_image(clf, img, layer), width, colors, png, png_scale=4)
+    img, what, _ = _image(clf, image, sample, data_dir)
+    picture = features_image(clf, img, layer)
+    typer.echo(f"feature maps of {layer or layer_names(clf)[0]} for {what}")
+    _show(picture, width, colors, png, png_scale=4)
 
 
 @viz_app.command("maxact")
@@ -177,9 +182,12 @@ def viz_maxact(ctx: typer.Context, checkpoint: Checkpoint, layer: Layer = None,
                seed: Annotated[int, typer.Option("--seed")] = 0,
                png: Png = None, width: Width = 56, colors: Colors = None) -> None:
     """Activation maximisation: the input pattern that most excites one filter (default: last conv)."""
-    from core.vision.api import maxact_image
+    from core.vision.api import layer_names, maxact_image
 
-    _show(maxact_image(_classifier(ctx, checkpoint), layer, filter_, steps, seed), width, colors, png)
+    clf = _classifier(ctx, checkpoint)
+    picture = maxact_image(clf, layer, filter_, steps, seed)
+    typer.echo(f"the input that most excites filter {filter_} of {layer or layer_names(clf)[-1]} ({steps} steps)")
+    _show(picture, width, colors, png)
 
 
 @viz_app.command("class-model")
@@ -191,7 +199,10 @@ def viz_class_model(ctx: typer.Context, checkpoint: Checkpoint,
     """Class-model visualisation: an input that maximises one class score."""
     from core.vision.api import class_model_image
 
-    _show(class_model_image(_classifier(ctx, checkpoint), class_, steps, seed), width, colors, png)
+    clf = _classifier(ctx, checkpoint)
+    picture = class_model_image(clf, class_, steps, seed)
+    typer.echo(f"an input that maximises class {clf.class_names[clf.class_index(class_)]} ({steps} steps)")
+    _show(picture, width, colors, png)
 
 
 def export_json_cmd(
