@@ -279,6 +279,7 @@ def resume(ws: Workspace, job_id: str, foreground: bool = False) -> str:
             raise NcanvasError(f"{job_id} is finished; nothing to resume")
         rec.state, rec.attempts, rec.resume = QUEUED, rec.attempts + 1, True
         rec.ended = rec.exit_code = rec.error = rec.pid = None
+        rec.progress.pop("eta_s", None)  # the last attempt's estimate; the new process makes its own
         rec.created = rec.created or time.time()
         write_record(run.job_json, rec)
         _stop_marker(run).unlink(missing_ok=True)
