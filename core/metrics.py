@@ -179,7 +179,7 @@ class Series:
     """One (step, value) series with bounded memory: past ``cap`` points it halves its resolution.
 
     With ``smooth_weights``, a debiased EMA per weight (TensorBoard's) runs over every raw point as it arrives,
-    and each stored point keeps those smoothed values too: thinning never degrades the smoothed curve, which is
+    and each stored point keeps that EMA's state too: thinning never degrades the smoothed curve, which is
     therefore the full-resolution one, downsampled (``smoothed(w)``).
     """
 
@@ -189,17 +189,16 @@ class Series:
     stride: int = 1  # how many raw points each stored point stands for (after halvings)
     smooth_weights: tuple[float, ...] = ()
     _pending: int = 0
-    _ema: dict[float, list[float]] = field(default_factory=dict)  # weight -> [accumulator, raw count]
-    _smoothed: dict[float, list[float]] = field(default_factory=dict)
-    _counts: list[int] = field(default_factory=list)  # raw points seen up to each stored point
+    _ema: dict[float, float] = field(default_factory=dict)  # weight -> running accumulator
+    _n: int = 0  # finite raw points seen (the debiasing count; the same for every weight)
+    _acc: dict[float, list[float]] = field(default_factory=dict)  # weight -> accumulator at each stored point
+    _counts: list[int] = field(default_factory=list)  # finite raw points seen up to each stored point
 
     def append(self, step: float, value: float) -> None:
-        finite = math.isfinite(value)  # a NaN/inf loss is shown as it is, not averaged in (as ema_debiased)
-        for w in self.smooth_weights:
-            acc = self._ema.setdefault(w, [0.0, 0])
-            if finite:
-                acc[0] = w * acc[0] + (1.0 - w) * value
-                acc[1] += 1
+        if self.smooth_weights and math.isfinite(value):  # NaN/inf is shown as it is, not averaged in
+            self._n += 1
+            for w in self.smooth_weights:
+                self._ema[w] = w * self._ema.get(w, 0.0) + (1.0 - w) * value
         if self.stride > 1:
             self._pending += 1
             if self._pending < self.stride:
@@ -209,21 +208,26 @@ class Series:
         self.values.append(value)
         if self.smooth_weights:
             for w in self.smooth_weights:
-                m, n = self._ema[w]
-                self._smoothed.setdefault(w, []).append(m / (1.0 - w ** n) if finite and n else value)
-            self._counts.append(int(self._ema[self.smooth_weights[0]][1]))
+                self._acc.setdefault(w, []).append(self._ema.get(w, 0.0))
+            self._counts.append(self._n)
         if len(self.steps) > self.cap:
             self.steps = self.steps[1::2]
             self.values = self.values[1::2]
-            self._smoothed = {w: v[1::2] for w, v in self._smoothed.items()}
+            self._acc = {w: v[1::2] for w, v in self._acc.items()}
             self._counts = self._counts[1::2]
             self.stride *= 2
 
     def smoothed(self, weight: float) -> list[float]:
         """The debiased EMA at each stored point: tracked from the raw points when ``weight`` is one of
         ``smooth_weights``, else computed on the stored points."""
-        if weight in self._smoothed:
-            return self._smoothed[weight]
+        import numpy as np
+
+        if weight in self._acc:
+            acc, n = np.asarray(self._acc[weight]), np.asarray(self._counts, dtype=np.float64)
+            values = np.asarray(self.values, dtype=np.float64)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out = acc / (1.0 - weight ** n)
+            return np.where(np.isfinite(values) & (n > 0), out, values).tolist()
         if weight <= 0 or not self.values:
             return list(self.values)
         from core.smoothing import ema_debiased
@@ -232,18 +236,19 @@ class Series:
 
     def rewind(self, step: float) -> None:
         """Drop points after ``step`` (a resume from an older checkpoint replays them)."""
+        if not self.steps or self.steps[-1] <= step:
+            return  # nothing to replay (a resume from the last step, e.g. after a graceful stop)
         while self.steps and self.steps[-1] > step:
             self.steps.pop()
             self.values.pop()
-            for v in self._smoothed.values():
+            for v in self._acc.values():
                 v.pop()
             if self._counts:
                 self._counts.pop()
         self._pending = 0
-        for w in self.smooth_weights:  # the EMA goes back to where the last kept point left it
-            n = self._counts[-1] if self._counts else 0
-            d = self._smoothed[w][-1] if n else 0.0
-            self._ema[w] = [d * (1.0 - w ** n), n] if math.isfinite(d) else [0.0, 0]
+        # the EMA goes back to its state at the last kept point (thinned raw points after it are not replayed)
+        self._n = self._counts[-1] if self._counts else 0
+        self._ema = {w: v[-1] for w, v in self._acc.items() if v}
 
     def __len__(self) -> int:
         return len(self.steps)

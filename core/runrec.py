@@ -58,6 +58,9 @@ class JobRecord:
     def from_json(cls, data: dict[str, Any]) -> JobRecord:
         if not isinstance(data, dict) or "id" not in data or "kind" not in data:
             raise NcanvasError("job.json is not an ncanvas run record")
+        schema = data.get("schema", 1)
+        if isinstance(schema, int) and schema > SCHEMA_VERSION:  # a newer ncanvas wrote it: say so first
+            raise NcanvasError(f"job.json has schema {schema}; this ncanvas reads up to {SCHEMA_VERSION}")
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         for key, value in known.items():  # a hand-edited or foreign file: one clear error, never a TypeError later
             types, optional = _FIELD_TYPES[key]
@@ -65,8 +68,6 @@ class JobRecord:
                 isinstance(value, bool) and bool not in types))
             if not ok:
                 raise NcanvasError(f"job.json: {key!r} should be {_FIELD_NAMES[key]}; got {value!r:.60}")
-        if known.get("schema", 1) > SCHEMA_VERSION:
-            raise NcanvasError(f"job.json has schema {data['schema']}; this ncanvas reads up to {SCHEMA_VERSION}")
         if known.get("state", QUEUED) not in STATES:
             raise NcanvasError(f"job.json: unknown state {known['state']!r}")
         return cls(**known)

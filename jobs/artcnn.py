@@ -39,15 +39,20 @@ class ArtCNNConfig:
     def validate(self) -> None:
         if self.data and not Path(self.data).expanduser().exists():
             raise NcanvasError(f"--data {self.data}: no such file or folder")
-        import difflib
 
-        import torchvision  # only here, when an artcnn job is being started: refuse a bad name before the job exists
 
-        names = torchvision.models.list_models(module=torchvision.models)  # classification models only
-        if self.backbone not in names:
-            close = difflib.get_close_matches(self.backbone, names, n=3)
-            hint = f"did you mean {', '.join(close)}?" if close else "e.g. resnet18, resnet50, mobilenet_v3_small"
-            raise NcanvasError(f"unknown backbone {self.backbone!r}; {hint}")
+def preflight(cfg: ArtCNNConfig) -> None:
+    """Checks that need torchvision, run by the CLI before a job is created (the dashboard, which must stay free
+    of torch, leaves them to the job, which then fails with the same message)."""
+    import difflib
+
+    import torchvision
+
+    names = torchvision.models.list_models(module=torchvision.models)  # classification models only
+    if cfg.backbone.lower() not in names:
+        close = difflib.get_close_matches(cfg.backbone.lower(), names, n=3)
+        hint = f"did you mean {', '.join(close)}?" if close else "e.g. resnet18, resnet50, mobilenet_v3_small"
+        raise NcanvasError(f"unknown backbone {cfg.backbone!r}; {hint}")
 
 
 CONFIG = ArtCNNConfig

@@ -270,8 +270,9 @@ def _take_gpu_slots(ws: Workspace, rec: JobRecord) -> list[FileLock] | None:
 def _remove_stale_temp_files(paths: RunPaths) -> None:
     """Temp files of atomic writes that a SIGKILL interrupted (``.latest.pt.XXXX.tmp``): nobody else writes in
     this run while we hold its lock, so any left are garbage (for an LLM checkpoint, hundreds of MB each)."""
-    for folder in (paths.log_dir, paths.ckpt_dir):
-        for tmp in folder.glob(".*.tmp") if folder.is_dir() else ():
+    for folder, pattern in ((paths.log_dir, ".job.json.*.tmp"), (paths.ckpt_dir, ".*.pt.*.tmp"),
+                            (paths.ckpt_dir, ".training_curves.png.*.tmp")):  # only what a job writes itself
+        for tmp in folder.glob(pattern) if folder.is_dir() else ():
             try:
                 tmp.unlink()
             except OSError:

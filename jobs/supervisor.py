@@ -37,7 +37,7 @@ from core.runrec import (
     write_record,
 )
 from jobs.config import build_config, to_dict
-from jobs.kinds import get_kind, kind_config
+from jobs.kinds import get_kind, kind_config, kind_module
 from jobs.locks import exclusive, is_locked
 
 CODE_ROOT = Path(__file__).resolve().parent.parent  # the directory holding core/, jobs/, tui/
@@ -227,10 +227,16 @@ def _wait_started(run: RunPaths, proc: subprocess.Popen[bytes], timeout: float =
 
 def start_job(ws: Workspace, kind: str, config: dict[str, Any], *, gpu: str = "auto", gpus: int = 1,
               after: str | None = None, max_per_gpu: int = 1, job_id: str | None = None,
-              foreground: bool = False) -> tuple[JobRecord, subprocess.Popen[bytes]]:
-    """Validate, create the run directory and job.json, launch the job. Nothing is created on bad input."""
+              foreground: bool = False, preflight: bool = False) -> tuple[JobRecord, subprocess.Popen[bytes]]:
+    """Validate, create the run directory and job.json, launch the job. Nothing is created on bad input.
+
+    ``preflight`` also runs the kind's heavier checks (a kind module's ``preflight(cfg)``, which may import torch):
+    the CLI asks for them; the dashboard does not, to stay free of torch."""
     spec = get_kind(kind)
     cfg = build_config(kind_config(kind), config)
+    check = getattr(kind_module(kind), "preflight", None)
+    if preflight and check is not None:
+        check(cfg)
     if after is not None:
         load_job(ws, after)  # refuse an unknown dependency before creating anything
     check_gpu_syntax(gpu)  # even for CPU-only kinds: a typo is an error, not silently ignored
@@ -278,7 +284,7 @@ def resume(ws: Workspace, job_id: str, foreground: bool = False) -> str:
         if rec.state == "finished" and st.state == "finished":
             raise NcanvasError(f"{job_id} is finished; nothing to resume")
         rec.state, rec.attempts, rec.resume = QUEUED, rec.attempts + 1, True
-        rec.ended = rec.exit_code = rec.error = rec.pid = None
+        rec.ended = rec.exit_code = rec.error = rec.pid = rec.pgid = None  # the new process records its own
         rec.progress.pop("eta_s", None)  # the last attempt's estimate; the new process makes its own
         rec.created = rec.created or time.time()
         write_record(run.job_json, rec)
@@ -311,8 +317,21 @@ def _live(ws: Workspace, job_id: str, verb: str) -> JobStatus:
     return st
 
 
+def _signalable(ws: Workspace, job_id: str, verb: str, wait: float = 10.0) -> JobStatus:
+    """A live job whose process group is on record: a job that has just taken its lock writes its pid and group
+    a moment later, and a signal before that would reach nobody."""
+    st = _live(ws, job_id, verb)
+    deadline = time.monotonic() + wait
+    while not st.record.pgid and time.monotonic() < deadline:
+        time.sleep(0.05)
+        st = _live(ws, job_id, verb)
+    if not st.record.pgid:
+        raise NcanvasError(f"{job_id} is still starting; try to {verb} it again in a moment")
+    return st
+
+
 def pause(ws: Workspace, job_id: str) -> str:
-    st = _live(ws, job_id, "pause")
+    st = _signalable(ws, job_id, "pause")
     if st.state == PAUSED:
         raise NcanvasError(f"{job_id} is already paused")
     _signal_group(st.record, signal.SIGSTOP)
@@ -337,6 +356,7 @@ def stop(ws: Workspace, job_id: str, wait: bool = False, timeout: float = 60.0) 
     st = _live(ws, job_id, "stop")
     if st.state == STOPPING:
         return kill(ws, job_id) + " (second stop)"
+    st = _signalable(ws, job_id, "stop")
     _stop_marker(ws.run(job_id)).write_text(f"{time.time():.3f}\n")
     _signal_group(st.record, signal.SIGTERM)
     if st.state == PAUSED:
@@ -359,7 +379,7 @@ def _wait_dead(run: RunPaths, timeout: float) -> bool:
 
 def kill(ws: Workspace, job_id: str, grace: float = 5.0) -> str:
     """SIGTERM, ``grace`` seconds, then SIGKILL to the whole process group; state becomes killed."""
-    st = _live(ws, job_id, "kill")
+    st = _signalable(ws, job_id, "kill")
     rec, run = st.record, ws.run(job_id)
     _signal_group(rec, signal.SIGTERM)
     _signal_group(rec, signal.SIGCONT)

@@ -167,3 +167,22 @@ def test_tracked_ema_survives_a_resume_rewind_and_skips_nan() -> None:
              {"step": 3, "split": "train", "loss": 3.0}])
     out = c.smoothed(0.9)
     assert out[0] == 1.0 and np.isnan(out[1]) and out[2] == pytest.approx(ema_debiased([1.0, 3.0], 0.9)[1])
+
+
+def test_rewind_keeps_the_ema_exact_after_a_graceful_stop_and_across_nan() -> None:
+    rng = np.random.default_rng(1)
+    raw = rng.normal(1.0, 0.5, 5000)
+    raw[2999] = np.nan  # the last point before the resume is NaN
+    straight, resumed = Series(cap=256, smooth_weights=(0.95,)), Series(cap=256, smooth_weights=(0.95,))
+    for i, v in enumerate(raw, 1):
+        straight.append(i, float(v))
+    for i, v in enumerate(raw[:3000], 1):
+        resumed.append(i, float(v))
+    resumed.rewind(3000)  # a graceful stop saved at the last step: nothing is replayed, nothing may change
+    for i, v in enumerate(raw[3000:], 3001):
+        resumed.append(i, float(v))
+    assert resumed.steps == straight.steps
+    assert np.allclose(resumed.smoothed(0.95), straight.smoothed(0.95), rtol=0, atol=1e-12, equal_nan=True)
+    full = ema_debiased(raw, 0.95)  # carries NaN over without averaging it in
+    kept = np.asarray(resumed.steps, dtype=int) - 1
+    assert np.allclose(resumed.smoothed(0.95), full[kept], rtol=0, atol=1e-9, equal_nan=True)

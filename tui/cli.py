@@ -18,6 +18,18 @@ from core.errors import NcanvasError
 from core.paths import Workspace
 
 
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe whose reader has gone (poll reports an error on it)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 class _OneLineErrors(TyperGroup):
     """Turns any error into one line on stderr and exit 1 (a traceback only with NCANVAS_DEBUG=1); usage errors
     (unknown command or option, a value of the wrong type) into one line and exit 2."""
@@ -53,7 +65,11 @@ class _OneLineErrors(TyperGroup):
             raise typer.Exit(1) from None
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
-        except BrokenPipeError:  # `ncanvas ... | head`: the reader left; end quietly, as other Unix tools do
+        except BrokenPipeError as e:
+            if not _stdout_closed():  # some other pipe (a socket, a subprocess): an error like any other
+                typer.echo(f"ncanvas: BrokenPipeError: {e}", err=True)
+                raise typer.Exit(1) from None
+            # `ncanvas ... | head`: the reader left; end quietly, as other Unix tools do
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
             raise typer.Exit(141) from None
         except Exception as e:  # noqa: BLE001 - the CLI promise: never a traceback

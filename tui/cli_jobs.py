@@ -278,7 +278,7 @@ def _start(ctx: typer.Context, kind: str, values: dict[str, Any], *, gpu: str, g
         validate_job_id(name)
     ws = _ws(ctx)
     rec, proc = supervisor.start_job(ws, kind, values, gpu=gpu, gpus=gpus, after=after, max_per_gpu=max_per_gpu,
-                                     job_id=name, foreground=foreground)
+                                     job_id=name, foreground=foreground, preflight=True)
     if as_json:
         typer.echo(json.dumps(rec.to_json(), indent=2, default=str))
     else:

@@ -148,9 +148,13 @@ class ExplainPane(InferencePane):
                         break
                     self._buffers[key].append(token)
         except Exception as e:  # noqa: BLE001 - a notification, never a crash
-            self.app.call_from_thread(self.fail, e)
+            self.app.call_from_thread(self._fail_if_current, cancel, e)
         finally:
             self.app.call_from_thread(self._done, cancel)
+
+    def _fail_if_current(self, cancel: threading.Event, error: Exception) -> None:
+        if cancel is self._cancel:  # a superseded run's late error must not land on the new run
+            self.fail(error)
 
     def _flush(self) -> None:
         with self._lock:
