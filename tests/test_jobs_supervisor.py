@@ -274,3 +274,29 @@ def test_gpu_slots_cap_jobs_per_gpu(ws) -> None:
     for lock in held:
         lock.release()
     assert _take_gpu_slots(ws, JobRecord(id="b", kind="cnn", gpu="0", max_per_gpu=1))
+
+
+def test_stop_of_a_job_still_starting_waits_for_its_process_group(ws) -> None:
+    """Between taking its lock and recording its pid/group a job cannot be signalled: stop waits for the group
+    instead of marking a stop that nobody received (a second stop would then kill it)."""
+    from core.runrec import JobRecord, write_record
+
+    run = ws.run("demo-0001").make()
+    write_record(run.job_json, JobRecord(id="demo-0001", kind="demo", attempts=1))
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom jobs.locks import FileLock\n"
+                               f"FileLock({str(run.lock)!r}).acquire(timeout=5)\nprint('locked', flush=True)\n"
+                               "time.sleep(60)"], stdout=subprocess.PIPE, env=subprocess_env(), start_new_session=True)
+    try:
+        assert holder.stdout.readline().strip() == b"locked"
+
+        def record_group() -> None:
+            time.sleep(1.0)
+            rec = read_record(run.job_json)
+            rec.state, rec.pid, rec.pgid = "running", holder.pid, holder.pid
+            write_record(run.job_json, rec)
+
+        threading.Thread(target=record_group).start()
+        assert "stopping" in sv.stop(ws, "demo-0001")  # waits ~1 s for the group, then signals it
+        assert holder.wait(timeout=10) == -signal.SIGTERM
+    finally:
+        holder.kill()
