@@ -14,6 +14,20 @@ def collapse_cr(line: str) -> str:
     return line.rsplit("\r", 1)[-1]
 
 
+# the most of an unfinished line kept between polls: a progress bar that never ends its line (tqdm's ``\r``
+# frames for hours) must not grow memory, nor the cost of decoding it four times a second
+MAX_PARTIAL = 16 << 10
+
+
+def _trim_partial(partial: bytes, limit: int = MAX_PARTIAL) -> bytes:
+    """The part of an unfinished line that can still be shown: from its last ``\\r`` frame on, at most ``limit``."""
+    body = partial.rstrip(b"\r")  # a frame that ends in "\r" is still the one on screen
+    cut = body.rfind(b"\r")
+    if cut > 0:
+        partial = partial[cut:]
+    return partial[-limit:] if len(partial) > limit else partial
+
+
 @dataclass
 class LogTailer:
     """Incremental reader of a text log by byte offset: whole lines only, ``\\r`` frames collapsed."""
@@ -50,7 +64,7 @@ class LogTailer:
             data = f.read(min(self.max_read, st.st_size - self.offset))
         self.offset += len(data)
         parts = (self._partial + data).split(b"\n")
-        self._partial = parts.pop()
+        self._partial = _trim_partial(parts.pop())
         if self._skip_first and parts:
             parts.pop(0)
             self._skip_first = False
