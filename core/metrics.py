@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from core.overview import COUNT_KEY, OverviewSampler
+
 FORMAT_VERSION = 1
 EVENTS = ("started", "resumed", "epoch_end", "checkpoint", "stopped", "finished", "failed")
 
@@ -73,29 +75,42 @@ class MetricsTailer:
     """Incremental reader of a JSONL file by byte offset.
 
     ``start_at_tail_bytes`` starts near the end of a large file (the first, partial line there is skipped),
-    so opening a 1 GB log reads only its last few MB.
+    so opening a 1 GB log reads only its last few MB. With ``overview_points`` as well, the part before that
+    tail is not skipped but sampled (:mod:`core.overview`): every val/test row and event, and about that many
+    train rows tagged with the number of lines each stands for, so the whole curve shows at bounded cost.
     """
 
     path: Path
     start_at_tail_bytes: int | None = None
     max_read: int = 8 << 20  # bytes per poll, so one poll never stalls on a huge backlog
+    overview_points: int = 0
+    overview_read: int = 16 << 20  # bytes per poll while sampling (scanned at C speed, few lines decoded)
     offset: int = 0
     bad_lines: int = 0
     _partial: bytes = b""
     _inode: int | None = None
     _skip_first: bool = field(default=False, repr=False)
+    _overview_end: int = field(default=0, repr=False)
+    _sampler: OverviewSampler | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
 
     def _open_position(self, size: int) -> None:
+        self.offset, self._skip_first, self._overview_end, self._sampler = 0, False, 0, None
         if self.start_at_tail_bytes is not None and size > self.start_at_tail_bytes:
-            self.offset = size - self.start_at_tail_bytes
-            self._skip_first = True
-        else:
-            self.offset = 0
-            self._skip_first = False
+            if self.overview_points > 0:
+                self._overview_end = size - self.start_at_tail_bytes
+                self._sampler = OverviewSampler(every=max(1, self._overview_end // self.overview_points))
+            else:
+                self.offset = size - self.start_at_tail_bytes
+                self._skip_first = True
         self._partial = b""
+
+    @property
+    def sampling(self) -> bool:
+        """Still reading the sampled start of a large file (the curve is not complete yet)."""
+        return self.offset < self._overview_end
 
     def poll(self) -> TailResult:
         """Read what was appended since the last poll."""
@@ -110,14 +125,26 @@ class MetricsTailer:
         elif st.st_ino != self._inode or st.st_size < self.offset:
             self._inode = st.st_ino  # rotated (new file) or truncated: start over from its beginning
             self.offset, self._partial, self._skip_first = 0, b"", False
+            self._overview_end, self._sampler = 0, None
             reset = True
         if st.st_size <= self.offset:
             return TailResult([], reset)
+        sampling = self.sampling
+        limit = min(self.overview_read, self._overview_end - self.offset) if sampling else self.max_read
         with open(self.path, "rb") as f:
             f.seek(self.offset)
-            data = f.read(min(self.max_read, st.st_size - self.offset))
+            data = f.read(min(limit, st.st_size - self.offset))
         self.offset += len(data)
-        return TailResult(self._parse(data), reset)
+        return TailResult(self._sample(data) if sampling else self._parse(data), reset)
+
+    def _sample(self, data: bytes) -> list[dict[str, Any]]:
+        assert self._sampler is not None
+        data = self._partial + data
+        end = data.rfind(b"\n") + 1
+        self._partial = data[end:]  # finished by the next read (sampled or parsed in full)
+        rows = self._sampler.sample(data[:end], self.offset - len(data))
+        self.bad_lines = self._sampler.bad_lines
+        return rows
 
     def _parse(self, data: bytes) -> list[dict[str, Any]]:
         data = self._partial + data
@@ -194,11 +221,14 @@ class Series:
     _acc: dict[float, list[float]] = field(default_factory=dict)  # weight -> accumulator at each stored point
     _counts: list[int] = field(default_factory=list)  # finite raw points seen up to each stored point
 
-    def append(self, step: float, value: float) -> None:
+    def append(self, step: float, value: float, count: int = 1) -> None:
+        """Add a point; ``count`` > 1 when it stands for that many raw points (a sampled overview row), which
+        the EMA takes as the value repeated ``count`` times."""
         if self.smooth_weights and math.isfinite(value):  # NaN/inf is shown as it is, not averaged in
-            self._n += 1
+            self._n += count
             for w in self.smooth_weights:
-                self._ema[w] = w * self._ema.get(w, 0.0) + (1.0 - w) * value
+                wc = w**count
+                self._ema[w] = wc * self._ema.get(w, 0.0) + (1.0 - wc) * value
         if self.stride > 1:
             self._pending += 1
             if self._pending < self.stride:
@@ -211,10 +241,12 @@ class Series:
                 self._acc.setdefault(w, []).append(self._ema.get(w, 0.0))
             self._counts.append(self._n)
         if len(self.steps) > self.cap:
-            self.steps = self.steps[1::2]
-            self.values = self.values[1::2]
-            self._acc = {w: v[1::2] for w, v in self._acc.items()}
-            self._counts = self._counts[1::2]
+            # every other point, always the newest; with an even cap the first too, so the curve keeps its start
+            keep = slice(0, None, 2) if len(self.steps) % 2 else slice(1, None, 2)
+            self.steps = self.steps[keep]
+            self.values = self.values[keep]
+            self._acc = {w: v[keep] for w, v in self._acc.items()}
+            self._counts = self._counts[keep]
             self.stride *= 2
 
     def smoothed(self, weight: float) -> list[float]:
@@ -281,6 +313,7 @@ class RunSeries:
             step = row.get("step")
             if not isinstance(step, (int, float)):
                 continue
+            count = row.get(COUNT_KEY, 1)
             for key in METRIC_KEYS:
                 val = row.get(key)
                 if isinstance(val, (int, float)) and not isinstance(val, bool):
@@ -289,7 +322,7 @@ class RunSeries:
                     if series is None:
                         weights = self.smooth_weights if split_is_train(name, key, self.smooth_metrics) else ()
                         series = self.series[name] = Series(self.cap, smooth_weights=weights)
-                    series.append(step, float(val))
+                    series.append(step, float(val), count)
                     self.last[name] = val
             if "epoch" in row:
                 self.last["epoch"] = row["epoch"]

@@ -186,3 +186,66 @@ def test_rewind_keeps_the_ema_exact_after_a_graceful_stop_and_across_nan() -> No
     full = ema_debiased(raw, 0.95)  # carries NaN over without averaging it in
     kept = np.asarray(resumed.steps, dtype=int) - 1
     assert np.allclose(resumed.smoothed(0.95), full[kept], rtol=0, atol=1e-9, equal_nan=True)
+
+
+def _write_long_run(path: Path, steps: int, val_every: int, seed: int = 0) -> list[dict]:
+    """A run's metrics as the writer spells them: noisy train rows, a val row and an event per 'epoch'."""
+    rng = np.random.default_rng(seed)
+    rows: list[dict] = [{"v": 1, "event": "started", "step": 0}]
+    for step in range(1, steps + 1):
+        rows.append({"v": 1, "t": 0, "step": step, "split": "train", "loss": 2.0 / (1 + step / 5000)
+                     + float(rng.normal(0, 0.1)), "lr": 0.001})
+        if step % val_every == 0:
+            rows.append({"v": 1, "step": step, "split": "val", "loss": 1.0 / (1 + step / 5000), "acc": 0.5})
+            rows.append({"v": 1, "event": "epoch_end", "step": step})
+    with open(path, "w") as f:
+        f.write("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows))
+    return rows
+
+
+def test_overview_samples_the_start_and_keeps_every_val_row_and_event(tmp_path: Path) -> None:
+    path = tmp_path / "big.jsonl"
+    rows = _write_long_run(path, steps=200_000, val_every=1000)
+    size = path.stat().st_size
+    tail = MetricsTailer(path, start_at_tail_bytes=256 << 10, overview_points=2000, overview_read=1 << 20)
+    got = tail.read_all()
+    assert tail.offset == size and tail.bad_lines == 0 and not tail.sampling
+    # every val row and event, in order; train rows sampled before the tail, all of them in it
+    assert [r["step"] for r in got if r.get("split") == "val"] == list(range(1000, 200_001, 1000))
+    assert sum(1 for r in got if "event" in r) == sum(1 for r in rows if "event" in r)
+    steps = [r["step"] for r in got if r.get("split") == "train"]
+    assert steps == sorted(steps) and steps[-1] == 200_000 and steps[0] < 200
+    assert 3000 < len(steps) < 8000  # ~2000 sampled + the ~2600 rows of the last 256 KiB, not 200K
+    # each sampled row stands for the lines since the previous one: together they count every train row
+    counted = sum(r.get("_n", 1) for r in got if r.get("split") == "train")
+    assert abs(counted - 200_000) <= 2 * 200 + 1  # lines are counted, and val rows/events sit among them
+
+
+def test_overview_curve_and_ema_match_the_full_read(tmp_path: Path) -> None:
+    path = tmp_path / "big.jsonl"
+    _write_long_run(path, steps=100_000, val_every=5000, seed=1)
+    full = read_series(path, cap=200_000, smooth_weights=(0.99,))
+    sampled = RunSeries(cap=4000, smooth_weights=(0.99,))
+    sampled.feed(MetricsTailer(path, start_at_tail_bytes=64 << 10, overview_points=1000).read_all())
+    f, s = full.series["train/loss"], sampled.series["train/loss"]
+    assert sampled.series["val/loss"].steps == full.series["val/loss"].steps
+    # the sampled EMA tracks the full-resolution one (raw noise is 0.1; the curve spans 2.0 -> 0.1)
+    f_ema = dict(zip(f.steps, f.smoothed(0.99)))
+    diffs = [abs(v - f_ema[st]) for st, v in zip(s.steps, s.smoothed(0.99)) if st > 2000]
+    assert max(diffs) < 0.12 and float(np.mean(diffs)) < 0.02  # 8 rows averaged per ~100
+
+
+def test_small_files_and_growth_after_the_overview_are_read_in_full(tmp_path: Path) -> None:
+    path = tmp_path / "m.jsonl"
+    _write_long_run(path, steps=50, val_every=10)
+    tail = MetricsTailer(path, start_at_tail_bytes=1 << 20, overview_points=10)
+    assert len([r for r in tail.read_all() if r.get("split") == "train"]) == 50  # under the tail size: all
+    big = tmp_path / "big.jsonl"
+    _write_long_run(big, steps=20_000, val_every=1000)
+    tail = MetricsTailer(big, start_at_tail_bytes=32 << 10, overview_points=100, overview_read=64 << 10)
+    first = tail.poll().rows
+    assert tail.sampling and len(first) < 100  # one bounded chunk per poll while sampling
+    tail.read_all()
+    with open(big, "a") as f:
+        f.write("".join(json.dumps({"step": 20_000 + i, "split": "train", "loss": 0.1}) + "\n" for i in range(1, 6)))
+    assert [r["step"] for r in tail.poll().rows] == [20_001, 20_002, 20_003, 20_004, 20_005]

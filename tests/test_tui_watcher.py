@@ -130,3 +130,27 @@ def test_fast_ema_matches_core_smoothing() -> None:
     for w in (0.01, 0.3, 0.6, 0.9, 0.99):
         np.testing.assert_allclose(fast_ema(values, w), ema_debiased(values, w), rtol=1e-9, atol=1e-9)
     assert len(fast_ema([], 0.5)) == 0 and fast_ema([2.0], 0.9).tolist() == [2.0]
+
+
+def test_a_big_metrics_file_shows_its_whole_curve_from_a_sample(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path / "ws").ensure()
+    metrics = _job(ws, "big-0001")
+    line = '{"v":1,"t":0,"step":%d,"split":"train","loss":%.5f}\n'
+    with open(metrics, "w") as f:  # ~60 MB: 1M train rows, a val row every 10K
+        for start in range(0, 1_000_000, 10_000):
+            f.write("".join(line % (s, 1.0 / s) for s in range(start + 1, start + 10_001)))
+            f.write('{"v":1,"step":%d,"split":"val","loss":0.5}\n' % (start + 10_000))
+    cfg = WatcherConfig(interval=0.02, tail_bytes=1 << 20, overview_points=500, cap=2000)
+    w = Watcher(ws, lambda m: None, cfg, list_status=lambda ws: [], gpu_stats=lambda: [])
+    w.start()
+    try:
+        w.watch(("big-0001",), None)
+        # thinned to the cap, the last stored point is within one stride of the file's last row
+        _wait(lambda: (w.snapshot().get("big-0001", {}).get("train/loss") or [[0]])[0][-1] > 999_900, 30)
+        steps, values, _ = w.snapshot()["big-0001"]["train/loss"]
+        assert steps[0] < 5000, "the curve starts at the run's start, not at the tail"
+        assert len(steps) <= 2001 and steps == sorted(steps)
+        assert w.snapshot()["big-0001"]["val/loss"][0] == list(range(10_000, 1_000_001, 10_000))
+        assert w.errors == 0
+    finally:
+        w.stop()

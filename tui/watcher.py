@@ -2,8 +2,9 @@
 
 It never touches widgets. It posts coalesced messages (``tui.messages``) to a target (the app), at most a few
 per second, and keeps a bounded :class:`core.metrics.RunSeries` per watched job that the UI copies through
-:meth:`Watcher.snapshot`. Files are opened near their end (``tail_bytes``), so a 1 GB log costs one read of its
-last few MB, and each series is capped, so memory stays bounded for hours.
+:meth:`Watcher.snapshot`. A metrics file larger than ``tail_bytes`` is read in full only in its last few MB;
+before that it is sampled (:mod:`core.overview`: every val row and event, ``overview_points`` train rows), so a
+1 GB log shows its whole curve after one fast scan, and each series is capped, so memory stays bounded for hours.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ class WatcherConfig:
     interval: float = 0.25  # metrics/log polling period (and the most often curves are told to redraw)
     status_interval: float = 1.0  # job table refresh period
     gpu_interval: float = 2.0
-    tail_bytes: int = 8 << 20  # on first open, read only this much of a metrics file's end
+    tail_bytes: int = 8 << 20  # on first open, read only this much of a metrics file's end in full ...
+    overview_points: int = 4000  # ... and sample about this many train points from the part before it
     log_tail_bytes: int = 64 << 10
     cap: int = 4000  # points kept per series (plotext slows and leaks with long series)
     read_budget: int = 4  # tailer polls per job per tick, so one huge backlog cannot starve the others
@@ -144,7 +146,12 @@ class Watcher:
                 next_gpu = now + cfg.gpu_interval
             self._safely(self._poll_metrics)
             self._safely(self._poll_log)
-            self._wake.wait(cfg.interval)
+            # while a big file's start is being sampled, go on at once (a short pause lets the UI thread run)
+            self._wake.wait(0.02 if self._sampling() else cfg.interval)
+
+    def _sampling(self) -> bool:
+        with self._lock:
+            return any(t.tailer.sampling for t in self._tails.values())
 
     def _safely(self, fn: Callable[[], Any]) -> None:
         try:
@@ -158,7 +165,8 @@ class Watcher:
             for jid in watched:
                 if jid not in self._tails:
                     path = self.ws.run(jid).metrics
-                    self._tails[jid] = _Tail(MetricsTailer(path, start_at_tail_bytes=self.config.tail_bytes),
+                    self._tails[jid] = _Tail(MetricsTailer(path, start_at_tail_bytes=self.config.tail_bytes,
+                                                           overview_points=self.config.overview_points),
                                              RunSeries(cap=self.config.cap, smooth_weights=SMOOTHING_WEIGHTS))
             tails = [(jid, self._tails[jid]) for jid in watched]
         changed = set()
