@@ -160,6 +160,13 @@ async def test_analyze_streams_the_explanation_of_a_painting(llm_ws: Workspace, 
         assert len(partial) < len(shown), "stopped early"
         await pilot.pause(0.3)
         assert str(pane.query_one("#explanation").render()) == partial, "nothing more streams in after esc"
+
+        # the painting's classification is the Explain pane's prompt too, confidences and all
+        from tui.inference import build_prompt
+
+        await pilot.press("4")
+        typed = app.query_one("ExplainPane").query_one("#prompt").value
+        assert typed.count("%") == 3 and build_prompt(typed) == pane.prompt
     # the headless command tells the same story: same prompt, same sampling defaults, same text
     res = CliRunner().invoke(cli_app, ["--home", str(llm_ws.root), "analyze", str(painting), "--cnn", "artcnn-0001",
                                        "--llm", "llm-0001", "--json", "--out", str(llm_ws.root / "cams")])
@@ -167,3 +174,23 @@ async def test_analyze_streams_the_explanation_of_a_painting(llm_ws: Workspace, 
     out = json.loads(res.stdout)
     assert out["prompt"] == pane.prompt
     assert [e["text"] for e in out["explanations"]] == [shown]
+
+
+def test_typed_prompts_become_the_dataset_format() -> None:
+    from core.errors import NcanvasError
+    from core.explain import format_prompt
+    from tui.inference import build_prompt, prompt_line
+
+    exact = format_prompt("Claude Monet", 96.2, "Impressionism", 94.8, "Landscape", 91.3)
+    assert build_prompt("claude monet 96.2%, Impressionism (94.8%), landscape 91.3") == exact
+    assert build_prompt(prompt_line(exact)) == exact, "one line and back"
+    assert build_prompt(exact) == exact, "a full prompt is used as it is"
+    assert build_prompt("Claude Monet, Impressionism, landscape") == format_prompt(
+        "Claude Monet", 90.0, "Impressionism", 90.0, "Landscape", 90.0)
+    for bad, why in (("Explain why this is a 7", "type artist, style, genre"),
+                     ("Claude Monet 120%, Impressionism, landscape", "percentage in [0, 100]"),
+                     ("Claude Monet, Impresionism, landscape", "did you mean Impressionism")):
+        with pytest.raises(NcanvasError, match=why.replace("[", r"\[").replace("]", r"\]")):
+            build_prompt(bad)
+    with pytest.raises(NcanvasError, match="not an art classification prompt"):
+        prompt_line("hello")

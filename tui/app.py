@@ -19,8 +19,9 @@ from core.errors import NcanvasError
 from core.paths import Workspace
 from tui.commands import NcanvasCommands
 from tui.dashboard import Dashboard
-from tui.messages import Classified, GpuUpdated, JobsUpdated, LogLines, MetricsUpdated
+from tui.messages import ArtAnalyzed, Classified, GpuUpdated, JobsUpdated, LogLines, MetricsUpdated
 from tui.panes import PANES
+from tui.panes.explain import ExplainPane
 from tui.watcher import Watcher, WatcherConfig
 from tui.widgets.status_bar import StatusBar
 
@@ -124,6 +125,9 @@ class NcanvasApp(App[None]):
     def on_classified(self, msg: Classified) -> None:
         for pane in self.query(".uses-classification"):
             pane.use_classification(msg)
+
+    def on_art_analyzed(self, msg: ArtAnalyzed) -> None:
+        self.query_one(ExplainPane).use_analysis(msg)
 
     # ----------------------------------------------------------------------------------- actions
 

@@ -8,6 +8,7 @@ inside the functions, and a missing piece raises :class:`NotAvailable` with one 
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -214,6 +215,7 @@ class GenSettings:
     temperature: float = 0.8
     top_k: int = 50
     top_p: float = 0.95
+    repetition_penalty: float = 1.1
     max_new_tokens: int = 160
     seed: int | None = None
 
@@ -241,31 +243,50 @@ def explain_stream(ckpt: str, prompt: str, settings: GenSettings, cancel: thread
     sampling = _import("core.llm.sampling", "the LLM explainer")
     explainer = load_explainer(ckpt)
     s = sampling.SamplingSettings(max_new_tokens=settings.max_new_tokens, temperature=settings.temperature,
-                                  top_k=settings.top_k, top_p=settings.top_p, seed=settings.seed)
+                                  top_k=settings.top_k, top_p=settings.top_p,
+                                  repetition_penalty=settings.repetition_penalty, seed=settings.seed)
     yield from explainer.stream(prompt, s, cancel)
 
 
+def _typed_part(part: str) -> tuple[str, float]:
+    """``Claude Monet 96.2%`` (or ``(96.2)``, or no number: 90 %, ``ncanvas explain``'s default) -> name, conf."""
+    m = _TYPED_PART.match(part)
+    if not m or not m.group(1).strip():
+        return part, 90.0
+    conf = float(m.group(2))
+    if not 0.0 <= conf <= 100.0:
+        raise NcanvasError(f"confidence must be a percentage in [0, 100]; got {conf:g} in {part!r}")
+    return m.group(1).strip(), conf
+
+
 def build_prompt(text: str) -> str:
-    """The explainer's prompt: ``artist, style, genre`` typed in the pane becomes the dataset's prompt format
-    (names as spelled in the label tables, 90 % confidence like ``ncanvas explain``'s default; an unknown name is
-    one error line with the closest names); anything else (e.g. a full prompt from the Analyze pane) is used as
-    it is."""
+    """The explainer's prompt: ``artist, style, genre`` typed in the pane, each optionally with its confidence
+    (``Claude Monet 96.2%, Impressionism 94.8%, landscape``), becomes the dataset's prompt format (names as
+    spelled in the label tables; an unknown name is one error line with the closest names). A full prompt is used
+    as it is; anything else is one error line, since the explainers were trained on that format only."""
+    if _PROMPT_LINE.search(text):
+        return text
     parts = [p.strip() for p in text.split(",")]
-    if "\n" not in text and len(parts) == 3 and all(parts):
-        try:
-            explain = _import("core.explain", "the explanation prompt format")
-        except NotAvailable:
-            return text
-        a, s, g = (explain.canonical_label(v, h) for v, h in zip(parts, explain.HEADS))
-        return str(explain.format_prompt(a, 90.0, s, 90.0, g, 90.0))
-    return text
+    if "\n" in text or len(parts) != 3 or not all(parts):
+        raise NcanvasError("type artist, style, genre (optionally with confidences: Claude Monet 96%, "
+                           "Impressionism 95%, landscape 91%), or analyze a painting in the Analyze pane")
+    explain = _import("core.explain", "the explanation prompt format")
+    (a, ac), (st, sc), (g, gc) = (_typed_part(p) for p in parts)
+    a, st, g = (explain.canonical_label(v, h) for v, h in zip((a, st, g), explain.HEADS))
+    return str(explain.format_prompt(a, ac, st, sc, g, gc))
 
 
-def prompt_for(top: list[tuple[str, float]]) -> str:
-    """The Explain pane's prompt text for a classification's top classes."""
-    if not top:
-        return ""
-    return f"Explain why this image is classified as {top[0][0]} ({top[0][1]:.0%} confidence)."
+_PROMPT_LINE = re.compile(r"^(Artist|Style|Genre): (.+) \((\d+(?:\.\d+)?)% confidence\)$", re.M)
+_TYPED_PART = re.compile(r"^(.*?)[\s(]*(\d+(?:\.\d+)?)\s*%?\s*\)?$")
+
+
+def prompt_line(prompt: str) -> str:
+    """The one-line form of a dataset-format prompt, as typed in the Explain pane:
+    ``Claude Monet 96.2%, Impressionism 94.8%, Landscape 91.3%`` (``build_prompt`` turns it back)."""
+    found = {head.lower(): f"{name} {conf}%" for head, name, conf in _PROMPT_LINE.findall(prompt)}
+    if set(found) != {"artist", "style", "genre"}:
+        raise NcanvasError("not an art classification prompt (Artist/Style/Genre lines)")
+    return ", ".join(found[h] for h in ("artist", "style", "genre"))
 
 
 # ============================================================================================ analyze (issue 7)
@@ -279,14 +300,10 @@ class Analysis:
     prompt: str
 
 
-def _art_prompt(api: Any, clf: Any, image: Any, heads: dict[str, list[tuple[str, float]]]) -> str:
-    """The LLM prompt for the top-1 triple: the explainer's own formatter when present, else a plain line."""
-    try:
-        explain = _import("core.explain", "the explanation prompt formatter")
-        return str(explain.prompt_from_logits(api.logits(clf, image), clf.labels))
-    except (NotAvailable, AttributeError, TypeError):
-        top = {h: v[0][0] for h, v in heads.items() if v}
-        return ", ".join(f"{h}: {n}" for h, n in top.items())
+def _art_prompt(api: Any, clf: Any, image: Any) -> str:
+    """The LLM prompt for the top-1 triple, exactly as the explanation dataset formats it."""
+    explain = _import("core.explain", "the explanation prompt formatter")
+    return str(explain.prompt_from_logits(api.logits(clf, image), clf.labels))
 
 
 def analyze(cnn_ckpt: str, image_path: str) -> Analysis:
@@ -309,4 +326,4 @@ def analyze(cnn_ckpt: str, image_path: str) -> Analysis:
     heads = api.predict(clf, image, top_k=3)
     cams = api.head_cams(clf, image)
     pixels = clf.pixels(image).astype("float32") / 255.0
-    return Analysis(pixels, heads, cams, _art_prompt(api, clf, image, heads))
+    return Analysis(pixels, heads, cams, _art_prompt(api, clf, image))

@@ -87,3 +87,12 @@ class Classified(Message):
     checkpoint: str
     image: str
     top: list[tuple[str, float]]
+
+
+@dataclass
+class ArtAnalyzed(Message):
+    """The Analyze pane classified a painting: ``prompt`` (the dataset's format) is what the explainers read."""
+
+    checkpoint: str
+    image: str
+    prompt: str

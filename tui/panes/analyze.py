@@ -15,6 +15,7 @@ from textual.widgets import Button, Input, Select, Static
 
 from core.errors import NcanvasError
 from tui.inference import GenSettings
+from tui.messages import ArtAnalyzed
 from tui.panes.base import InferencePane, PathSuggester
 from tui.panes.classify import topk_table
 
@@ -109,6 +110,7 @@ class AnalyzePane(InferencePane):
             self._post(cancel, self.fail, e)
             return
         self._post(cancel, self._show, picture, heads, res.prompt)
+        self._post(cancel, self.post_message, ArtAnalyzed(ckpt, image, res.prompt))
         if llm is None:
             self._post(cancel, self.set_status, "done (choose an LLM checkpoint for the explanation)")
             return

@@ -12,7 +12,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Input, Select, Static
 
 from core.errors import NcanvasError
-from tui.messages import Classified
+from tui.messages import ArtAnalyzed, Classified
 from tui.panes.base import InferencePane
 
 
@@ -64,13 +64,18 @@ class ExplainPane(InferencePane):
             yield Select([], prompt="LLM checkpoint", id="ckpt", classes="ckpt")
             yield Select([], prompt="compare with (optional)", id="ckpt-b", classes="ckpt optional")
         with Horizontal(classes="controls"):
-            yield Input(placeholder="artist, style, genre (e.g. Claude Monet, Impressionism, landscape)", id="prompt")
+            yield Input(placeholder="artist, style, genre [confidences] (e.g. Claude Monet 96%, Impressionism 94%,"
+                              " landscape 91%), or analyze a painting in pane 5", id="prompt")
             yield Button("Generate", id="go", variant="primary")
         with Horizontal(id="settings"):
             yield Static("temperature")
             yield Input("0.8", id="temperature")
             yield Static("top-k")
             yield Input("40", id="top_k", type="integer")
+            yield Static("top-p")
+            yield Input("0.95", id="top_p")
+            yield Static("rep. penalty")
+            yield Input("1.1", id="repetition_penalty")
             yield Static("max tokens")
             yield Input("160", id="max_new_tokens", type="integer")
             yield Static("seed")
@@ -86,19 +91,35 @@ class ExplainPane(InferencePane):
         self.set_interval(0.1, self._flush)
 
     def use_classification(self, event: Classified) -> None:
-        """The classification becomes the prompt (set by the app)."""
-        from tui.inference import prompt_for
+        """A digit classification (the Classify pane) is no prompt the explainers were trained on: say so."""
+        if event.top:
+            name, p = event.top[0]
+            self.set_status(f"classified as {name} ({p:.0%}); the explainers read art classifications "
+                            "(artist, style, genre): analyze a painting in pane 5, or type one")
 
-        self.query_one("#prompt", Input).value = prompt_for(event.top)
+    def use_analysis(self, event: ArtAnalyzed) -> None:
+        """The Analyze pane's top-1 triple becomes the prompt, confidences included (set by the app)."""
+        from tui.inference import prompt_line
+
+        try:
+            self.query_one("#prompt", Input).value = prompt_line(event.prompt)
+        except NcanvasError as e:
+            self.fail(e)
+            return
+        self.set_status(f"prompt from {_short(event.checkpoint)}: enter generates")
 
     def settings(self) -> Any:
         from tui.inference import GenSettings
 
-        top_k = int(_float(self.query_one("#top_k", Input).value or "0", "top-k", 0, 100_000))
-        max_new = int(_float(self.query_one("#max_new_tokens", Input).value or "0", "max tokens", 1, 4096))
-        temp = _float(self.query_one("#temperature", Input).value, "temperature", 0.0, 10.0)
+        def number(widget_id: str, name: str, lo: float, hi: float, default: str) -> float:
+            return _float(self.query_one(f"#{widget_id}", Input).value.strip() or default, name, lo, hi)
+
         seed = self.query_one("#seed", Input).value.strip()
-        return GenSettings(temperature=temp, top_k=top_k, max_new_tokens=max_new,
+        return GenSettings(temperature=number("temperature", "temperature", 0.0, 10.0, "0.8"),
+                           top_k=int(number("top_k", "top-k", 0, 100_000, "0")),
+                           top_p=number("top_p", "top-p", 0.0, 1.0, "1"),
+                           repetition_penalty=number("repetition_penalty", "repetition penalty", 0.1, 10.0, "1"),
+                           max_new_tokens=int(number("max_new_tokens", "max tokens", 1, 4096, "160")),
                            seed=int(_float(seed, "seed", 0, 2**31)) if seed else None)
 
     @on(Input.Submitted)
@@ -109,7 +130,10 @@ class ExplainPane(InferencePane):
             settings = self.settings()
             prompt = self.query_one("#prompt", Input).value.strip()
             if not prompt:
-                raise NcanvasError("type a prompt (or classify an image first)")
+                raise NcanvasError("type artist, style, genre (or analyze a painting in pane 5 first)")
+            from tui.inference import build_prompt
+
+            prompt = build_prompt(prompt)
         except NcanvasError as e:
             self.fail(e)
             return
@@ -142,7 +166,7 @@ class ExplainPane(InferencePane):
         from tui import inference
 
         try:
-            for token in inference.explain_stream(ckpt, inference.build_prompt(prompt), settings, cancel):
+            for token in inference.explain_stream(ckpt, prompt, settings, cancel):
                 with self._lock:
                     if cancel.is_set() or cancel is not self._cancel:
                         break
