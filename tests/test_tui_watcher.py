@@ -139,7 +139,7 @@ def test_a_big_metrics_file_shows_its_whole_curve_from_a_sample(tmp_path: Path) 
     with open(metrics, "w") as f:  # ~60 MB: 1M train rows, a val row every 10K
         for start in range(0, 1_000_000, 10_000):
             f.write("".join(line % (s, 1.0 / s) for s in range(start + 1, start + 10_001)))
-            f.write('{"v":1,"step":%d,"split":"val","loss":0.5}\n' % (start + 10_000))
+            f.write(f'{{"v":1,"step":{start + 10_000},"split":"val","loss":0.5}}\n')
     cfg = WatcherConfig(interval=0.02, tail_bytes=1 << 20, overview_points=500, cap=2000)
     w = Watcher(ws, lambda m: None, cfg, list_status=lambda ws: [], gpu_stats=lambda: [])
     w.start()
@@ -154,3 +154,23 @@ def test_a_big_metrics_file_shows_its_whole_curve_from_a_sample(tmp_path: Path) 
         assert w.errors == 0
     finally:
         w.stop()
+
+
+def test_a_failing_poll_is_reported_once_not_swallowed(tmp_path: Path) -> None:
+    from tui.messages import WatcherError
+
+    ws = Workspace(tmp_path / "ws").ensure()
+    got: list = []
+
+    def broken(ws: Workspace) -> list:
+        raise OSError("permission denied: logs/")
+
+    w = Watcher(ws, got.append, WatcherConfig(interval=0.01, status_interval=0.01), list_status=broken,
+                gpu_stats=lambda: [])
+    w.start()
+    try:
+        _wait(lambda: w.errors >= 5)
+    finally:
+        w.stop()
+    errors = [m.text for m in got if isinstance(m, WatcherError)]
+    assert errors == ["reading job list failed: permission denied: logs/"], "said once while it persists"

@@ -19,7 +19,15 @@ from core.errors import NcanvasError
 from core.paths import Workspace
 from tui.commands import NcanvasCommands
 from tui.dashboard import Dashboard
-from tui.messages import ArtAnalyzed, Classified, GpuUpdated, JobsUpdated, LogLines, MetricsUpdated
+from tui.messages import (
+    ArtAnalyzed,
+    Classified,
+    GpuUpdated,
+    JobsUpdated,
+    LogLines,
+    MetricsUpdated,
+    WatcherError,
+)
 from tui.panes import PANES
 from tui.panes.explain import ExplainPane
 from tui.watcher import Watcher, WatcherConfig
@@ -112,6 +120,9 @@ class NcanvasApp(App[None]):
             self.query_one(Dashboard).show_statuses(msg.statuses)
 
         self._route(deliver)
+
+    def on_watcher_error(self, msg: WatcherError) -> None:
+        self._route(lambda: self.notify(msg.text, severity="warning", timeout=8))
 
     def on_gpu_updated(self, msg: GpuUpdated) -> None:
         self._route(lambda: setattr(self.query_one(StatusBar), "gpus", msg.stats))

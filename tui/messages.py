@@ -47,6 +47,13 @@ class LogLines(Message):
 
 
 @dataclass
+class WatcherError(Message):
+    """A poll of the watcher thread failed (it goes on and retries): one line for a notification."""
+
+    text: str
+
+
+@dataclass
 class GpuUpdated(Message):
     """GPU statistics (``core.gpu.GpuStat`` list; empty without NVML)."""
 

@@ -18,7 +18,7 @@ from typing import Any
 from core.logtext import LogTailer
 from core.metrics import MetricsTailer, RunSeries
 from core.paths import Workspace
-from tui.messages import GpuUpdated, JobsUpdated, LogLines, MetricsUpdated
+from tui.messages import GpuUpdated, JobsUpdated, LogLines, MetricsUpdated, WatcherError
 
 # EMA weights the dashboard offers (e / E keys); each is tracked on the raw points of the plotted train series
 SMOOTHING_WEIGHTS = (0.3, 0.6, 0.8, 0.9, 0.95, 0.99)
@@ -58,6 +58,7 @@ class WatcherConfig:
     log_tail_bytes: int = 64 << 10
     cap: int = 4000  # points kept per series (plotext slows and leaks with long series)
     read_budget: int = 4  # tailer polls per job per tick, so one huge backlog cannot starve the others
+    error_repeat_s: float = 60.0  # the same failing poll is reported again after this long
 
 
 @dataclass
@@ -80,7 +81,8 @@ class Watcher:
         self._log: LogTailer | None = None
         self._thread: threading.Thread | None = None
         self._last_frame = ""
-        self.errors = 0  # polls that raised (shown nowhere; counted so tests can see a healthy loop)
+        self.errors = 0  # polls that raised (each new error is posted as a WatcherError, repeats only now and then)
+        self._last_error, self._last_error_at = "", 0.0
 
     # ----------------------------------------------------------------------------------- control (any thread)
 
@@ -139,13 +141,13 @@ class Watcher:
             poked = self._wake.is_set()
             self._wake.clear()
             if poked or now >= next_status:
-                self._safely(lambda: self.post(JobsUpdated(self.list_status(self.ws))))
+                self._safely(lambda: self.post(JobsUpdated(self.list_status(self.ws))), "job list")
                 next_status = now + cfg.status_interval
             if now >= next_gpu:
-                self._safely(lambda: self.post(GpuUpdated(self.gpu_stats())))
+                self._safely(lambda: self.post(GpuUpdated(self.gpu_stats())), "GPU stats")
                 next_gpu = now + cfg.gpu_interval
-            self._safely(self._poll_metrics)
-            self._safely(self._poll_log)
+            self._safely(self._poll_metrics, "metrics")
+            self._safely(self._poll_log, "log")
             # while a big file's start is being sampled, go on at once (a short pause lets the UI thread run)
             self._wake.wait(0.02 if self._sampling() else cfg.interval)
 
@@ -153,11 +155,16 @@ class Watcher:
         with self._lock:
             return any(t.tailer.sampling for t in self._tails.values())
 
-    def _safely(self, fn: Callable[[], Any]) -> None:
+    def _safely(self, fn: Callable[[], Any], what: str) -> None:
         try:
             fn()
-        except Exception:  # noqa: BLE001 - a bad file must not kill the watcher; the next tick retries
+        except Exception as e:  # noqa: BLE001 - a bad file must not kill the watcher; the next tick retries
             self.errors += 1
+            text = f"reading {what} failed: {e}" if str(e) else f"reading {what} failed: {type(e).__name__}"
+            now = time.monotonic()
+            if text != self._last_error or now - self._last_error_at > self.config.error_repeat_s:
+                self._last_error, self._last_error_at = text, now  # said once, again only if it persists
+                self.post(WatcherError(text))
 
     def _poll_metrics(self) -> None:
         with self._lock:
