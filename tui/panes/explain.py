@@ -43,9 +43,9 @@ class ExplainPane(InferencePane):
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+r", "generate", "Generate")]
 
     DEFAULT_CSS = """
-    ExplainPane #settings { height: auto; }
-    ExplainPane #settings > Input { width: 14; }
-    ExplainPane #settings > Static { width: auto; padding: 1 1 0 1; }
+    ExplainPane #settings { height: 1; margin: 1 0 0 0; }
+    ExplainPane #settings > Input { width: 7; height: 1; border: none; padding: 0 1; }
+    ExplainPane #settings > Static { width: auto; padding: 0 0 0 1; color: $text-muted; }
     ExplainPane #outputs { height: 1fr; }
     ExplainPane .out { width: 1fr; border: round $panel; padding: 0 1; }
     ExplainPane #scroll-b.-off { display: none; }
@@ -64,22 +64,22 @@ class ExplainPane(InferencePane):
             yield Select([], prompt="LLM checkpoint", id="ckpt", classes="ckpt")
             yield Select([], prompt="compare with (optional)", id="ckpt-b", classes="ckpt optional")
         with Horizontal(classes="controls"):
-            yield Input(placeholder="artist, style, genre [confidences] (e.g. Claude Monet 96%, Impressionism 94%,"
-                              " landscape 91%), or analyze a painting in pane 5", id="prompt")
+            yield Input(placeholder="artist, style, genre (e.g. Claude Monet 96%, Impressionism 94%, landscape)",
+                        id="prompt")
             yield Button("Generate", id="go", variant="primary")
         with Horizontal(id="settings"):
-            yield Static("temperature")
+            yield Static("temp")
             yield Input("0.8", id="temperature")
             yield Static("top-k")
             yield Input("40", id="top_k", type="integer")
             yield Static("top-p")
             yield Input("0.95", id="top_p")
-            yield Static("rep. penalty")
+            yield Static("rep-pen")
             yield Input("1.1", id="repetition_penalty")
-            yield Static("max tokens")
+            yield Static("max-new")
             yield Input("160", id="max_new_tokens", type="integer")
             yield Static("seed")
-            yield Input("", id="seed", type="integer", placeholder="random")
+            yield Input("", id="seed", type="integer", placeholder="any")
         yield Static("enter generates · esc cancels", id="status")
         with Horizontal(id="outputs"):
             with VerticalScroll(id="scroll-a", classes="out"):
