@@ -1,7 +1,8 @@
 """Job kind ``llm``: the from-scratch art-expert transformer (Llama-style, ~56M parameters at full size).
 
-Trains on the explanation pairs with the prompt masked; the tokenizer (GPT-2's where it is cached locally, else a
-byte-level BPE trained on the corpus) travels inside every checkpoint, so generation needs no hub.
+Trains on the explanation pairs with the prompt masked; the tokenizer (GPT-2's where it can be loaded: cached, or
+downloaded when the hub answers a short probe and the job is not offline; else a byte-level BPE trained on the
+corpus) travels inside every checkpoint, so generation needs no hub.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ DESCRIPTION = "From-scratch art-expert transformer (Llama-style: RoPE, GQA, RMSN
 
 @dataclass
 class LLMConfig(LMTrainConfig):
-    tokenizer: str = opt("auto", "gpt2 (hub or cache), bpe (trained on the corpus, offline) or auto",
+    tokenizer: str = opt("auto", "gpt2 (hub or cache), bpe (trained on the corpus, offline) or auto (gpt2 when "
+                         "cached or quickly downloadable, else bpe; NCANVAS_OFFLINE=1 skips the hub)",
                          choices=("auto", "gpt2", "bpe"))
     bpe_vocab: int = opt(8192, "largest vocabulary of the corpus BPE", min=300, max=100_000)
     n_layer: int = opt(8, "transformer blocks", min=1, max=96)

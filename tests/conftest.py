@@ -8,6 +8,13 @@ from pathlib import Path
 
 import pytest
 
+# No test may reach an outside host: the hub clients (and ``--tokenizer auto``'s probe) stay offline for the whole
+# suite, its job subprocesses included (they inherit this environment). Set before anything imports transformers,
+# which reads these once.
+os.environ["NCANVAS_OFFLINE"] = "1"
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
 ROOT = Path(__file__).resolve().parents[1]
 MNIST_DIR = Path(os.environ.get("NCANVAS_MNIST_DIR", ROOT.parent / "shared" / "data" / "mnist"))
 

@@ -49,6 +49,16 @@ def test_logits_match_hf_llama() -> None:
         assert (hf(x).logits - ours).abs().max() > 1e-3
 
 
+def test_hf_llama_copy_keeps_a_non_default_rope_base() -> None:
+    """transformers 4.x ignores ``rope_parameters=`` (a 5.x argument) and would silently use base 10000."""
+    torch.manual_seed(0)
+    model = ArtExpertLM(LMConfig(**{**TINY.to_dict(), "rope_theta": 500_000.0})).eval()
+    hf = to_hf_llama(model).eval()
+    x = torch.randint(0, 300, (2, 60), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), hf(x).logits, atol=1e-5, rtol=1e-5)
+
+
 def test_kv_cache_chunks_match_full_forward() -> None:
     model = tiny_model()
     x = torch.randint(0, 300, (2, 30), generator=torch.Generator().manual_seed(2))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -193,25 +194,176 @@ def test_gpt2_base_with_fewer_positions_than_block_size_is_refused(tmp_path: Pat
     assert model.config.n_positions == 128
 
 
-def test_auto_tokenizer_never_asks_the_hub(monkeypatch) -> None:
-    """``--tokenizer auto`` takes GPT-2's only from the local cache: an offline machine does not wait on retries."""
+@pytest.fixture
+def no_gpt2_cached(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    """transformers' AutoTokenizer with nothing cached and no hub: records each from_pretrained's keywords."""
     import transformers
 
-    from core.llm.tokenizer import build_tokenizer
-
-    calls = []
+    calls: list[dict] = []
 
     def from_pretrained(name, **kw):
         calls.append(kw)
-        raise OSError("not cached")
+        raise OSError("We couldn't connect to 'https://huggingface.co' to load the files, and couldn't find them "
+                      "in the cached files.")
 
     monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", from_pretrained)
-    tok = build_tokenizer("auto", ["a painting of light"] * 20, 300)
-    assert tok.name == "bpe" and calls == [{"local_files_only": True}]
-    monkeypatch.setenv("NCANVAS_OFFLINE", "1")
+    return calls
+
+
+def test_tests_never_reach_the_hub() -> None:
+    import os
+
+    assert os.environ["NCANVAS_OFFLINE"] == "1" and os.environ["HF_HUB_OFFLINE"] == "1"  # set by conftest.py
+
+
+def test_auto_tokenizer_offline_never_probes_the_hub(no_gpt2_cached, monkeypatch, capsys) -> None:
+    """Offline, ``--tokenizer auto`` asks the local cache once, never the network, and says why it fell back."""
+    from core.llm import tokenizer
+
+    def probe(*a, **kw):
+        raise AssertionError("offline: the hub must not be probed")
+
+    monkeypatch.setattr(tokenizer, "hub_reachable", probe)
+    for env in ("NCANVAS_OFFLINE", "HF_HUB_OFFLINE"):
+        monkeypatch.delenv("NCANVAS_OFFLINE", raising=False)
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        monkeypatch.setenv(env, "1")
+        tok = tokenizer.build_tokenizer("auto", ["a painting of light"] * 20, 300)
+        assert tok.name == "bpe" and no_gpt2_cached[-1] == {"local_files_only": True}
+        assert "--tokenizer auto: offline (NCANVAS_OFFLINE / HF_HUB_OFFLINE)" in capsys.readouterr().out
+    assert len(no_gpt2_cached) == 2
     with pytest.raises(Exception, match="cannot load tokenizer 'gpt2'"):
-        build_tokenizer("gpt2", [], 300)
-    assert calls[-1] == {"local_files_only": True}
+        tokenizer.build_tokenizer("gpt2", [], 300)
+    assert no_gpt2_cached[-1] == {"local_files_only": True}
+
+
+def test_auto_tokenizer_falls_back_when_the_hub_does_not_answer(no_gpt2_cached, monkeypatch, capsys) -> None:
+    """Not marked offline but without network: one short probe (stubbed here), then the corpus BPE."""
+    from core.llm import tokenizer
+
+    monkeypatch.delenv("NCANVAS_OFFLINE")
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(tokenizer, "hub_reachable", lambda timeout=tokenizer.HUB_PROBE_S: False)
+    tok = tokenizer.build_tokenizer("auto", ["a painting of light"] * 20, 300)
+    assert tok.name == "bpe" and no_gpt2_cached == [{"local_files_only": True}]  # the cache only, no download
+    out = capsys.readouterr().out
+    assert "the Hugging Face hub (huggingface.co:443) did not answer within 3 s" in out and "byte-level BPE" in out
+    # The probe answered but the download failed (stubbed): still the BPE, with the hub's reason in the log.
+    monkeypatch.setattr(tokenizer, "hub_reachable", lambda timeout=tokenizer.HUB_PROBE_S: True)
+    tok = tokenizer.build_tokenizer("auto", ["a painting of light"] * 20, 300)
+    assert tok.name == "bpe" and no_gpt2_cached[1:] == [{"local_files_only": True}, {"local_files_only": False}]
+    assert "cannot load tokenizer 'gpt2': We couldn't connect" in capsys.readouterr().out
+
+
+def test_hub_probe_gives_up_quickly(monkeypatch) -> None:
+    """A resolver that hangs does not hold the job: the probe thread is abandoned after its timeout."""
+    import socket
+    import threading
+
+    from core.llm import tokenizer
+
+    release = threading.Event()
+
+    def hanging_connect(address, timeout=None):
+        assert address == ("huggingface.co", 443)
+        release.wait(5)  # a local stand-in for a stuck name lookup: no packet leaves the machine
+        raise OSError("gave up")
+
+    monkeypatch.setattr(socket, "create_connection", hanging_connect)
+    for var in ("HF_ENDPOINT", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    t0 = time.perf_counter()
+    assert tokenizer.hub_reachable(timeout=0.2) is False
+    assert time.perf_counter() - t0 < 1.0
+    release.set()
+    monkeypatch.setenv("HF_ENDPOINT", "http://hub.example.internal:8080")
+    assert tokenizer._hub_address() == ("hub.example.internal", 8080)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example.internal:3128")  # requests go there first
+    assert tokenizer._hub_address() == ("proxy.example.internal", 3128)
+
+
+def test_bf16_only_where_the_gpu_has_it_natively(monkeypatch) -> None:
+    """Recent torch's ``is_bf16_supported()`` counts emulation (True on a T4/V100); those GPUs get fp16 + scaler."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from core.llm.amp import native_bf16
+    from core.llm.trainer import _amp_settings
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    asked: list[bool] = []
+
+    def emulating_gpu(including_emulation: bool = True) -> bool:  # a V100: bf16 only through emulation
+        asked.append(including_emulation)
+        return including_emulation
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", emulating_gpu)
+    assert native_bf16() is False and asked == [False]
+    amp, scaler = _amp_settings(SimpleNamespace(amp=True), torch.device("cuda"))
+    assert amp == {"dtype": torch.float16, "enabled": True} and scaler is not None
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)  # an A100
+    amp, scaler = _amp_settings(SimpleNamespace(amp=True), torch.device("cuda"))
+    assert amp == {"dtype": torch.bfloat16, "enabled": True} and scaler is None
+    # An older torch without the keyword: its True may mean "a bf16 tensor can be made"; the capability decides.
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    monkeypatch.setattr(torch.version, "hip", None, raising=False)
+    for capability, native in (((7, 0), False), ((7, 5), False), ((8, 0), True), ((9, 0), True)):
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, c=capability: c)
+        assert native_bf16() is native
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert native_bf16() is False
+
+
+def test_padding_follows_compile_and_tok_s_counts_real_tokens(monkeypatch) -> None:
+    """A wrapped model (DDP) without torch.compile pads nothing, and the step reports non-padding tokens."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    import torch
+
+    from core.explain.dataset import generate
+    from core.llm import trainer
+    from core.llm.data import tokenize
+    from core.llm.model import ArtExpertLM, LMConfig
+    from core.llm.tokenizer import train_bpe
+
+    recs = list(generate(40, seed=4))
+    tok = train_bpe((r["prompt"] + "\n" + r["explanation"] for r in recs), 400)
+    split = tokenize(tok, recs, 512)
+    torch.manual_seed(0)
+    model = ArtExpertLM(LMConfig(vocab_size=tok.vocab_size, block_size=512, n_layer=1, n_head=2, n_kv_head=1,
+                                 d_model=32, d_ff=64))
+
+    class Wrapper(torch.nn.Module):  # what DistributedDataParallel looks like to the loop: another module
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.module = inner
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.module(x)
+
+    pads: list[int] = []
+    real_collate = trainer.collate
+    monkeypatch.setattr(trainer, "collate", lambda sp, idx, pad=1: pads.append(pad) or real_collate(sp, idx, pad))
+    rt = SimpleNamespace(device=torch.device("cpu"), world_size=1, shard=lambda idx: idx)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    cfg = SimpleNamespace(compile=False, block_size=512, grad_clip=1.0)
+    ctx = trainer._Ctx(rt, cfg, trainer.OwnLMHooks(), model, Wrapper(model), tok, opt, sched, None,
+                       {"enabled": False}, {"train": split}, 10, 10)
+    micro = [np.array([0, 1, 2, 3]), np.array([4, 5, 6])]
+    _, n_real, _, _ = ctx.train_step(micro)
+    assert pads == [1, 1]
+    assert n_real == sum(len(split.seqs[i]) - 1 for b in micro for i in b)  # inputs, padding excluded
+    assert n_real < sum(len(b) * (max(len(split.seqs[i]) for i in b) - 1) for b in micro)
+    # Under torch.compile (CUDA only) lengths round up to 64 when the block size allows it.
+    assert trainer.pad_multiple(True, 512) == 64 and trainer.pad_multiple(True, 300) == 1
+    assert trainer.pad_multiple(False, 512) == 1
+    assert not trainer.compiles(SimpleNamespace(compile=True), torch.device("cpu"))
+    assert trainer.compiles(SimpleNamespace(compile=True), torch.device("cuda"))
+    # Two ranks each see half of a batch; the step counts the whole batch's real tokens once.
+    assert trainer.real_tokens(split.lengths, micro) == n_real
 
 
 def test_lr_schedule_warms_up_then_decays_to_the_floor() -> None:

@@ -9,6 +9,7 @@ is a pure function of (seed, epoch): a resumed job skips exactly the batches it 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,8 +37,9 @@ class TokenizedSplit:
     def __len__(self) -> int:
         return len(self.seqs)
 
-    @property
+    @functools.cached_property
     def lengths(self) -> np.ndarray:
+        """Sequence lengths (computed once: the trainer reads them every step to count real tokens)."""
         return np.fromiter((len(s) for s in self.seqs), dtype=np.int64, count=len(self.seqs))
 
     def n_target_tokens(self) -> int:

@@ -1,8 +1,9 @@
 """The art-expert transformer: a Llama-style decoder in one file (nanoGPT layout, read leaf-first).
 
 RMSNorm, rotary position embeddings (the rotate-half convention of HF Llama, so weights copy across 1:1),
-grouped-query attention through ``F.scaled_dot_product_attention``, SwiGLU MLP, tied input/output embeddings,
-and a preallocated KV cache for generation (prefill once, then one token per step).
+grouped-query attention through ``F.scaled_dot_product_attention`` (its ``enable_gqa`` needs torch >= 2.5),
+SwiGLU MLP, tied input/output embeddings, and a preallocated KV cache for generation (prefill once, then one
+token per step).
 """
 
 from __future__ import annotations
@@ -197,10 +198,12 @@ def to_hf_llama(model: ArtExpertLM):  # -> transformers.LlamaForCausalLM
     from transformers import LlamaConfig, LlamaForCausalLM
 
     c = model.cfg
+    # ``rope_theta=`` is read by transformers 4.x and folded into ``rope_parameters`` by 5.x; passing
+    # ``rope_parameters`` instead would be silently ignored by 4.x (which then uses its default base).
     hf_cfg = LlamaConfig(vocab_size=c.vocab_size, hidden_size=c.d_model, intermediate_size=c.d_ff,
                          num_hidden_layers=c.n_layer, num_attention_heads=c.n_head,
                          num_key_value_heads=c.n_kv_head, max_position_embeddings=c.block_size,
-                         rms_norm_eps=c.norm_eps, rope_parameters={"rope_type": "default", "rope_theta": c.rope_theta},
+                         rms_norm_eps=c.norm_eps, rope_theta=c.rope_theta,
                          tie_word_embeddings=True, attention_bias=False, mlp_bias=False,
                          bos_token_id=None, eos_token_id=None, pad_token_id=None)
     hf = LlamaForCausalLM(hf_cfg)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from core.llm.amp import native_bf16
 from core.llm.data import TokenizedSplit, collate, epoch_batches, load_records, tokenize
 from core.llm.hooks import GPT2Hooks, LMHooks, OwnLMHooks  # noqa: F401 - re-exported for the kind modules
 from core.llm.model import lm_loss
@@ -79,11 +80,30 @@ def evaluate(hooks: LMHooks, model: torch.nn.Module, split: TokenizedSplit, batc
 
 
 def _amp_settings(cfg: Any, device: torch.device) -> tuple[dict[str, Any], torch.amp.GradScaler | None]:
+    """bf16 autocast where the GPU has bf16 units; fp16 + GradScaler where it would only be emulated."""
     if device.type != "cuda" or not cfg.amp:
         return {"enabled": False}, None
-    if torch.cuda.is_bf16_supported():
+    if native_bf16():
         return {"dtype": torch.bfloat16, "enabled": True}, None
     return {"dtype": torch.float16, "enabled": True}, torch.amp.GradScaler("cuda")
+
+
+def compiles(cfg: Any, device: torch.device) -> bool:
+    """Whether the model runs under torch.compile (``--compile``, honoured on CUDA only)."""
+    return bool(cfg.compile) and device.type == "cuda"
+
+
+def pad_multiple(compiled: bool, block_size: int) -> int:
+    """What sequence lengths are rounded up to: 64 under torch.compile (a handful of shapes instead of a
+    recompile per length) when that stays within the block size; else 1, since eager kernels (DDP included)
+    take any length and every padded position is wasted compute."""
+    return 64 if compiled and block_size % 64 == 0 else 1
+
+
+def real_tokens(lengths: np.ndarray, micro: list[np.ndarray]) -> int:
+    """Input tokens of an optimizer step that are not padding, over all ranks: a sequence of ``n`` ids feeds
+    ``n - 1`` inputs. Counted on the global (unsharded) indices, which every rank knows, so no all-reduce."""
+    return int(sum(int(lengths[idx].sum()) - len(idx) for idx in micro))
 
 
 def _prepare_data(rt: Any, cfg: Any, hooks: LMHooks, ckpt: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:
@@ -131,7 +151,7 @@ def train_lm(rt: Any, cfg: Any, hooks: LMHooks) -> None:
         loop = Loop(ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"], ckpt["best_metric"],
                     ckpt["extra"].get("bad_epochs", 0))
     wrapped = rt.wrap_model(model)  # DistributedDataParallel under torchrun (--gpus N), else the model
-    fwd = torch.compile(wrapped) if cfg.compile and device.type == "cuda" else wrapped
+    fwd = torch.compile(wrapped) if compiles(cfg, device) else wrapped
     ctx = _Ctx(rt, cfg, hooks, model, fwd, tok, opt, sched, scaler, amp, splits, total, steps_per_epoch)
     ctx.run(loop)
 
@@ -145,6 +165,8 @@ class _Ctx:
         self.rt, self.cfg, self.hooks, self.model, self.fwd, self.tok = rt, cfg, hooks, model, fwd, tok
         self.opt, self.sched, self.scaler, self.amp, self.splits = opt, sched, scaler, amp, splits
         self.total, self.steps_per_epoch, self.device = total, steps_per_epoch, rt.device
+        self.pad = pad_multiple(compiles(cfg, self.device), cfg.block_size)
+        self.train_lengths = splits["train"].lengths
 
     def checkpoint(self, loop: Loop, metrics: dict[str, Any] | None = None, full: bool = True) -> dict[str, Any]:
         from core.checkpoint import make_checkpoint
@@ -160,14 +182,14 @@ class _Ctx:
                                                        bad_epochs=loop.bad_epochs))
 
     def train_step(self, micro: list[np.ndarray]) -> tuple[float, int, float, float]:
-        """One optimizer step over ``micro`` batches; token-weighted loss, so accumulation equals one big batch."""
-        # Compiled: round T up to 64 (a few shapes, no recompile storm) when that stays within the block size.
-        pad = 64 if self.fwd is not self.model and self.cfg.block_size % 64 == 0 else 1
+        """One optimizer step over ``micro`` batches; token-weighted loss, so accumulation equals one big batch.
+
+        Returns (loss, real input tokens of the step over all ranks, gradient norm, learning rate)."""
+        n_real = real_tokens(self.train_lengths, micro)
         world = getattr(self.rt, "world_size", 1)
         micro = [self.rt.shard(idx) if len(idx) >= world else idx for idx in micro]  # this rank's rows
-        batches = [collate(self.splits["train"], idx, pad) for idx in micro]
+        batches = [collate(self.splits["train"], idx, self.pad) for idx in micro]
         n_target = sum(int((y != -100).sum()) for _, y in batches)
-        n_tokens = sum(int(x.numel()) for x, _ in batches)
         self.opt.zero_grad(set_to_none=True)
         loss_sum = 0.0
         ddp = getattr(self.fwd, "no_sync", None) or getattr(getattr(self.fwd, "_orig_mod", None), "no_sync", None)
@@ -191,20 +213,21 @@ class _Ctx:
             self.opt.step()
         lr = self.sched.get_last_lr()[0]  # the rate this step used (the scheduler then moves to the next one)
         self.sched.step()
-        return loss_sum, n_tokens, gnorm, lr
+        return loss_sum, n_real, gnorm, lr
 
     def run_epoch(self, loop: Loop) -> bool:
         """Train the rest of ``loop.epoch``; False when a stop request (or max_steps) ended it early."""
         cfg, rt = self.cfg, self.rt
         batches = epoch_batches(self.splits["train"].lengths, cfg.batch_size, cfg.seed, loop.epoch)
-        t0, tokens = time.perf_counter(), 0
+        t0, real = time.perf_counter(), 0
         for s in range(loop.batch_in_epoch, self.steps_per_epoch):
             if loop.step >= self.total:  # max_steps reached (also right after a resume)
                 return True
-            loss, n_tok, gnorm, lr = self.train_step(batches[s * cfg.grad_accum:(s + 1) * cfg.grad_accum])
+            loss, n_real, gnorm, lr = self.train_step(batches[s * cfg.grad_accum:(s + 1) * cfg.grad_accum])
             loop.step, loop.batch_in_epoch = loop.step + 1, s + 1
-            tokens += n_tok
-            tok_s = tokens / max(time.perf_counter() - t0, 1e-9)
+            real += n_real
+            # ``tok_s`` (the key the dashboard plots): real, non-padding tokens per second since the epoch began.
+            tok_s = real / max(time.perf_counter() - t0, 1e-9)
             rt.log(step=loop.step, epoch=loop.epoch, split="train", loss=loss, ppl=math.exp(min(loss, 50.0)),
                    lr=lr, tok_s=tok_s, grad_norm=gnorm)
             rt.progress(step=loop.step, total_steps=self.total, epoch=loop.epoch, total_epochs=cfg.epochs,
