@@ -138,6 +138,7 @@ def train(rt: Any, cfg: ArtCNNConfig) -> None:
     from core.art.model import ArtClassifier, ArtConfig, masked_loss
     from core.checkpoint import set_rng_state
     from core.curves import plot_curves
+    from core.llm.amp import native_bf16
 
     rt.seed_everything(cfg.seed)
     device = rt.device
@@ -153,7 +154,7 @@ def train(rt: Any, cfg: ArtCNNConfig) -> None:
     cuda = device.type == "cuda"
     if cuda and cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    amp_dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float16
+    amp_dtype = torch.bfloat16 if cuda and native_bf16() else torch.float16  # emulated bf16 is slower than fp16
     use_amp = cfg.amp and cuda
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16) if cuda else None
     opt_ = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
