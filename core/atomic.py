@@ -47,15 +47,38 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], obje
     The file gets the permissions a plain ``open(path, "w")`` would give (``mkstemp`` makes it 0600), so e.g. a
     web server of another user can read an exported JSON.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())
+    def fill(fd: int, _tmp: str) -> None:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+
+    _replace_atomically(Path(path), fill)
+
+
+def atomic_write_named(path: str | os.PathLike[str], write: Callable[[Path], object]) -> None:
+    """:func:`atomic_write` for writers that only take a file name (e.g. safetensors): ``write(tmp)`` fills a
+    unique temp file beside ``path`` by name; it is then fsynced and moved into place, or removed on error."""
+    def fill(fd: int, tmp: str) -> None:
+        os.close(fd)
+        write(Path(tmp))
+        synced = os.open(tmp, os.O_RDONLY)  # by name: the writer may have replaced the file we created
+        try:
+            os.fsync(synced)
+        finally:
+            os.close(synced)
+
+    _replace_atomically(Path(path), fill)
+
+
+def _replace_atomically(path: Path, fill: Callable[[int, str], None]) -> None:
+    """Create a temp file beside ``path``, let ``fill(fd, tmp)`` write it (and close ``fd``), rename it over
+    ``path``; on any error (KeyboardInterrupt too) the temp file is removed and the old ``path`` stays."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+        fill(fd, tmp)
         os.replace(tmp, path)
     except BaseException:
         try:

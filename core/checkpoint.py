@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.atomic import atomic_write
+from core.atomic import atomic_write, atomic_write_named
 from core.errors import CheckpointError
 
 FORMAT = "ncanvas-checkpoint"
@@ -169,13 +169,14 @@ def summary(ckpt: dict[str, Any]) -> dict[str, Any]:
 
 
 def save_model(model: torch.nn.Module, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
-    """Export weights as safetensors; tied (shared) tensors are stored once (``safetensors.torch.save_model``)."""
+    """Export weights as safetensors; tied (shared) tensors are stored once (``safetensors.torch.save_model``).
+
+    Written like every checkpoint (:func:`core.atomic.atomic_write_named`): a unique temp file, fsync, rename, so two
+    exports never share a temp name, a crash leaves the old file, and a failed write leaves no temp behind."""
     from safetensors.torch import save_model as st_save_model
 
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    st_save_model(model, str(tmp), metadata=metadata)
-    tmp.replace(path)
+    atomic_write_named(path, lambda tmp: st_save_model(model, str(tmp), metadata=metadata))
     return path
 
 

@@ -1,10 +1,17 @@
-"""GPU facts through NVML (nvidia-ml-py). No torch; anything missing reads as N/A, never raises."""
+"""GPU facts through NVML (nvidia-ml-py), and the choice of a job's GPU from them. No torch.
+
+Anything NVML cannot tell reads as N/A and never raises; only a ``--gpu`` choice that names no visible GPU is an
+error (one line).
+"""
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from typing import Any
+
+from core.errors import NcanvasError
 
 _lock = threading.Lock()
 _state: dict[str, Any] = {"init": None}
@@ -17,6 +24,7 @@ class GpuStat:
     util_pct: float | None
     mem_used_mb: float | None
     mem_total_mb: float | None
+    uuid: str | None = None  # "GPU-8f3c...": what CUDA_VISIBLE_DEVICES may name instead of an index
 
     @property
     def mem_free_mb(self) -> float | None:
@@ -43,7 +51,8 @@ def nvml_available() -> bool:
 
 
 def gpu_stats() -> list[GpuStat]:
-    """One entry per visible GPU; [] where NVML is missing."""
+    """One entry per GPU NVML sees, numbered as NVML does (PCI bus order, whatever ``CUDA_VISIBLE_DEVICES`` says);
+    [] where NVML is missing."""
     nv = _nvml()
     if nv is None:
         return []
@@ -68,8 +77,57 @@ def gpu_stats() -> list[GpuStat]:
             used, total = mem.used / 2**20, mem.total / 2**20
         except Exception:
             used = total = None
-        out.append(GpuStat(i, name, util, used, total))
+        out.append(GpuStat(i, name, util, used, total, _uuid(nv, h)))
     return out
+
+
+def _uuid(nv: Any, handle: Any) -> str | None:
+    try:
+        uuid = nv.nvmlDeviceGetUUID(handle)
+    except Exception:
+        return None
+    return uuid.decode() if isinstance(uuid, bytes) else str(uuid)
+
+
+@dataclass(frozen=True)
+class VisibleGpu:
+    """One device a job may use: ``id`` is what goes into the job's ``CUDA_VISIBLE_DEVICES`` (the NVML index, with
+    ``CUDA_DEVICE_ORDER=PCI_BUS_ID``; or the caller's own entry where NVML does not know it, e.g. a MIG UUID)."""
+
+    id: str
+    stat: GpuStat | None
+
+
+def visible_gpus(stats: list[GpuStat], cuda_visible: str | None) -> list[VisibleGpu]:
+    """The GPUs a caller may use, in its own CUDA numbering: device N of the caller is entry N.
+
+    ``cuda_visible`` is the caller's ``CUDA_VISIBLE_DEVICES`` (None: unset, every NVML GPU). Its entries are indices
+    (read in PCI bus order, the order the job gets too) or UUIDs, possibly abbreviated; like CUDA, the list ends at
+    the first entry naming no device ("-1" hides them all). Without NVML the entries are taken as they are."""
+    if cuda_visible is None:
+        return [VisibleGpu(str(s.index), s) for s in stats]
+    out: list[VisibleGpu] = []
+    for entry in (e.strip() for e in cuda_visible.split(",")):
+        if not entry:
+            break
+        if not stats:
+            out.append(VisibleGpu(entry, None))
+            continue
+        stat = _match(stats, entry)
+        if stat is not None:
+            out.append(VisibleGpu(str(stat.index), stat))
+        elif entry.upper().startswith("MIG-"):  # a MIG slice: NVML lists its parent GPU, CUDA knows the UUID
+            out.append(VisibleGpu(entry, None))
+        else:
+            break
+    return out
+
+
+def _match(stats: list[GpuStat], entry: str) -> GpuStat | None:
+    if entry.lstrip("-").isdigit():
+        return next((s for s in stats if s.index == int(entry)), None)
+    hits = [s for s in stats if s.uuid and s.uuid.lower().startswith(entry.lower())]
+    return hits[0] if len(hits) == 1 else None  # an ambiguous prefix names no device, as in CUDA
 
 
 def process_gpu_memory_mb(pids: set[int]) -> float | None:
@@ -89,12 +147,54 @@ def process_gpu_memory_mb(pids: set[int]) -> float | None:
     return total
 
 
-def pick_gpu() -> int | None:
-    """The visible GPU with the most free memory, or None without NVML/GPUs."""
-    stats = [s for s in gpu_stats() if s.mem_free_mb is not None]
-    if not stats:
-        return None
-    return max(stats, key=lambda s: s.mem_free_mb or 0.0).index
+# ===================================================================================== a job's GPU
+
+
+def check_gpu_syntax(gpu: str) -> str:
+    """``auto``, ``cpu`` or GPU indices like ``0`` / ``0,1`` (normalised), else one clear error."""
+    gpu = str(gpu).strip().lower()
+    if gpu in ("auto", "cpu") or (gpu and all(part.isdigit() for part in gpu.split(","))):
+        return gpu
+    raise NcanvasError(f"--gpu must be auto, cpu or a GPU index; got {gpu!r}")
+
+
+def resolve_gpu(gpu: str, gpus: int = 1) -> str:
+    """'cpu', or the physical GPU(s) a job runs on, as NVML numbers them (PCI bus order).
+
+    The caller's ``CUDA_VISIBLE_DEVICES`` (indices or UUIDs) bounds the choice: ``auto`` picks the most free memory
+    among the GPUs it allows (the CPU where NVML sees none), and ``N`` is the caller's N-th device, as CUDA would
+    number it in the caller's shell. The result goes into the job's own ``CUDA_VISIBLE_DEVICES``, with
+    ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` so that CUDA numbers the GPUs as NVML does (``jobs.supervisor._env``).
+    """
+    gpu = check_gpu_syntax(gpu)
+    if gpu == "cpu":
+        return "cpu"
+    stats = gpu_stats()
+    visible = visible_gpus(stats, os.environ.get("CUDA_VISIBLE_DEVICES"))
+    if gpu == "auto":
+        if not stats or not visible:
+            return "cpu"
+        order = sorted(visible, key=_most_free_first)  # stable: GPUs without memory figures keep their order
+        return ",".join(v.id for v in order[:gpus])
+    wanted = [int(i) for i in gpu.split(",")]
+    if not visible:  # neither NVML nor the caller's CUDA_VISIBLE_DEVICES tells what exists: taken as given
+        if os.environ.get("CUDA_VISIBLE_DEVICES") is not None:
+            raise NcanvasError(f"--gpu {gpu}: CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']!r} "
+                               "hides every GPU")
+        return gpu
+    if any(i >= len(visible) for i in wanted):
+        raise NcanvasError(f"--gpu {gpu}: only {len(visible)} GPU(s) visible" + _visible_note(visible))
+    return ",".join(visible[i].id for i in wanted)
+
+
+def _most_free_first(v: VisibleGpu) -> float:
+    free = v.stat.mem_free_mb if v.stat is not None else None
+    return float("inf") if free is None else -free
+
+
+def _visible_note(visible: list[VisibleGpu]) -> str:
+    cvd = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return f" (CUDA_VISIBLE_DEVICES={cvd}: physical {', '.join(v.id for v in visible)})" if cvd is not None else ""
 
 
 def fmt_mb(mb: float | None) -> str:

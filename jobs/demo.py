@@ -7,6 +7,8 @@ checkpoint records the position inside the epoch.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +28,8 @@ class DemoConfig:
     step_sleep: float = opt(0.0, "seconds to sleep per step (makes the job watchable)", min=0.0, max=60.0)
     checkpoint_every: int = opt(0, "also save latest.pt every N steps (0: per epoch only)", min=0)
     fail_at_step: int = opt(-1, "raise an error at this step (to see a failed job)", min=-1)
+    print_every: int = opt(0, "print a \\r progress frame per step and end the line every N steps (0: none)", min=0)
+    spawn_child: bool = opt(False, "run a helper process that ignores SIGTERM in the job's group (kill must reach it)")
     seed: int = opt(0, "random seed", min=0)
 
 
@@ -59,7 +63,29 @@ def _checkpoint(cfg: DemoConfig, model: Any, opt_: Any, step: int, epoch: int, b
                            best_metric=best)
 
 
+def _print_frame(cfg: DemoConfig, step: int, total: int, loss: float) -> None:
+    """A progress bar's way of writing: ``\\r`` frames on one line, a newline every ``print_every`` steps."""
+    end = "\n" if step % cfg.print_every == 0 or step == total else ""
+    sys.stdout.write(f"\rstep {step}/{total} loss {loss:.5f}{end}")
+    sys.stdout.flush()
+
+
+def _spawn_child() -> subprocess.Popen[bytes]:
+    """A process of the job's group that outlives a SIGTERM, like a data-loader worker stuck in a syscall."""
+    return subprocess.Popen(["sh", "-c", "trap '' TERM; exec sleep 600"], stdin=subprocess.DEVNULL)
+
+
 def train(rt: Any, cfg: DemoConfig) -> None:
+    child = _spawn_child() if cfg.spawn_child else None
+    try:
+        _train(rt, cfg)
+    finally:
+        if child is not None:
+            child.kill()
+            child.wait()
+
+
+def _train(rt: Any, cfg: DemoConfig) -> None:
     import torch
     import torch.nn.functional as F
 
@@ -91,11 +117,14 @@ def train(rt: Any, cfg: DemoConfig) -> None:
                 raise RuntimeError(f"demo failure requested at step {step}")
             rt.log(step=step, epoch=epoch, split="train", loss=loss.item(), lr=cfg.lr)
             rt.progress(step=step, total_steps=total, epoch=epoch, total_epochs=cfg.epochs, loss=loss.item())
+            if cfg.print_every and rt.is_main:  # one log line per step, not one per DDP rank
+                _print_frame(cfg, step, total, loss.item())
             if cfg.step_sleep:
                 time.sleep(cfg.step_sleep)
-            if rt.should_stop() or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
+            stop = rt.should_stop()  # once per step: a SIGTERM between two asks would end without latest.pt
+            if stop or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
                 rt.save(_checkpoint(cfg, model, opt_, step, epoch, b + 1, best), "latest.pt")
-            if rt.should_stop():
+            if stop:
                 return
         epoch, batch0 = epoch + 1, 0
         with torch.no_grad():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import sys
 import time
@@ -22,6 +23,7 @@ from core.paths import RunPaths, Workspace
 from core.runrec import (
     FAILED,
     FINISHED,
+    KILLED,
     QUEUED,
     RUNNING,
     STOPPED,
@@ -226,13 +228,7 @@ def _wait_for_turn(rt: JobRuntime, ws: Workspace) -> list[FileLock]:
     while True:
         if rt._stop:
             return []
-        why = ""
-        if rec.after:
-            dep = job_status(ws, rec.after)
-            if dep.state in ("failed", "killed"):
-                raise RuntimeError(f"dependency {rec.after} ended {dep.state}; not starting")
-            if dep.state != FINISHED:
-                why = f"waiting for {rec.after} ({dep.state}) to finish"
+        why = _dependency_wait(job_status(ws, rec.after), rec.after) if rec.after else ""
         if not why:
             slots = _take_gpu_slots(ws, rec)
             if slots is not None:
@@ -242,9 +238,21 @@ def _wait_for_turn(rt: JobRuntime, ws: Workspace) -> list[FileLock]:
             why = f"waiting for a free slot on GPU {rec.gpu} (max {rec.max_per_gpu} job(s) per GPU)"
         if why != announced:
             print(f"[ncanvas] queued: {why}", flush=True)
-            rt.write_state(QUEUED, error=None, progress={"queued": why})
+            # a resumed job waiting its turn still shows where it stopped (step, loss) beside why it waits
+            rt.write_state(QUEUED, error=None, progress=dict(rec.progress, queued=why))
             announced = why
         time.sleep(1.0)
+
+
+def _dependency_wait(dep: Any, dep_id: str) -> str:
+    """Why to keep waiting for ``--after`` job ``dep`` ('' once it finished); raises once it ended otherwise.
+
+    A dependency being launched (a resume, before its new process holds its lock) is starting, not ended."""
+    if dep.starting:
+        return f"waiting for {dep_id} (starting) to finish"
+    if dep.state in (FAILED, KILLED):
+        raise RuntimeError(f"dependency {dep_id} ended {dep.state}; not starting")
+    return "" if dep.state == FINISHED else f"waiting for {dep_id} ({dep.state}) to finish"
 
 
 def _take_gpu_slots(ws: Workspace, rec: JobRecord) -> list[FileLock] | None:
@@ -252,8 +260,9 @@ def _take_gpu_slots(ws: Workspace, rec: JobRecord) -> list[FileLock] | None:
         return []
     held: list[FileLock] = []
     for gpu in rec.gpu.split(","):
+        name = re.sub(r"[^A-Za-z0-9-]", "_", gpu)  # an index, or a UUID (a MIG one may hold slashes)
         for k in range(rec.max_per_gpu):
-            lock = FileLock(ws.logs / ".gpu" / f"gpu{gpu}-slot{k}.lock")
+            lock = FileLock(ws.logs / ".gpu" / f"gpu{name}-slot{k}.lock")
             if lock.acquire():
                 held.append(lock)
                 break
@@ -322,10 +331,13 @@ def _run(rt: JobRuntime, ws: Workspace, train_fn: Callable[[JobRuntime, Any], No
         if rt._stop:
             rt.write_state(STOPPED, ended=time.time(), exit_code=0)
             return 0
+        # running from here: joining DDP, importing torch and loading latest.pt are this attempt's work, not a queue
+        progress = {k: v for k, v in rt.record.progress.items() if k != "queued"}
+        rt.write_state(RUNNING, started=time.time(), ended=None, progress=progress)
         rt.setup_distributed()
         rt._load_resume()
         step = int(rt._resume_ckpt["step"]) if rt._resume_ckpt else 0
-        rt.write_state(RUNNING, started=time.time(), ended=None, progress=dict(rt.record.progress, step=step))
+        rt.write_state(RUNNING, progress=dict(rt.record.progress, step=step))
         if rt._resume_ckpt is not None:
             rt.event("resumed", step=step, epoch=rt._resume_ckpt.get("epoch"), attempt=rt.record.attempts)
         else:

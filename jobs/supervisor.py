@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import NcanvasError
+from core.gpu import check_gpu_syntax, resolve_gpu
 from core.logtext import last_lines
 from core.paths import RunPaths, Workspace
 from core.runrec import (
@@ -41,7 +42,7 @@ from jobs.kinds import get_kind, kind_config, kind_module
 from jobs.locks import exclusive, is_locked
 
 CODE_ROOT = Path(__file__).resolve().parent.parent  # the directory holding core/, jobs/, tui/
-LAUNCH_WAIT_S = 15.0
+LAUNCH_WAIT_S = 15.0  # how long a launched process may take to hold its run lock before it counts as crashed
 
 
 @dataclass
@@ -53,6 +54,11 @@ class JobStatus:
     alive: bool
     reason: str | None = None
     gpu_mem_mb: float | None = None
+
+    @property
+    def starting(self) -> bool:
+        """Launched, not yet holding its lock: neither alive nor ended (a queue behind it keeps waiting)."""
+        return not self.alive and self.state == QUEUED
 
     @property
     def id(self) -> str:
@@ -97,7 +103,7 @@ def status_of(ws: Workspace, rec: JobRecord) -> JobStatus:
             mem = process_gpu_memory_mb(_group_pids(rec.pgid))
         return JobStatus(rec, state, True, gpu_mem_mb=mem)
     if rec.state in LIVE_STATES:
-        if rec.state == QUEUED and rec.pid is None and time.time() - (rec.created or 0) < LAUNCH_WAIT_S:
+        if rec.state == QUEUED and rec.pid is None and time.time() - launched_at(rec) < LAUNCH_WAIT_S:
             return JobStatus(rec, QUEUED, False, reason="starting")
         tail = " | ".join(ln for ln in last_lines(run.stdout, 5) if ln.strip())
         reason = "process ended without a final state (crashed, killed or out of memory)"
@@ -106,6 +112,22 @@ def status_of(ws: Workspace, rec: JobRecord) -> JobStatus:
             rec.ended = max(seen, default=None)
         return JobStatus(rec, FAILED, False, reason=f"{reason}; last log: {tail}" if tail else reason)
     return JobStatus(rec, rec.state, False, reason=rec.error)
+
+
+def launched_at(rec: JobRecord) -> float:
+    """When this attempt's process was launched (``progress["launched"]``, set by start and resume): a resumed job
+    is as new as its relaunch, however old its ``created``. Records from before launches were timed use ``created``."""
+    t = rec.progress.get("launched")
+    return float(t) if isinstance(t, (int, float)) else (rec.created or 0.0)
+
+
+def _mark_launch(rec: JobRecord) -> None:
+    rec.progress["launched"] = round(time.time(), 3)
+
+
+def _control_lock(run: RunPaths) -> Path:
+    """Serialises the verbs that launch or delete (start, resume, kill's record, rm) on one job."""
+    return run.log_dir / "control.lock"
 
 
 def _stop_marker(run: RunPaths) -> Path:
@@ -156,35 +178,6 @@ def _code_version() -> dict[str, Any]:
     return info
 
 
-def check_gpu_syntax(gpu: str) -> str:
-    """``auto``, ``cpu`` or GPU indices like ``0`` / ``0,1`` (normalised), else one clear error."""
-    gpu = str(gpu).strip().lower()
-    if gpu in ("auto", "cpu") or (gpu and all(part.isdigit() for part in gpu.split(","))):
-        return gpu
-    raise NcanvasError(f"--gpu must be auto, cpu or a GPU index; got {gpu!r}")
-
-
-def resolve_gpu(gpu: str, gpus: int = 1) -> str:
-    """'cpu', an index 'N', or 'auto' (most free memory via NVML; the CPU where NVML sees no GPU)."""
-    from core.gpu import gpu_stats, pick_gpu
-
-    gpu = check_gpu_syntax(gpu)
-    if gpu == "cpu":
-        return "cpu"
-    stats = gpu_stats()
-    if gpu == "auto":
-        if not stats:
-            return "cpu"
-        if gpus > 1:
-            order = sorted(stats, key=lambda s: -(s.mem_free_mb or 0))
-            return ",".join(str(s.index) for s in order[:gpus])
-        best = pick_gpu()  # None when NVML reports no memory figures: then the first GPU
-        return str(stats[0].index if best is None else best)
-    if stats and any(int(i) >= len(stats) for i in gpu.split(",")):
-        raise NcanvasError(f"--gpu {gpu}: only {len(stats)} GPU(s) visible")
-    return gpu
-
-
 def job_argv(rec: JobRecord, run: RunPaths, resume: bool) -> list[str]:
     module = get_kind(rec.kind).module
     tail = ["-m", module, "--run-dir", str(run.log_dir)] + (["--resume"] if resume else [])
@@ -197,6 +190,9 @@ def _env(rec: JobRecord) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(CODE_ROOT), *filter(None, [env.get("PYTHONPATH")])])
     env["PYTHONUNBUFFERED"] = "1"
+    # rec.gpu holds NVML indices (core.gpu.resolve_gpu), which follow the PCI bus; CUDA's default order
+    # (fastest first) may differ
+    env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
     env["CUDA_VISIBLE_DEVICES"] = "" if rec.gpu == "cpu" else rec.gpu
     return env
 
@@ -248,10 +244,12 @@ def start_job(ws: Workspace, kind: str, config: dict[str, Any], *, gpu: str = "a
     rec = JobRecord(id=run.job_id, kind=kind, config=to_dict(cfg), code=_code_version(), gpu=gpu_sel,
                     nproc=gpus, after=after, max_per_gpu=max_per_gpu, attempts=1)
     rec.argv = job_argv(rec, run, resume=False)
-    write_record(run.job_json, rec)
-    proc = _launch(rec, run, resume=False, foreground=foreground)
-    if not foreground:
-        _wait_started(run, proc)
+    _mark_launch(rec)
+    with exclusive(_control_lock(run)):  # an `rm --force` typed at once waits until the job holds its lock
+        write_record(run.job_json, rec)
+        proc = _launch(rec, run, resume=False, foreground=foreground)
+        if not foreground:
+            _wait_started(run, proc)
     return rec, proc
 
 
@@ -274,9 +272,9 @@ def resume(ws: Workspace, job_id: str, foreground: bool = False) -> str:
     """Relaunch a stopped/failed/killed job from ``latest.pt``; racing calls start exactly one process."""
     run = ws.run(job_id)
     load_job(ws, job_id)  # an unknown id is refused before anything (the lock file) is created
-    with exclusive(run.log_dir / "control.lock"):
+    with exclusive(_control_lock(run)):
         st = job_status(ws, job_id)
-        if st.alive:
+        if st.alive or st.starting:
             raise NcanvasError(f"{job_id} is {st.state}; nothing to resume")
         if st.state not in TERMINAL_STATES and st.state != FAILED:
             raise NcanvasError(f"{job_id} is {st.state}; nothing to resume")
@@ -286,7 +284,7 @@ def resume(ws: Workspace, job_id: str, foreground: bool = False) -> str:
         rec.state, rec.attempts, rec.resume = QUEUED, rec.attempts + 1, True
         rec.ended = rec.exit_code = rec.error = rec.pid = rec.pgid = None  # the new process records its own
         rec.progress.pop("eta_s", None)  # the last attempt's estimate; the new process makes its own
-        rec.created = rec.created or time.time()
+        _mark_launch(rec)  # "starting" from now on, not "crashed" because the job was created long ago
         write_record(run.job_json, rec)
         _stop_marker(run).unlink(missing_ok=True)
         proc = _launch(rec, run, resume=True, foreground=foreground)
@@ -310,8 +308,18 @@ def _signal_group(rec: JobRecord, sig: int) -> bool:
         return False
 
 
-def _live(ws: Workspace, job_id: str, verb: str) -> JobStatus:
+def _settled(ws: Workspace, job_id: str) -> JobStatus:
+    """The job's status once a launch in progress has resolved: alive (it took its lock) or crashed. Bounded by
+    ``LAUNCH_WAIT_S``, after which a launch that never took its lock reads as failed."""
     st = job_status(ws, job_id)
+    while st.starting:
+        time.sleep(0.05)
+        st = job_status(ws, job_id)
+    return st
+
+
+def _live(ws: Workspace, job_id: str, verb: str) -> JobStatus:
+    st = _settled(ws, job_id)
     if not st.alive:
         raise NcanvasError(f"{job_id} is {st.state}; nothing to {verb}")
     return st
@@ -334,6 +342,8 @@ def pause(ws: Workspace, job_id: str) -> str:
     st = _signalable(ws, job_id, "pause")
     if st.state == PAUSED:
         raise NcanvasError(f"{job_id} is already paused")
+    if st.state == STOPPING:
+        raise NcanvasError(f"{job_id} is stopping; pausing it now would stall its checkpoint (latest.pt)")
     _signal_group(st.record, signal.SIGSTOP)
     deadline = time.monotonic() + 2.0  # delivery is asynchronous: return once the kernel shows it stopped
     while not _proc_stopped(st.record.pid) and time.monotonic() < deadline:
@@ -379,6 +389,18 @@ def _wait_dead(run: RunPaths, timeout: float) -> bool:
 
 def kill(ws: Workspace, job_id: str, grace: float = 5.0) -> str:
     """SIGTERM, ``grace`` seconds, then SIGKILL to the whole process group; state becomes killed."""
+    run = ws.run(job_id)
+    _terminate(ws, job_id, grace)
+    with exclusive(_control_lock(run)):
+        rec = read_record(run.job_json)
+        rec.state, rec.ended = KILLED, time.time()
+        rec.error = rec.error or "killed by user"
+        write_record(run.job_json, rec)
+    return f"killed {job_id}"
+
+
+def _terminate(ws: Workspace, job_id: str, grace: float) -> None:
+    """End every process of the job's group (torchrun ranks and workers too) and wait until none remains."""
     st = _signalable(ws, job_id, "kill")
     rec, run = st.record, ws.run(job_id)
     _signal_group(rec, signal.SIGTERM)
@@ -390,24 +412,25 @@ def kill(ws: Workspace, job_id: str, grace: float = 5.0) -> str:
     deadline = time.monotonic() + 5.0
     while _group_pids(rec.pgid) and time.monotonic() < deadline:  # exiting processes take a moment to go
         time.sleep(0.02)
-    with exclusive(run.log_dir / "control.lock"):
-        rec = read_record(run.job_json)
-        rec.state, rec.ended = KILLED, time.time()
-        rec.error = rec.error or "killed by user"
-        write_record(run.job_json, rec)
-    return f"killed {job_id}"
 
 
 def remove(ws: Workspace, job_id: str, force: bool = False) -> str:
-    """Delete a job's logs and checkpoints; a live job only with ``force`` (killed first)."""
+    """Delete a job's logs and checkpoints; a live or starting job only with ``force`` (killed first).
+
+    Under the control lock, like resume: a resume racing the deletion either launches before (and is killed here)
+    or finds no job."""
     import shutil
 
-    st = job_status(ws, job_id)
-    if st.alive:
-        if not force:
-            raise NcanvasError(f"{job_id} is {st.state}; stop it first or use --force")
-        kill(ws, job_id, grace=2.0)
     run = ws.run(job_id)
-    shutil.rmtree(run.ckpt_dir, ignore_errors=True)
-    shutil.rmtree(run.log_dir, ignore_errors=True)
+    load_job(ws, job_id)
+    with exclusive(_control_lock(run)):
+        st = job_status(ws, job_id)
+        if st.alive or st.starting:
+            if not force:
+                what = "starting" if st.starting else st.state
+                raise NcanvasError(f"{job_id} is {what}; stop it first or use --force")
+            if _settled(ws, job_id).alive:  # a starting job is killed once it holds its lock (or has crashed)
+                _terminate(ws, job_id, grace=2.0)
+        shutil.rmtree(run.ckpt_dir, ignore_errors=True)
+        shutil.rmtree(run.log_dir, ignore_errors=True)
     return f"removed {job_id}"

@@ -58,3 +58,91 @@ def test_failed_job_shows_reason(ws) -> None:
     show = cli(ws, "jobs", "show", "demo-0001")
     assert "reason: RuntimeError: demo failure requested at step 2" in show.stdout
     assert "Traceback" in show.stdout  # the last log lines carry the traceback for the user to read
+
+
+def test_logs_follow_continues_exactly_where_the_backlog_stopped(ws) -> None:
+    """`logs -f` on a live job drawing \\r progress frames: its output is exactly the end of the collapsed log, no
+    line lost or shown twice, and a frame still being drawn when it started is shown once, when its line ends."""
+    from core.logtext import last_lines
+
+    res = cli(ws, "train", "demo", "--epochs", "1", "--steps-per-epoch", "600", "--step-sleep", "0.003",
+              "--print-every", "20")
+    assert res.exit_code == 0, res.output
+    run = ws.run("demo-0001")
+    wait_for(lambda: last_step(run.job_json) > 50, what="steps")
+    out = cli(ws, "logs", "demo-0001", "-f", "-n", "3")
+    assert out.exit_code == 0, out.output
+    got = out.stdout.splitlines()
+    full = last_lines(run.stdout, 10_000)
+    assert len(got) > 6 and "\r" not in out.stdout
+    assert got == full[-len(got):]  # a contiguous tail: nothing lost, nothing twice, no half-drawn frame
+    steps = [int(ln.split()[1].split("/")[0]) for ln in got if ln.startswith("step ")]
+    assert steps == list(range(steps[0], 601, 20)) + ([] if 600 % 20 == 0 else [600])
+    assert got[-1] == "[ncanvas] finished at step 600"
+
+
+def test_logs_follow_waits_for_a_job_still_starting(ws) -> None:
+    """A job launched but not yet holding its lock is followed until it ends, not dropped as dead."""
+    import threading
+    import time
+
+    from core.runrec import JobRecord, write_record
+    from jobs.config import build_config, to_dict
+    from jobs.demo import DemoConfig
+
+    run = ws.run("demo-0001").make()
+    rec = JobRecord(id="demo-0001", kind="demo", attempts=1, progress={"launched": time.time()},
+                    config=to_dict(build_config(DemoConfig, {"epochs": 1, "steps_per_epoch": 20})))
+    write_record(run.job_json, rec)
+    launcher = threading.Timer(1.0, lambda: sv._launch(rec, run, resume=False))  # a slow start: 1 s to launch
+    launcher.start()
+    try:
+        out = cli(ws, "logs", "demo-0001", "-f")
+    finally:
+        launcher.join()
+    assert out.exit_code == 0, out.output
+    assert "started on cpu" in out.stdout and out.stdout.rstrip().endswith("finished at step 20")
+
+
+def test_foreground_ctrl_c_stops_then_kills_the_whole_group(ws) -> None:
+    """First Ctrl-C: a graceful stop (the job is stuck in a 30 s step, so it stays stopping); second: the whole
+    process group is killed, the child that ignores SIGTERM too, and the CLI reports it and exits."""
+    import signal
+    import subprocess
+    import sys
+
+    from core.runrec import read_record
+    from tests.conftest import subprocess_env
+
+    cmd = [sys.executable, "-c", "from tui.cli import main; main()", "--home", str(ws.root), "train", "demo", "--foreground",
+           "--steps-per-epoch", "5", "--step-sleep", "30", "--spawn-child"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=subprocess_env(), text=True)
+    try:
+        run = ws.run("demo-0001")
+        wait_for(lambda: run.job_json.exists() and sv.job_status(ws, "demo-0001").state == "running", what="running")
+        pgid = read_record(run.job_json).pgid
+        wait_for(lambda: len(sv._group_pids(pgid)) >= 2, what="the child process")
+        proc.send_signal(signal.SIGINT)
+        wait_for(lambda: sv.job_status(ws, "demo-0001").state == "stopping", what="stopping")
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1 and "demo-0001 killed" in output, output
+    assert not sv._group_pids(pgid)  # nothing alive; the dead are reaped by init a moment later
+    wait_for(lambda: _group_gone(pgid), timeout=10, what="an empty process group")
+
+
+def _group_gone(pgid: int) -> bool:
+    import os
+
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_jobs_ls_has_no_dead_all_option(ws) -> None:
+    res = cli(ws, "jobs", "ls", "--all")
+    assert res.exit_code == 2 and "No such option: --all" in res.output

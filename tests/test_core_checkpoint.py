@@ -104,3 +104,29 @@ def test_safetensors_export_handles_tied_weights(tmp_path: Path) -> None:
     m2 = Tied()
     load_model(m2, path)
     assert torch.equal(m2.emb.weight, m.emb.weight) and m2.head.weight is m2.emb.weight
+
+
+def test_safetensors_export_is_atomic_synced_and_leaves_no_temp(tmp_path: Path, monkeypatch) -> None:
+    """A unique temp name (never the fixed ``.model.safetensors.tmp`` two exports would share), fsynced before the
+    rename, and on a failed write the old file stays and no temp file is left behind."""
+    import os
+
+    import safetensors.torch
+
+    path = tmp_path / "model.safetensors"
+    synced: list[str] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")), real_fsync(fd)))
+    save_model(_model(), path)
+    assert any(".model.safetensors." in p and p.endswith(".tmp") for p in synced)  # the temp, before its rename
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors"]
+    saved = path.read_bytes()
+
+    def torn(model, filename, metadata=None) -> None:
+        Path(filename).write_bytes(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(safetensors.torch, "save_model", torn)
+    with pytest.raises(OSError, match="disk full"):
+        save_model(_model(), path)
+    assert path.read_bytes() == saved and sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors"]

@@ -300,3 +300,228 @@ def test_stop_of_a_job_still_starting_waits_for_its_process_group(ws) -> None:
         assert holder.wait(timeout=10) == -signal.SIGTERM
     finally:
         holder.kill()
+
+
+def _group_gone(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def _has_event(run, name: str) -> bool:
+    return run.metrics.exists() and f'"event":"{name}"' in run.metrics.read_text().replace(" ", "")
+
+
+def test_resume_of_an_old_job_reads_starting_and_its_queue_keeps_waiting(ws) -> None:
+    """Resume times the relaunch: a job created long ago is starting (not crashed) until its new process holds its
+    lock, so a job queued behind it waits instead of failing; and it reads running while it loads latest.pt."""
+    from core.runrec import write_record
+
+    first, _ = sv.start_job(ws, "demo", {"epochs": 1, "steps_per_epoch": 60, "step_sleep": 0.01})
+    run = ws.run(first.id)
+    wait_for(lambda: last_step(run.job_json) > 3, what="steps")
+    sv.stop(ws, first.id, wait=True)
+    rec = read_record(run.job_json)
+    rec.created -= 3600  # an old job: the gap between relaunch and lock used to read as "failed (crashed)"
+    write_record(run.job_json, rec)
+    second, _ = sv.start_job(ws, "demo", {"epochs": 1, "steps_per_epoch": 5}, after=first.id)
+    wait_for(lambda: "waiting for" in str(read_record(ws.run(second.id).job_json).progress.get("queued")),
+             what="queued")
+    seen: list[tuple[str, bool]] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            seen.append((state(ws, first.id), _has_event(run, "resumed")))
+            time.sleep(0.002)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        assert "resumed" in sv.resume(ws, first.id)
+        wait_for(lambda: _has_event(run, "resumed"), what="resumed event")
+    finally:
+        done.set()
+        watcher.join()
+    assert "failed" not in {s for s, _ in seen}, seen
+    assert ("running", False) in seen  # running while it imports torch and loads latest.pt, not queued
+    wait_state(ws, second.id, "finished", "failed")
+    assert state(ws, second.id) == "finished", ws.run(second.id).stdout.read_text()[-500:]
+    assert state(ws, first.id) == "finished"
+
+
+def test_a_queued_resumed_job_keeps_its_progress(ws) -> None:
+    """While a resumed job waits its turn, jobs ls still shows where it stopped (step, loss) and why it waits."""
+    from core.runrec import JobRecord, write_record
+
+    blocker = ws.run("demo-0100").make()  # a dependency that has not finished (stopped, to be resumed some day)
+    write_record(blocker.job_json, JobRecord(id="demo-0100", kind="demo", state="stopped"))
+    job, _ = sv.start_job(ws, "demo", {"epochs": 1, "steps_per_epoch": 100_000, "step_sleep": 0.005})
+    run = ws.run(job.id)
+    wait_for(lambda: last_step(run.job_json) > 3, what="steps")
+    sv.stop(ws, job.id, wait=True)
+    stopped = read_record(run.job_json).progress
+    rec = read_record(run.job_json)
+    rec.after = "demo-0100"  # as if it had been queued behind the other job
+    write_record(run.job_json, rec)
+    sv.resume(ws, job.id)
+    wait_for(lambda: read_record(run.job_json).progress.get("queued"), what="queued")
+    prog = sv.job_status(ws, job.id).record.progress
+    assert prog["step"] == stopped["step"] and prog["loss"] == stopped["loss"]
+    assert prog["queued"] == "waiting for demo-0100 (stopped) to finish"
+    listed = {j.id: j for j in sv.list_status(ws)}[job.id]
+    assert listed.state == "queued" and listed.record.progress["step"] == stopped["step"]
+    sv.kill(ws, job.id, grace=1)
+
+
+def test_pause_reports_gpu_memory_and_a_stopping_job_is_neither_paused_nor_waited_for(ws, monkeypatch) -> None:
+    """pause reports what the paused group still holds (NVML, faked here); a stopping job refuses pause (it would
+    stall its checkpoint); a stop that times out escalates to kill."""
+    import core.gpu
+
+    asked: list[set[int]] = []
+    monkeypatch.setattr(core.gpu, "process_gpu_memory_mb", lambda pids: asked.append(set(pids)) or 2048.0)
+    stuck = {"epochs": 1, "steps_per_epoch": 5, "step_sleep": 30}
+    one, _ = sv.start_job(ws, "demo", stuck)
+    two, _ = sv.start_job(ws, "demo", stuck)
+    wait_state(ws, one.id, "running")
+    wait_state(ws, two.id, "running")
+    assert sv.pause(ws, one.id) == f"paused {one.id}; it still holds 2048 MiB of GPU memory"
+    assert read_record(ws.run(one.id).job_json).pid in asked[-1]
+    assert sv.job_status(ws, one.id).gpu_mem_mb == 2048.0
+    sv.cont(ws, one.id)
+    assert "stopping" in sv.stop(ws, one.id)
+    with pytest.raises(NcanvasError, match=f"^{one.id} is stopping; pausing it now would stall its checkpoint"):
+        sv.pause(ws, one.id)
+    t0 = time.monotonic()
+    assert sv.stop(ws, two.id, wait=True, timeout=1.0) == f"killed {two.id} (no exit within 1s of stop)"
+    assert time.monotonic() - t0 < 15 and state(ws, two.id) == "killed"
+    sv.kill(ws, one.id, grace=0.5)
+
+
+def test_kill_ends_every_process_of_the_group(ws) -> None:
+    """The job's group holds a child that ignores SIGTERM (like a stuck data-loader worker): kill must still leave
+    no process of the group behind."""
+    job, _ = sv.start_job(ws, "demo", {"epochs": 1, "steps_per_epoch": 100_000, "step_sleep": 0.01,
+                                       "spawn_child": True})
+    run = ws.run(job.id)
+    wait_for(lambda: last_step(run.job_json) > 2, what="steps")
+    pgid = read_record(run.job_json).pgid
+    assert len(sv._group_pids(pgid)) >= 2  # the trainer and its child
+    assert sv.kill(ws, job.id, grace=0.5) == f"killed {job.id}"
+    wait_for(lambda: _group_gone(pgid), timeout=5, what="an empty process group")
+    with pytest.raises(ProcessLookupError):
+        os.killpg(pgid, 0)
+
+
+def test_rm_refuses_a_starting_job_and_force_kills_it_first(ws) -> None:
+    """A job launched but not yet holding its lock is not dead: rm refuses it, rm --force kills it once it holds
+    its lock (no process left to recreate the folder), and rm waits for the control lock a resume holds."""
+    from core.runrec import JobRecord, write_record
+    from jobs.locks import exclusive
+
+    run = ws.run("demo-0009").make()
+    write_record(run.job_json, JobRecord(id="demo-0009", kind="demo", attempts=1,
+                                         progress={"launched": time.time()}))
+    assert sv.job_status(ws, "demo-0009").reason == "starting"
+    with pytest.raises(NcanvasError, match="^demo-0009 is starting; stop it first or use --force$"):
+        sv.remove(ws, "demo-0009")
+    job, proc = sv.start_job(ws, "demo", {"epochs": 1, "steps_per_epoch": 100_000, "step_sleep": 0.01},
+                             foreground=True)  # returns at once, before the job holds its lock
+    assert sv.remove(ws, job.id, force=True) == f"removed {job.id}"
+    proc.wait(timeout=20)  # it got a SIGTERM once it held its lock (it may stop gracefully), SIGKILL after 2 s
+    assert _group_gone(proc.pid)
+    assert not ws.run(job.id).log_dir.exists() and not ws.run(job.id).ckpt_dir.exists()
+    write_record(run.job_json, JobRecord(id="demo-0009", kind="demo", state="stopped", attempts=1))
+    result: list[str] = []
+    with exclusive(run.log_dir / "control.lock"):  # as a resume holds it while it launches
+        remover = threading.Thread(target=lambda: result.append(sv.remove(ws, "demo-0009", force=True)))
+        remover.start()
+        time.sleep(0.5)
+        assert not result and run.job_json.exists()
+    remover.join(timeout=30)
+    assert result == ["removed demo-0009"] and not run.log_dir.exists()
+
+
+def test_gpu_numbering_follows_the_callers_cuda_visible_devices(monkeypatch) -> None:
+    """NVML numbers GPUs in PCI bus order and ignores CUDA_VISIBLE_DEVICES. --gpu N is the caller's N-th visible
+    device, auto chooses among the visible ones only, and the job gets the physical index with PCI_BUS_ID order."""
+    import core.gpu
+    from core.gpu import GpuStat
+    from core.runrec import JobRecord
+
+    stats = [GpuStat(0, "A", 0.0, 1_000.0, 80_000.0, "GPU-aaaa-0000"),  # the freest, but hidden below
+             GpuStat(1, "B", 0.0, 60_000.0, 80_000.0, "GPU-bbbb-1111"),
+             GpuStat(2, "C", 0.0, 20_000.0, 80_000.0, "GPU-cccc-2222"),
+             GpuStat(3, "D", 0.0, 40_000.0, 80_000.0, "GPU-dddd-3333")]
+    monkeypatch.setattr(core.gpu, "gpu_stats", lambda: stats)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert sv.resolve_gpu("auto") == "0" and sv.resolve_gpu("3") == "3"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,1")
+    assert sv.resolve_gpu("auto") == "3" and sv.resolve_gpu("auto", gpus=2) == "3,1"
+    assert sv.resolve_gpu("0") == "3" and sv.resolve_gpu("1") == "1" and sv.resolve_gpu("1,0") == "1,3"
+    with pytest.raises(NcanvasError, match=r"only 2 GPU\(s\) visible \(CUDA_VISIBLE_DEVICES=3,1: physical 3, 1\)"):
+        sv.resolve_gpu("2")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-cccc,GPU-bbbb-1111")  # UUIDs, abbreviated or whole
+    assert sv.resolve_gpu("auto") == "2" and sv.resolve_gpu("1") == "1"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,7,1")  # like CUDA, the list ends at an entry naming no device
+    assert sv.resolve_gpu("auto", gpus=4) == "2"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "MIG-5c1e9b2a")  # a MIG slice NVML does not list: passed through
+    assert sv.resolve_gpu("0") == "MIG-5c1e9b2a"
+    for hidden in ("", "-1"):
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", hidden)
+        assert sv.resolve_gpu("auto") == "cpu"
+        with pytest.raises(NcanvasError, match="hides every GPU"):
+            sv.resolve_gpu("0")
+    monkeypatch.setattr(core.gpu, "gpu_stats", lambda: [])  # no NVML: the caller's entries are all we know
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5,GPU-eeee")
+    assert sv.resolve_gpu("1") == "GPU-eeee" and sv.resolve_gpu("auto") == "cpu"
+    env = sv._env(JobRecord(id="x", kind="cnn", gpu="3"))
+    assert env["CUDA_VISIBLE_DEVICES"] == "3" and env["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
+    assert sv._env(JobRecord(id="x", kind="cnn", gpu="cpu"))["CUDA_VISIBLE_DEVICES"] == ""
+
+
+def test_demo_asks_should_stop_once_per_step() -> None:
+    """A SIGTERM landing between two asks in one step used to end training without saving latest.pt."""
+    from jobs import demo
+    from jobs.config import build_config
+
+    class FakeRuntime:
+        def __init__(self) -> None:
+            self.asks, self.saved_at = 0, []
+            self.step = 0
+
+        def should_stop(self) -> bool:
+            self.asks += 1
+            return self.asks >= 2  # the stop request arrives right after the first ask
+
+        def save(self, ckpt, *names) -> None:
+            self.saved_at.append(ckpt["step"])
+
+        def progress(self, *, step, **_) -> None:
+            self.step = step
+
+        def seed_everything(self, seed) -> None:
+            pass
+
+        def resume_checkpoint(self):
+            return None
+
+        def wrap_model(self, model):
+            return model
+
+        def shard(self, idx):
+            return idx
+
+        def log(self, **_) -> None:
+            pass
+
+        def event(self, *_, **__) -> None:
+            pass
+
+    rt = FakeRuntime()
+    demo.train(rt, build_config(demo.DemoConfig, {"epochs": 1, "steps_per_epoch": 10, "batch_size": 4}))
+    assert rt.step < 10, "it stopped early"
+    assert rt.saved_at == [rt.step], "the step it stopped at was saved to latest.pt"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import inspect
 import json
+import os
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -44,8 +47,7 @@ def _status_json(st: Any) -> dict[str, Any]:
 
 
 @jobs_app.command("ls")
-def jobs_ls(ctx: typer.Context, as_json: AsJson = False,
-            all_: Annotated[bool, typer.Option("--all", "-a", help="Include removed-looking/old jobs.")] = True) -> None:
+def jobs_ls(ctx: typer.Context, as_json: AsJson = False) -> None:
     """List jobs: id, kind, state, progress, last loss/metric, elapsed, ETA, GPU."""
     from jobs.supervisor import list_status
 
@@ -162,34 +164,52 @@ def logs_cmd(
     lines: Annotated[int, typer.Option("--lines", "-n", min=0, help="How many last lines to show first.")] = 40,
 ) -> None:
     """Print a job's log (stdout.log), with \\r progress frames collapsed."""
-    from core.logtext import LogTailer, last_lines
+    from core.logtext import last_lines
     from jobs.supervisor import job_status
 
     ws = _ws(ctx)
-    st = job_status(ws, job_id)
+    job_status(ws, job_id)  # an unknown id is one clear line
     path = ws.run(job_id).stdout
     if not follow:
         for ln in last_lines(path, lines):
             typer.echo(ln)
         return
-    for ln in last_lines(path, lines):
-        typer.echo(ln)
-    tail = LogTailer(path, start_at_tail_bytes=0)
-    tail.offset = path.stat().st_size if path.exists() else 0
-    tail._inode = path.stat().st_ino if path.exists() else None
-    alive = st.alive or st.state == "queued"
     try:
-        while True:
-            got, _ = tail.poll()
-            for ln in got:
-                typer.echo(ln)
-            if not got:
-                if not alive:
-                    break
-                time.sleep(0.25)
-                alive = job_status(ws, job_id).alive
+        _follow(ws, job_id, path, lines)
     except KeyboardInterrupt:
         pass
+
+
+def _follow(ws: Any, job_id: str, path: Path, backlog: int) -> None:
+    """The last ``backlog`` lines, then every new line until the job ends, all from one reader: the follow starts
+    at the byte where the backlog stopped, so nothing written in between is lost or shown twice, and a line still
+    being drawn (``\\r`` frames) is printed once, collapsed, when it ends. A starting or queued job is followed too."""
+    from collections import deque
+
+    from core.logtext import LogTailer
+    from jobs.supervisor import job_status
+
+    tail = LogTailer(path, start_at_tail_bytes=256 << 10)
+    first: deque[str] = deque(maxlen=backlog)
+    while True:  # the backlog: read to the end as it is now (polls read at most 1 MiB each)
+        before = tail.offset
+        first.extend(tail.poll()[0])
+        if tail.offset == before:
+            break
+    for ln in first:
+        typer.echo(ln)
+    while True:
+        st = job_status(ws, job_id)  # before reading: whatever it wrote before it ended is read below
+        going = st.alive or st.starting
+        got, _ = tail.poll()
+        for ln in got:
+            typer.echo(ln)
+        if not got:
+            if not going:
+                break
+            time.sleep(0.25)
+    if frame := tail.current_frame():  # a last line without its newline
+        typer.echo(frame)
 
 
 # ===================================================================================== ckpt
@@ -288,31 +308,74 @@ def _start(ctx: typer.Context, kind: str, values: dict[str, Any], *, gpu: str, g
 
 
 def _watch(ws: Any, job_id: str, proc: Any) -> int:
-    """Foreground mode: a rich progress bar from job.json until the process exits; Ctrl-C stops gracefully."""
+    """Foreground mode: a rich progress bar from job.json until the process exits.
+
+    Ctrl-C stops gracefully; a second one kills the job's whole process group (torchrun's ranks too, not only the
+    leader). Ctrl-C is counted by a handler for the whole wait instead of raised as KeyboardInterrupt, so one that
+    lands anywhere in the loop is handled and the CLI never exits leaving the job running unwatched."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from core.runrec import read_record
 
     path = ws.run(job_id).job_json
-    interrupts = 0
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn()) as bar:
+    with _counting_sigint() as interrupts, Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn()) as bar:
         task = bar.add_task(job_id, total=None, info="starting")
+        handled = 0
         while proc.poll() is None:
-            try:
-                time.sleep(0.25)
-                p = read_record(path).progress
-                info = f"ep {p.get('epoch', '-')} loss {fmt_num(p.get('loss'))} {headline_metric(p)}"
-                bar.update(task, completed=p.get("step") or 0, total=p.get("total_steps"), info=info)
-            except KeyboardInterrupt:
-                interrupts += 1
-                proc.send_signal(signal.SIGTERM if interrupts == 1 else signal.SIGKILL)
-                bar.update(task, info="stopping: saving latest.pt (Ctrl-C again to kill)")
-            except NcanvasError:
-                continue
+            if interrupts[0] > handled:
+                handled = interrupts[0]
+                bar.update(task, info=_interrupt(ws, job_id, proc.pid, handled))
+            elif not handled:  # once stopping, the line keeps saying so
+                try:
+                    p = read_record(path).progress
+                    info = f"ep {p.get('epoch', '-')} loss {fmt_num(p.get('loss'))} {headline_metric(p)}"
+                    bar.update(task, completed=p.get("step") or 0, total=p.get("total_steps"), info=info)
+                except NcanvasError:
+                    pass  # a record a newer ncanvas wrote, or none yet: the bar waits
+            time.sleep(0.25)
     rec = read_record(path)
     typer.echo(f"{job_id} {rec.state}" + (f": {rec.error}" if rec.error else ""))
     return 0 if rec.state in ("finished", "stopped") else 1
+
+
+@contextlib.contextmanager
+def _counting_sigint() -> Iterator[list[int]]:
+    """Count SIGINTs (Ctrl-C) into ``hits[0]`` while the block runs, then restore the previous handler."""
+    hits = [0]
+
+    def on_sigint(_sig: int, _frame: Any) -> None:
+        hits[0] += 1
+
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        signal.signal(signal.SIGINT, on_sigint)
+        installed = True
+    except ValueError:  # not the main thread: Ctrl-C belongs to whoever runs us
+        installed = False
+    try:
+        yield hits
+    finally:
+        if installed:
+            signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+
+
+def _interrupt(ws: Any, job_id: str, pgid: int, n: int) -> str:
+    """The ``n``-th Ctrl-C of a foreground job (a group leader: its pid is its group): stop, then kill the group."""
+    from jobs import supervisor
+
+    try:
+        if n == 1:
+            supervisor.stop(ws, job_id)
+        else:
+            supervisor.kill(ws, job_id, grace=0.0)
+    except NcanvasError:  # ended meanwhile, or not yet holding its lock: signal the group directly
+        try:
+            os.killpg(pgid, signal.SIGTERM if n == 1 else signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return "stopping: saving latest.pt (Ctrl-C again to kill)" if n == 1 else "killed"
 
 
 def register(app: typer.Typer) -> None:
