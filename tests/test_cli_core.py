@@ -162,3 +162,18 @@ async def test_web_serves_the_real_dashboard(tmp_path: Path) -> None:
 def test_web_refuses_an_unknown_theme(tmp_path: Path) -> None:
     res = runner.invoke(app, ["--home", str(tmp_path), "--theme", "neon", "web"])
     assert res.exit_code == 1 and "unknown theme 'neon'" in res.stderr
+
+
+def test_module_entry_point_honours_home(ws) -> None:
+    # `ncanvas web` starts each browser session as `python -m tui.cli --home ...`
+    import subprocess
+    import sys
+
+    from tests.conftest import subprocess_env
+
+    run = ws.run("cnn-0001").make()
+    write_record(run.job_json, JobRecord(id="cnn-0001", kind="cnn", state="finished"))
+    out = subprocess.run([sys.executable, "-m", "tui.cli", "--home", str(ws.root), "jobs", "ls", "--json"],
+                         capture_output=True, text=True, env=subprocess_env(), timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert [j["id"] for j in json.loads(out.stdout)] == ["cnn-0001"]

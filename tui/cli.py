@@ -187,4 +187,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # run as ``python -m tui.cli`` (as ``ncanvas web`` runs each session) this file is ``__main__``, while the
+    # sub-command modules import ``tui.cli``: run that one, or --home would land in a second, unused CliState
+    from tui.cli import main as _main
+
+    _main()
