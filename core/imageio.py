@@ -1,15 +1,62 @@
-"""Any PIL image to 8-bit grey or RGB, the one way every model input is made (no torch).
+"""Image files and any PIL image to 8-bit grey or RGB: the one way every model input is read and made (no torch).
 
-16-bit and float images are stretched to 8 bits (a plain ``convert`` clips them to white or black), transparency
-is flattened onto black (MNIST's background), and the EXIF orientation of camera photos is applied.
+:func:`open_image` is the only place an image file is opened (classify, gradcam, analyze, art training), so every
+bad file gives the same one-line :class:`NcanvasError`. 16-bit and float images are stretched to 8 bits (a plain
+``convert`` clips them to white or black), transparency is flattened onto black (MNIST's background), and the
+EXIF orientation of camera photos is applied.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from core.errors import NcanvasError
+
+
+def open_image(path: str | os.PathLike[str]) -> Image.Image:
+    """Open and fully decode an image file, with one clear error for missing, foreign, truncated or huge files."""
+    p = Path(path)
+    if not p.exists():
+        raise NcanvasError(f"image not found: {p}")
+    if p.is_dir():
+        raise NcanvasError(f"{p} is a directory, not an image")
+    try:
+        img = Image.open(p)
+        img.load()
+    except Image.DecompressionBombError:
+        # PIL refuses to decode more than 2 * MAX_IMAGE_PIXELS (a few GB of RAM); its message has only the product
+        raise NcanvasError(f"{p}: image too large: {_size_text(p)} pixels, over the "
+                           f"{2 * (Image.MAX_IMAGE_PIXELS or 0):,} pixels PIL decodes safely; "
+                           "downscale it first") from None
+    except UnidentifiedImageError:
+        raise NcanvasError(f"{p} is not an image (PNG, JPEG, BMP, GIF, ... expected)") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise NcanvasError(f"{p} is truncated or corrupt ({str(e).splitlines()[0][:120]})") from None
+    return img
+
+
+def _size_text(path: Path) -> str:
+    """``W×H`` from the file's header, read by PIL's format plugins without the pixel-count check (which
+    :func:`PIL.Image.open` applies and which refused this file); ``?`` when no plugin reads it."""
+    Image.init()
+    with open(path, "rb") as fp:
+        prefix = fp.read(16)
+        for fmt in Image.ID:
+            factory, accept = Image.OPEN[fmt]
+            if accept is not None and not accept(prefix):
+                continue
+            fp.seek(0)
+            try:
+                w, h = factory(fp, str(path)).size
+            except Exception:  # noqa: BLE001 - not this format: try the next plugin, as Image.open does
+                continue
+            return f"{w}×{h}"
+    return "?"
 
 
 def stretch_to_8bit(a: Any) -> np.ndarray:

@@ -80,7 +80,7 @@ def _batch_images(table: Any, images: Any, idx: Any, size: int) -> Any:
 
 
 def evaluate(model: Any, table: Any, images: Any, idx: Any, cfg: ArtCNNConfig, device: Any) -> dict[str, float]:
-    """Val loss, per-head accuracy and top-5 (missing labels ignored)."""
+    """Val loss, per-head accuracy and top-5 (missing labels ignored), and their means over the labelled heads."""
     import torch
 
     from core.art.data import normalize
@@ -109,10 +109,12 @@ def evaluate(model: Any, table: Any, images: Any, idx: Any, cfg: ArtCNNConfig, d
                     counts[h] += int(mask.sum())
     model.train()
     res = {"loss": sums["loss"] / max(1, sums["n"])}
-    for key, v in hits.items():
-        res[key] = v / max(1, counts[key.split("_", 1)[1]])
-    res["acc"] = sum(res[f"acc_{h}"] for h in HEADS) / len(HEADS)
-    res["top5"] = sum(res[f"top5_{h}"] for h in HEADS) / len(HEADS)
+    labelled = [h for h in HEADS if counts[h]]  # a head with no label in the split has no accuracy (not 0 %)
+    for h in labelled:
+        res[f"acc_{h}"], res[f"top5_{h}"] = hits[f"acc_{h}"] / counts[h], hits[f"top5_{h}"] / counts[h]
+    if labelled:
+        res["acc"] = sum(res[f"acc_{h}"] for h in labelled) / len(labelled)
+        res["top5"] = sum(res[f"top5_{h}"] for h in labelled) / len(labelled)
     return res
 
 
@@ -136,7 +138,7 @@ def train(rt: Any, cfg: ArtCNNConfig) -> None:
 
     from core.art.data import augment, load_images, normalize, split_indices
     from core.art.model import ArtClassifier, ArtConfig, masked_loss
-    from core.checkpoint import set_rng_state
+    from core.checkpoint import load_model_state, set_rng_state
     from core.curves import plot_curves
     from core.llm.amp import native_bf16
 
@@ -163,7 +165,7 @@ def train(rt: Any, cfg: ArtCNNConfig) -> None:
                                                 pct_start=0.15)
     step, epoch, batch0, best, bad = 0, 0, 0, None, 0
     if (ck := rt.resume_checkpoint()) is not None:
-        model.load_state_dict(ck["model"])
+        load_model_state(model, ck, rt.paths.latest)  # a mismatched file: one line, not torch's key dump
         opt_.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
         if scaler is not None and ck["scaler"]:
@@ -211,7 +213,7 @@ def train(rt: Any, cfg: ArtCNNConfig) -> None:
         val = evaluate(model, table, images, val_idx, cfg, device)
         rt.log(step=step, epoch=epoch, split="val", **val)
         rt.progress(step=step, total_steps=total, epoch=epoch, total_epochs=cfg.epochs, force=True,
-                    val_loss=val["loss"], val_acc=val["acc"])
+                    val_loss=val["loss"], val_acc=val.get("acc"))
         improved = best is None or val["loss"] < best
         best, bad = (val["loss"], 0) if improved else (best, bad + 1)
         rt.event("epoch_end", epoch=epoch, step=step, **{f"val_{k}": v for k, v in val.items()})

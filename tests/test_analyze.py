@@ -120,3 +120,52 @@ def test_interleaved_streams_leave_grad_mode_alone(chain) -> None:
     list(a)
     list(b)
     assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
+
+
+@pytest.fixture(scope="module")
+def tiny_art(tmp_path_factory):
+    """A tiny artcnn checkpoint trained in this process (seconds), for the checks that need no LLM."""
+    from tests.vision_helpers import make_art_set, run_art_train
+
+    root = tmp_path_factory.mktemp("tiny-art")
+    ws = Workspace(root / "ws").ensure()
+    csv_path = make_art_set(root / "art", n=24, size=16)
+    rt = run_art_train(ws, "artcnn-0001", {"data": str(csv_path), "backbone": "mobilenet_v3_small", "image_size": 16,
+                                           "epochs": 1, "batch_size": 8, "val_fraction": 0.25})
+    return ws, str(rt.paths.best), root / "art" / "images" / "000001.png"
+
+
+def test_a_bad_llm_fails_in_one_line_before_any_cnn_work(tiny_art, tmp_path: Path) -> None:
+    ws, art, image = tiny_art
+    cams = tmp_path / "cams"
+    for args, msg in ((["--llm", str(tmp_path / "missing.pt")], "checkpoint not found"),
+                      (["--llm", art], "is a 'artcnn' checkpoint (art-mobilenet_v3_small); expected llm or gpt2"),
+                      (["--llm", "llm-0042"], "no checkpoint file 'llm-0042'")):
+        res = cli(ws, "analyze", str(image), "--cnn", art, "--out", str(cams), *args)
+        assert res.exit_code == 1, (args, res.output)
+        assert msg in res.stderr and res.stderr.count("\n") == 1, (args, res.stderr)
+        assert res.stdout == "" and not cams.exists(), args  # no picture printed, no CAM written
+
+
+def test_analyze_without_llm_reports_its_timings(tiny_art, tmp_path: Path) -> None:
+    ws, art, image = tiny_art
+    res = cli(ws, "analyze", str(image), "--cnn", art, "--out", str(tmp_path / "cams"), "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    t = out["timings"]
+    assert set(t) == {"cnn_load_s", "llm_load_s", "cnn_cams_s", "llm_first_token_s", "llm_s", "total_s"}
+    assert t["llm_first_token_s"] == [] and 0 < t["cnn_cams_s"] <= t["total_s"] and out["explanations"] == []
+    assert sorted(p.name for p in (tmp_path / "cams").iterdir()) == [f"gradcam_{h}.png" for h in ("artist", "genre", "style")]
+
+
+def test_analyze_an_image_too_large_to_decode_is_one_line(tiny_art, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import Image
+
+    ws, art, _ = tiny_art
+    big = tmp_path / "big.png"
+    Image.new("RGB", (120, 100)).save(big)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 4000)
+    res = cli(ws, "analyze", str(big), "--cnn", art)
+    assert res.exit_code == 1 and res.stderr.count("\n") == 1, res.output
+    assert "image too large: 120×100 pixels" in res.stderr

@@ -154,3 +154,28 @@ def test_bad_inputs_give_one_clear_line(trained: dict[str, Any], monkeypatch: py
         assert msg in res.stderr, (args, res.stderr)
         assert res.stderr.startswith("ncanvas: ") and res.stderr.count("\n") == 1, (args, res.stderr)
         assert "Traceback" not in res.output
+
+
+def test_an_image_too_large_to_decode_is_one_line(trained: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """PIL's DecompressionBombError (a 30000x30000 PNG) reaches the user as one line, not a class name."""
+    big = trained["root"] / "big.png"
+    Image.new("L", (120, 100)).save(big)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 4000)  # the same refusal, from a small file
+    for cmd in ("classify", "gradcam"):
+        res = invoke(trained, cmd, str(big), "-c", trained["ckpt"])
+        assert res.exit_code == 1, res.output
+        assert res.stderr == f"ncanvas: {big}: image too large: 120×100 pixels, over the 8,000 pixels PIL decodes " \
+                             "safely; downscale it first\n"
+
+
+def test_class_predicted_and_blanks(trained: dict[str, Any]) -> None:
+    seven = str(trained["root"] / "seven.png")
+    for value, target in (("predicted", 7), (" Predicted ", 7), (" 3 ", 3), ("", 7)):
+        res = invoke(trained, "gradcam", seven, "-c", trained["ckpt"], "--class", value, "--json")
+        assert res.exit_code == 0, (value, res.output)
+        out = json.loads(res.stdout)
+        assert out["predicted"] == 7 and out["target"] == target, value
+    res = invoke(trained, "gradcam", seven, "-c", trained["ckpt"], "--class", "seven")
+    assert res.exit_code == 1 and "no class 'seven'; classes: 0, 1, 2" in res.stderr and "(or predicted)" in res.stderr
+    res = invoke(trained, "viz", "class-model", "-c", trained["ckpt"], "--class", "predicted", "--steps", "1")
+    assert res.exit_code == 1 and "class-model needs a class" in res.stderr

@@ -95,14 +95,62 @@ def test_batch_targets_are_per_sample() -> None:
     np.testing.assert_allclose(both[1], one[0], atol=1e-6)
 
 
-def test_gradcam_plus_plus_and_guided_gradcam() -> None:
+def _acts_and_grads(model: nn.Module, layer: str, x: torch.Tensor, targets: list[int]) -> tuple[np.ndarray, ...]:
+    """The layer's activations and d(sum of target logits)/d(activations), by a plain hook: (B, K, h, w) each."""
+    store: dict[str, torch.Tensor] = {}
+    handle = dict(model.named_modules())[layer].register_forward_hook(lambda _m, _i, o: store.__setitem__("a", o))
+    try:
+        logits = model(x)
+        (grads,) = torch.autograd.grad(logits[torch.arange(len(targets)), targets].sum(), store["a"])
+    finally:
+        handle.remove()
+    return store["a"].detach().double().numpy(), grads.double().numpy()
+
+
+def _gradcam_pp_reference(acts: np.ndarray, grads: np.ndarray) -> np.ndarray:
+    """pytorch-grad-cam's GradCAMPlusPlus, written out in numpy: alpha = g^2 / (2 g^2 + sum(A) g^3 + eps)
+    where g != 0, channel weight = sum over positions of alpha * relu(g), map = relu(sum_k w_k A_k)."""
+    g2, g3 = grads**2, grads**3
+    sum_a = acts.sum(axis=(2, 3))[:, :, None, None]
+    alpha = np.where(grads != 0, g2 / (2 * g2 + sum_a * g3 + 1e-6), 0.0)
+    weights = (np.maximum(grads, 0) * alpha).sum(axis=(2, 3))  # (B, K)
+    return np.maximum((weights[:, :, None, None] * acts).sum(axis=1), 0)  # (B, h, w)
+
+
+@pytest.mark.parametrize("name,c,size,layer", [("simplecnn", 1, 28, "conv2"), ("simplenet", 3, 32, "features.conv10")])
+def test_gradcam_plus_plus_matches_the_published_formula(name: str, c: int, size: int, layer: str) -> None:
+    model = _model(name, c, size)
+    x = torch.randn(3, c, size, size, generator=torch.Generator().manual_seed(4))
+    targets = [1, 6, 2]
+    ref_raw = _gradcam_pp_reference(*_acts_and_grads(model, layer, x, targets))
+    assert ref_raw.max() > 0
+    with GradCAMPlusPlus(model, layer) as cam:
+        raw = cam.raw_cam(x, targets).double().numpy()
+        maps = cam(x, targets)
+    # float32 against float64: the channel sum cancels, so allow 2e-4 of the peak (eps 1e-7 instead of 1e-6
+    # already moves the map by ~20 % of it, a missing relu(g) by ~9 %)
+    np.testing.assert_allclose(raw, ref_raw, rtol=1e-3, atol=2e-4 * ref_raw.max())
+    up = torch.nn.functional.interpolate(torch.from_numpy(ref_raw)[:, None].float(), size=(size, size), mode="bilinear")
+    np.testing.assert_allclose(maps, minmax_per_sample(up[:, 0]).numpy(), atol=1e-4)
+    with GradCAM(model, layer) as plain:  # a different method: the maps must differ somewhere
+        assert np.abs(plain(x, targets) - maps).max() > 1e-3
+
+
+@pytest.mark.parametrize("targets", [[1, 2], None])
+def test_guided_gradcam_is_guided_backprop_times_the_gradcam_map(targets: list[int] | None) -> None:
+    from captum.attr import GuidedBackprop as CaptumGB
+
     model = _model("simplecnn", 1, 28)
-    x = torch.randn(2, 1, 28, 28)
-    with GradCAMPlusPlus(model, "conv2") as cam:
-        maps = cam(x, [1, 2])
-    assert maps.shape == (2, 28, 28) and maps.min() >= 0 and maps.max() <= 1
-    gg = guided_gradcam(model, x, [1, 2], "conv2")
-    assert gg.shape == (2, 1, 28, 28)
+    x = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(5))
+    with GradCAM(model, "conv2") as cam:
+        heat = cam(x, targets)  # (B, H, W) in [0, 1]
+        fixed = [int(i) for i in cam.logits.argmax(1)] if targets is None else targets
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        guided = CaptumGB(model).attribute(x, target=fixed)  # an independent guided backprop
+    gg = guided_gradcam(model, x, targets, "conv2")
+    assert gg.shape == (2, 1, 28, 28) and float(gg.abs().max()) > 0
+    torch.testing.assert_close(gg, guided * torch.from_numpy(heat)[:, None], atol=1e-6, rtol=1e-5)
     img = deprocess_gradient(gg[0].numpy())
     assert img.shape == (28, 28, 1) and 0 <= img.min() and img.max() <= 1
     s = saliency(gg[0].numpy())
@@ -171,6 +219,16 @@ def test_class_model_raises_the_logit() -> None:
     assert after > before + 0.1
     with pytest.raises(NcanvasError, match="class 10 is out of range"):
         class_model(model, 10, (1, 28, 28), (0.1307,), (0.3081,))
+
+
+def test_gradient_ascent_leaves_no_weight_gradients() -> None:
+    """Only the input's gradient is computed: a cached model (the dashboard's) keeps no .grad tensors."""
+    model = _model("simplecnn", 1, 28)
+    cfg = AscentConfig(steps=3)
+    activation_maximization(model, "conv2", 1, (1, 28, 28), (0.1307,), (0.3081,), cfg)
+    class_model(model, 2, (1, 28, 28), (0.1307,), (0.3081,), cfg)
+    assert all(p.grad is None for p in model.parameters())
+    assert all(p.requires_grad for p in model.parameters())  # and training still works afterwards
 
 
 def test_first_layer_filters_form_a_square_grid() -> None:

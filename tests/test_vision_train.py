@@ -172,6 +172,31 @@ def test_export_json_round_trip(ws: Any, tmp_path: Path) -> None:
         load_export(tmp_path / "x.json")
 
 
+def test_export_labels_a_mid_epoch_latest_as_partial(ws: Any, tmp_path: Path) -> None:
+    """A run stopped mid-epoch: latest.pt holds weights past the last epoch end; the export must not pass them
+    off as that epoch's (with its metrics), and a latest.pt that repeats an epoch file is not exported twice."""
+    from core.vision.export import export_run, load_export, state_dict_from_export
+
+    make_idx_dataset(tmp_path / "data", n_train=120, n_test=24)  # 108 train images -> 4 batches per epoch
+    values = {"data_dir": str(tmp_path / "data"), "epochs": 2, "batch_size": 32, "model": "lenet-demo"}
+    rt = run_train(ws, "cnn-0001", values, stop_at_step=6)  # 2 batches into epoch 2
+    res = export_run(rt.paths.ckpt_dir, rt.paths.metrics, tmp_path / "a.json", max_samples=1)
+    assert res["epochs"] == [0] and res["partial"] == {"epoch": 1, "step": 6, "batch_in_epoch": 2}
+    doc = load_export(tmp_path / "a.json")
+    first, part = doc["epochs"]
+    assert (first["epoch"], first["checkpoint"], first["partial"], first["step"]) == (0, "epoch_0.pt", False, 0)
+    assert (part["epoch"], part["checkpoint"], part["partial"], part["step"], part["batch_in_epoch"]) == \
+        (1, "latest.pt", True, 6, 2)
+    assert part["metrics"] == {}  # epoch 1's val/test figures describe other weights
+    ck = load_checkpoint(rt.paths.latest)["model"]
+    assert all(torch.equal(state_dict_from_export(part)[k], ck[k]) for k in ck)
+    b = run_train(ws, "cnn-0002", dict(values, save_every_epoch=True))  # latest.pt = epoch_2.pt
+    res = export_run(b.paths.ckpt_dir, b.paths.metrics, tmp_path / "b.json", max_samples=1)
+    doc = load_export(tmp_path / "b.json")
+    assert res["partial"] is None and [(e["epoch"], e["checkpoint"]) for e in doc["epochs"]] == \
+        [(0, "epoch_0.pt"), (1, "epoch_1.pt"), (2, "epoch_2.pt")]
+
+
 @pytest.mark.slow
 def test_real_process_sigterm_and_resume_match_an_uninterrupted_run(ws: Any, mnist_dir: Path) -> None:
     """Through the supervisor: a real `python -m jobs.cnn` process, SIGTERM mid-epoch, `resume`, same curve."""

@@ -52,22 +52,25 @@ def make_cifar_dataset(root: Path, per_batch: int = 20, seed: int = 0) -> Path:
     return root
 
 
-def make_runtime(ws: Any, job_id: str, values: dict[str, Any], resuming: bool = False, stop_at_step: int | None = None) -> Any:
-    """A real :class:`jobs.runtime.JobRuntime` for an in-process ``train()`` call (no subprocess, no lock).
+def make_runtime(ws: Any, job_id: str, values: dict[str, Any], resuming: bool = False, stop_at_step: int | None = None,
+                 kind: str = "cnn", gpu: str = "cpu") -> Any:
+    """A real :class:`jobs.runtime.JobRuntime` for an in-process ``train()`` call of job ``kind`` (no subprocess,
+    no lock), on ``gpu`` ("cpu" or a CUDA index as the supervisor records it).
 
     ``stop_at_step`` simulates SIGTERM right after that training step was logged.
     """
+    import importlib
+
     from core.runrec import JobRecord, read_record, write_record
-    from jobs.cnn import CONFIG
     from jobs.config import build_config, to_dict
     from jobs.runtime import JobRuntime
 
-    cfg = build_config(CONFIG, values)
+    cfg = build_config(importlib.import_module(f"jobs.{kind}").CONFIG, values)
     paths = ws.run(job_id).make()
     if paths.job_json.is_file():
         rec = read_record(paths.job_json)
     else:
-        rec = JobRecord(id=job_id, kind="cnn", config=to_dict(cfg))
+        rec = JobRecord(id=job_id, kind=kind, config=to_dict(cfg), gpu=gpu)
         write_record(paths.job_json, rec)
     rt = JobRuntime(paths, rec, cfg, resuming=resuming)
     rt._load_resume()
@@ -93,3 +96,27 @@ def run_train(ws: Any, job_id: str, values: dict[str, Any], **kw: Any) -> Any:
     finally:
         rt.metrics.close()
     return rt
+
+
+def run_art_train(ws: Any, job_id: str, values: dict[str, Any], **kw: Any) -> Any:
+    """The ``artcnn`` job's ``train()`` in this process, on one CPU thread (it has no --cpu-threads option)."""
+    import torch
+
+    from jobs.artcnn import train
+
+    rt = make_runtime(ws, job_id, values, kind="artcnn", **kw)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train(rt, rt.config)
+    finally:
+        torch.set_num_threads(threads)
+        rt.metrics.close()
+    return rt
+
+
+def make_art_set(root: Path, n: int = 48, size: int = 16, seed: int = 0) -> Path:
+    """A tiny synthetic art set in the WikiArt layout (``labels.csv`` + ``images/``); returns the CSV path."""
+    from core.art.synthetic import write_dataset
+
+    return write_dataset(root, n, seed=seed, size=size)

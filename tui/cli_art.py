@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -21,8 +23,6 @@ def art_synthetic(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
     """Draw a procedural art set in the WikiArt layout (each style a stroke family, each artist a variation)."""
-    import time
-
     from core.art.synthetic import write_dataset
 
     if out.exists() and not out.is_dir():
@@ -35,6 +35,87 @@ def art_synthetic(
 
 def _bar(p: float, width: int = 20) -> str:
     return "█" * int(round(p * width))
+
+
+class _TimedExplainer:
+    """An explainer whose ``stream`` records the time to the first text delta and to the last one."""
+
+    def __init__(self, ex: Any, source: Path) -> None:
+        self.ex, self.source, self.name, self.kind = ex, source, ex.name, ex.kind
+        self.first_s: float | None = None
+        self.total_s = 0.0
+
+    def stream(self, prompt: str, settings: Any) -> Iterator[str]:
+        t0 = time.perf_counter()
+        for delta in self.ex.stream(prompt, settings):
+            if self.first_s is None:
+                self.first_s = time.perf_counter() - t0
+            yield delta
+        self.total_s = time.perf_counter() - t0
+
+
+def _check_options(cmap: str, colors: str | None, out: Path | None, llm: str | None, compare: str | None) -> None:
+    from core.render import COLORMAP_NAMES
+
+    if cmap not in COLORMAP_NAMES:
+        raise NcanvasError(f"--cmap must be one of {', '.join(COLORMAP_NAMES)}; got {cmap!r}")
+    if colors not in (None, "truecolor", "256"):
+        raise NcanvasError("--colors must be truecolor or 256")
+    if out is not None and out.exists() and not out.is_dir():
+        raise NcanvasError(f"--out {out} exists and is not a folder")
+    if compare and not llm:
+        raise NcanvasError("--compare needs --llm as the first explainer")
+
+
+def _load_explainers(ctx: typer.Context, llm: str | None, compare: str | None) -> list[_TimedExplainer]:
+    """Load --llm and --compare before any CNN work, so a missing or wrong file costs nothing but one line."""
+    from core.llm.generate import load_explainer
+    from tui.cli_vision import _checkpoint_path
+
+    sources = [_checkpoint_path(ctx, v) for v in (llm, compare) if v]
+    return [_TimedExplainer(load_explainer(src), src) for src in sources]
+
+
+def _cam_folder(ctx: typer.Context, image: Path, out: Path | None) -> Path:
+    """--out, else one folder per image file: two paintings called cat.png do not share one."""
+    import hashlib
+
+    from tui.cli import workspace
+
+    if out is not None:
+        return out
+    tag = hashlib.sha1(str(image.resolve()).encode()).hexdigest()[:8]
+    return workspace(ctx).root / "analyze" / f"{image.stem}-{tag}"
+
+
+def _print_pictures(base: Any, preds: dict[str, Any], overlays: dict[str, Any], width: int,
+                    colors: str | None) -> None:
+    from core.render import tile_grid, to_ansi
+
+    typer.echo(to_ansi(base, max_width=width, mode=colors), color=True)
+    for head, items in preds.items():
+        typer.echo(f"{head.title():<7}" + "   ".join(f"{n} {p:6.1%}" for n, p in items[:1]))
+        for name, p in items:
+            typer.echo(f"   {name[:28]:<28} {p:6.1%} {_bar(p)}")
+    typer.echo("Grad-CAM: " + "  |  ".join(f"{h} -> {preds[h][0][0]}" for h in overlays))
+    typer.echo(to_ansi(tile_grid(list(overlays.values()), cols=3), max_width=3 * width, mode=colors), color=True)
+
+
+def _explain(explainers: list[_TimedExplainer], prompt: str, settings: Any, stream: bool) -> list[str]:
+    """Each explainer's text for ``prompt``: streamed to the terminal (side by side for two), or collected."""
+    from tui.cli_llm import _stream_side_by_side
+
+    if not stream:
+        return ["".join(ex.stream(prompt, settings)) for ex in explainers]
+    typer.echo("\n" + prompt)
+    if len(explainers) == 2:
+        return _stream_side_by_side(explainers, prompt, settings)
+    text = ""
+    for delta in explainers[0].stream(prompt, settings):
+        text += delta
+        typer.echo(delta, nl=False)
+    typer.echo("")
+    return [text]
 
 
 def analyze(
@@ -58,79 +139,52 @@ def analyze(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output (no pictures, no streaming).")] = False,
 ) -> None:
     """Image -> art CNN (artist, style, genre) -> Grad-CAM per head -> the LLM's explanation, streamed."""
-    import time
-
     from core.art.api import head_cams, load_art_classifier, logits, predict
-    from core.render import overlay, save_png, tile_grid, to_ansi
+    from core.explain import prompt_from_logits
+    from core.llm.sampling import SamplingSettings
+    from core.render import overlay, save_png
     from tui.cli_vision import _checkpoint_path
 
     t0 = time.perf_counter()
-    from core.render import COLORMAP_NAMES
-
-    if cmap not in COLORMAP_NAMES:
-        raise NcanvasError(f"--cmap must be one of {', '.join(COLORMAP_NAMES)}; got {cmap!r}")
-    if colors not in (None, "truecolor", "256"):
-        raise NcanvasError("--colors must be truecolor or 256")
-    if out is not None and out.exists() and not out.is_dir():
-        raise NcanvasError(f"--out {out} exists and is not a folder")
-    if compare and not llm:
-        raise NcanvasError("--compare needs --llm as the first explainer")
+    _check_options(cmap, colors, out, llm, compare)
     clf = load_art_classifier(_checkpoint_path(ctx, cnn))
+    t_cnn = time.perf_counter()
+    explainers = _load_explainers(ctx, llm, compare)
+    t_llm = time.perf_counter()
     pixels = clf.pixels(image)
     preds = predict(clf, pixels, top_k=top_k)
     cams = head_cams(clf, pixels, method=method)
     base = pixels.astype("float32") / 255.0
     overlays = {h: overlay(base, cam, cmap=cmap, alpha=alpha) for h, cam in cams.items()}
-    from tui.cli import workspace
-
-    if out is None:  # one folder per image file: two paintings called cat.png do not share one
-        import hashlib
-
-        tag = hashlib.sha1(str(image.resolve()).encode()).hexdigest()[:8]
-        out = workspace(ctx).root / "analyze" / f"{image.stem}-{tag}"
-    pngs = {h: str(save_png(ov, out / f"gradcam_{h}.png", scale=4)) for h, ov in overlays.items()}
-    cnn_s = time.perf_counter() - t0
-    from core.explain import prompt_from_logits
-
+    folder = _cam_folder(ctx, image, out)
+    pngs = {h: str(save_png(ov, folder / f"gradcam_{h}.png", scale=4)) for h, ov in overlays.items()}
     prompt = prompt_from_logits(logits(clf, pixels), labels=clf.labels)
+    t_cams = time.perf_counter()
     if not as_json:
-        typer.echo(to_ansi(base, max_width=width, mode=colors), color=True)
-        for head, items in preds.items():
-            typer.echo(f"{head.title():<7}" + "   ".join(f"{n} {p:6.1%}" for n, p in items[:1]))
-            for name, p in items:
-                typer.echo(f"   {name[:28]:<28} {p:6.1%} {_bar(p)}")
-        typer.echo("Grad-CAM: " + "  |  ".join(f"{h} -> {preds[h][0][0]}" for h in cams))
-        typer.echo(to_ansi(tile_grid([overlays[h] for h in cams], cols=3), max_width=3 * width, mode=colors),
-                   color=True)
-        typer.echo(f"(CAM PNGs in {out}; CNN {cnn_s:.2f}s)")
-    explanations: list[dict[str, str]] = []
-    if llm:
-        from core.llm.generate import load_explainer
-        from core.llm.sampling import SamplingSettings
-        from tui.cli_llm import _stream_side_by_side
+        _print_pictures(base, preds, overlays, width, colors)
+        typer.echo(f"(CAM PNGs in {folder}; CNN {t_cams - t_llm:.2f}s)")
+    settings = SamplingSettings(max_new_tokens, temperature, top_k_sampling, top_p, 1.1, seed)
+    texts = _explain(explainers, prompt, settings, stream=not as_json) if explainers else []
+    total = time.perf_counter() - t0
+    if not as_json:
+        if explainers:
+            typer.echo(f"(load CNN {t_cnn - t0:.2f}s, LLM {t_llm - t_cnn:.2f}s; first token "
+                       f"{explainers[0].first_s or 0:.2f}s; total {total:.2f}s)")
+        return
+    timings = {"cnn_load_s": _ms(t_cnn - t0), "llm_load_s": _ms(t_llm - t_cnn), "cnn_cams_s": _ms(t_cams - t_llm),
+               "llm_first_token_s": [_ms(ex.first_s) for ex in explainers],
+               "llm_s": [_ms(ex.total_s) for ex in explainers], "total_s": _ms(total)}
+    typer.echo(json.dumps({
+        "image": str(image), "predictions": {h: [{"label": n, "prob": p} for n, p in v] for h, v in preds.items()},
+        "cams": pngs, "method": method, "prompt": prompt,
+        "explanations": [{"checkpoint": str(ex.source), "text": t} for ex, t in zip(explainers, texts)],
+        "seconds": round(total, 3), "timings": timings,
+    }, indent=2))
 
-        sources = [_checkpoint_path(ctx, llm)] + ([_checkpoint_path(ctx, compare)] if compare else [])
-        explainers = [load_explainer(src) for src in sources]
-        settings = SamplingSettings(max_new_tokens, temperature, top_k_sampling, top_p, 1.1, seed)
-        if as_json:
-            texts = [ex.explain(prompt, settings) for ex in explainers]
-        else:
-            typer.echo("\n" + prompt)
-            if len(explainers) == 2:
-                texts = _stream_side_by_side(explainers, prompt, settings)
-            else:
-                texts = [""]
-                for delta in explainers[0].stream(prompt, settings):
-                    texts[0] += delta
-                    typer.echo(delta, nl=False)
-                typer.echo("")
-        explanations = [{"checkpoint": str(src), "text": text} for src, text in zip(sources, texts)]
-    if as_json:
-        typer.echo(json.dumps({
-            "image": str(image), "predictions": {h: [{"label": n, "prob": p} for n, p in v] for h, v in preds.items()},
-            "cams": pngs, "method": method, "prompt": prompt, "explanations": explanations,
-            "seconds": round(time.perf_counter() - t0, 3),
-        }, indent=2))
+
+def _ms(seconds: float | None) -> float | None:
+    """Seconds rounded to 0.1 ms for the JSON (None stays None: an explainer that produced no text)."""
+    return None if seconds is None else round(seconds, 4)
 
 
 def register(app: typer.Typer) -> None:

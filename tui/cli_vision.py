@@ -116,7 +116,7 @@ def classify_cmd(ctx: typer.Context, checkpoint: Checkpoint, image: ImageArg = N
 def gradcam_cmd(
     ctx: typer.Context, checkpoint: Checkpoint, image: ImageArg = None, sample: Sample = None,
     layer: Layer = None,
-    class_: Annotated[str | None, typer.Option("--class", help="Class to explain (index or name; default: predicted).")] = None,
+    class_: Annotated[str | None, typer.Option("--class", help="Class to explain: index, name or 'predicted' (the default).")] = None,
     method: Annotated[str, typer.Option("--method", help="gradcam, gradcam++, guided or guided-gradcam.")] = "gradcam",
     png: Png = None, alpha: Annotated[float, typer.Option("--alpha", help="Heat-map opacity.", min=0.0, max=1.0)] = 0.5,
     cmap: Annotated[str, typer.Option("--cmap", help="viridis, inferno, jet or gray.")] = "jet",
@@ -220,7 +220,10 @@ def export_json_cmd(
         ckpt_dir = Path(run)
         metrics = ckpt_dir.parent.parent / "logs" / ckpt_dir.name / "metrics.jsonl"
     res = export_run(ckpt_dir, metrics if metrics.is_file() else None, out or ckpt_dir / "export.json", samples)
-    typer.echo(f"wrote {res['path']} ({res['bytes'] / 1e6:.1f} MB; epochs {res['epochs']}, {res['samples']} samples)")
+    part = res["partial"]
+    extra = f" + latest.pt stopped mid-epoch {part['epoch'] + 1} (step {part['step']})" if part else ""
+    typer.echo(f"wrote {res['path']} ({res['bytes'] / 1e6:.1f} MB; epochs {res['epochs']}{extra}, "
+               f"{res['samples']} samples)")
 
 
 def register(app: typer.Typer) -> None:

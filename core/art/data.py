@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from core.art.labels import HEADS, LABELS
 from core.errors import NcanvasError
-from core.imageio import to_mode
+from core.imageio import open_image, to_mode
 
 MEAN = (0.485, 0.456, 0.406)  # ImageNet statistics: the pretrained backbones expect them
 STD = (0.229, 0.224, 0.225)
@@ -83,12 +83,10 @@ def fit_crop(im: Image.Image, size: int) -> np.ndarray:
 
 
 def load_image(path: Path, size: int) -> np.ndarray:
-    """:func:`fit_crop` of an image file, with one clear error for unreadable files."""
-    try:
-        with Image.open(path) as im:
-            return fit_crop(im, size)
-    except (OSError, UnidentifiedImageError) as e:
-        raise NcanvasError(f"cannot read image {path}: {e}") from None
+    """:func:`fit_crop` of an image file, opened by :func:`core.imageio.open_image` (one clear error line for
+    missing, unreadable or oversized files)."""
+    with open_image(path) as im:
+        return fit_crop(im, size)
 
 
 def load_images(paths: list[Path], size: int) -> torch.Tensor:

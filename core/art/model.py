@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -39,7 +40,12 @@ def _strip_classifier(model: nn.Module) -> tuple[nn.Module, int]:
 
 
 def build_backbone(name: str, pretrained: bool) -> tuple[nn.Module, str]:
-    """A torchvision model by name; ImageNet weights where they can be loaded. Returns (model, note)."""
+    """A torchvision model by name; ImageNet weights where they can be loaded. Returns (model, note for the log).
+
+    The model is always built with ``weights=None`` and the weights loaded here with ``weights_only=True``:
+    torchvision's own ``ctor(weights=...)`` path unpickles the downloaded file with torch.hub's default
+    ``weights_only=False``, which would run any code a tampered file carries.
+    """
     import torchvision
 
     try:
@@ -47,14 +53,37 @@ def build_backbone(name: str, pretrained: bool) -> tuple[nn.Module, str]:
     except ValueError:
         raise ValueError(f"unknown backbone {name!r}; e.g. resnet18, resnet50, mobilenet_v3_small, "
                          "efficientnet_b0, convnext_tiny") from None
-    if pretrained:
-        try:
-            weights = torchvision.models.get_model_weights(name).DEFAULT
-            return ctor(weights=weights), f"ImageNet weights {weights}"
-        except Exception as e:  # offline, no cache: say so and train from scratch
-            note = f"could not load ImageNet weights ({type(e).__name__}); random init"
-            return ctor(weights=None), note
-    return ctor(weights=None), "random init"
+    if not pretrained:
+        return ctor(weights=None), "random init"
+    try:
+        weights = torchvision.models.get_model_weights(name).DEFAULT
+        state = _imagenet_state(weights)
+    except Exception as e:  # noqa: BLE001 - offline, no cache, bad file: say so and train from scratch
+        return ctor(weights=None), f"could not load ImageNet weights ({_why(e)}); training from random init"
+    model = ctor(weights=None)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:  # weights for another variant of the architecture: start clean, not half-loaded
+        return ctor(weights=None), f"ImageNet weights {weights} do not fit ({_why(e)}); training from random init"
+    return model, f"ImageNet weights {weights}"
+
+
+def _imagenet_state(weights: Any) -> dict[str, Any]:
+    """The state dict of a torchvision ``WeightsEnum`` member: from torch.hub's cache, else downloaded (unless
+    ``NCANVAS_OFFLINE=1``), hash-checked, unpickled with ``weights_only=True``."""
+    import os
+    from pathlib import Path
+    from urllib.parse import urlparse
+
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)
+    if os.environ.get("NCANVAS_OFFLINE") == "1" and not cached.is_file():
+        raise FileNotFoundError(f"downloads disabled (NCANVAS_OFFLINE=1) and no cached copy at {cached}")
+    return weights.get_state_dict(progress=True, check_hash=True, weights_only=True)
+
+
+def _why(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0][:160]}" if text else type(e).__name__
 
 
 class ArtClassifier(nn.Module):

@@ -22,9 +22,10 @@ import torch
 import torch.nn as nn
 
 from core.errors import CheckpointError, NcanvasError
-from core.imageio import stretch_to_8bit, to_mode
+from core.imageio import open_image, stretch_to_8bit, to_mode
 
 METHODS = ("gradcam", "gradcam++", "guided", "guided-gradcam")
+PREDICTED = "predicted"  # --class value for "explain the predicted class"
 ImageInput = Any  # str | os.PathLike | PIL.Image.Image | np.ndarray
 
 
@@ -67,13 +68,18 @@ class Classifier:
         return np.repeat(p, 3, axis=2) if p.shape[2] == 1 else p
 
     def class_index(self, value: int | str | None) -> int | None:
-        """A class given by index or by name (case-insensitive); None stays None (= predicted)."""
-        if value is None or value == "":
+        """A class given by index or by name (case-insensitive, surrounding blanks ignored); None, "" and
+        "predicted" mean the predicted class (returned as None), as ``--class`` documents."""
+        if isinstance(value, str):
+            value = value.strip()
+            if value.lower() in ("", PREDICTED):
+                return None
+        if value is None:
             return None
         if isinstance(value, str) and not value.lstrip("-").isdigit():
             names = [n.lower() for n in self.class_names]
             if value.lower() not in names:
-                raise NcanvasError(f"no class {value!r}; classes: {', '.join(self.class_names)}")
+                raise NcanvasError(f"no class {value!r}; classes: {', '.join(self.class_names)} (or {PREDICTED})")
             return names.index(value.lower())
         idx = int(value)
         if not 0 <= idx < len(self.class_names):
@@ -106,22 +112,8 @@ def load_classifier(path: str | os.PathLike[str], device: str | torch.device = "
 
 
 def load_image(path: str | os.PathLike[str]) -> Any:
-    """Open and fully decode an image file (PIL), with one clear error for missing, foreign or truncated files."""
-    from PIL import Image, UnidentifiedImageError
-
-    p = Path(path)
-    if not p.exists():
-        raise NcanvasError(f"image not found: {p}")
-    if p.is_dir():
-        raise NcanvasError(f"{p} is a directory, not an image")
-    try:
-        img = Image.open(p)
-        img.load()
-    except UnidentifiedImageError:
-        raise NcanvasError(f"{p} is not an image (PNG, JPEG, BMP, GIF, ... expected)") from None
-    except (OSError, SyntaxError, ValueError) as e:
-        raise NcanvasError(f"{p} is truncated or corrupt ({str(e).splitlines()[0][:120]})") from None
-    return img
+    """Open and fully decode an image file (PIL): :func:`core.imageio.open_image`, the one image-reading path."""
+    return open_image(path)
 
 
 def to_model_pixels(image: ImageInput, channels: int, size: int) -> np.ndarray:

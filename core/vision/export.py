@@ -5,11 +5,14 @@ Layout (``format: "ncanvas-cnn-export"``, version 1)::
     {"run", "arch", "dataset", "class_names", "input": {"channels", "size", "mean", "std"},
      "architecture": [{"name", "type", "params", "out_shape", ...}, ...],
      "samples": [{"label", "shape": [H, W, C], "pixels": [uint8, ...]}],
-     "epochs": [{"epoch", "checkpoint", "metrics": {"train_loss", "val_loss", "val_acc", "test_loss", "test_acc"},
+     "epochs": [{"epoch", "checkpoint", "step", "partial", "batch_in_epoch",
+                 "metrics": {"train_loss", "val_loss", "val_acc", "test_loss", "test_acc"},
                  "weights": {name: {"shape", "data"}},                # exact float32 values, row-major
                  "feature_maps": [{layer: {"shape", "data"}}, ...]}]} # per sample, after each ReLU, 4 decimals
 
 Tensors are flat row-major lists with their shape, which JavaScript reads without reshaping libraries.
+``epoch`` counts completed epochs. A run stopped mid-epoch adds its ``latest.pt`` as ``partial: true`` (weights
+``batch_in_epoch`` batches into the next epoch, at global ``step``; no epoch metrics), after that epoch's entry.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,20 +50,39 @@ def state_dict_from_export(epoch_entry: dict[str, Any]) -> dict[str, torch.Tenso
     return {k: tensor_from_json(v) for k, v in epoch_entry["weights"].items()}
 
 
-def _epoch_checkpoints(ckpt_dir: Path) -> list[tuple[int, Path]]:
-    """epoch_<n>.pt files, plus latest.pt for the last epoch when per-epoch files were not kept."""
-    found: dict[int, Path] = {}
+@dataclass(frozen=True)
+class _Saved:
+    """One checkpoint to export. ``epoch`` counts completed epochs; ``batch_in_epoch > 0`` marks a ``latest.pt``
+    written by a stop partway into epoch ``epoch + 1`` (its weights are not those of any epoch's end)."""
+
+    epoch: int
+    path: Path
+    step: int | None = None
+    batch_in_epoch: int = 0
+
+    @property
+    def partial(self) -> bool:
+        return self.batch_in_epoch > 0
+
+
+def _epoch_checkpoints(ckpt_dir: Path) -> list[_Saved]:
+    """epoch_<n>.pt files, plus latest.pt: as its epoch when that epoch has no file of its own, as a partial
+    entry when a stop wrote it mid-epoch, and not at all when it repeats an epoch file."""
+    from core.checkpoint import load_checkpoint
+
+    found: dict[int, _Saved] = {}
     for p in ckpt_dir.glob("epoch_*.pt"):
         m = re.fullmatch(r"epoch_(\d+)\.pt", p.name)
         if m:
-            found[int(m.group(1))] = p
+            found[int(m.group(1))] = _Saved(int(m.group(1)), p)
+    out = list(found.values())
     latest = ckpt_dir / "latest.pt"
     if latest.is_file():
-        from core.checkpoint import load_checkpoint
-
-        ep = int(load_checkpoint(latest, kind="cnn").get("epoch", 0))
-        found.setdefault(ep, latest)
-    return sorted(found.items())
+        ck = load_checkpoint(latest, kind="cnn")
+        saved = _Saved(int(ck.get("epoch", 0)), latest, ck.get("step"), int(ck.get("batch_in_epoch") or 0))
+        if saved.partial or saved.epoch not in found:
+            out.append(saved)
+    return sorted(out, key=lambda s: (s.epoch, s.partial))
 
 
 def _epoch_metrics(metrics_path: Path) -> dict[int, dict[str, float]]:
@@ -102,10 +125,10 @@ def export_run(ckpt_dir: str | os.PathLike[str], metrics_path: str | os.PathLike
     epochs = _epoch_checkpoints(ckpt_dir) if ckpt_dir.is_dir() else []
     if not epochs:
         raise NcanvasError(f"no cnn checkpoints in {ckpt_dir}")
-    first = load_checkpoint(epochs[-1][1], kind="cnn")
+    first = load_checkpoint(epochs[-1].path, kind="cnn")
     meta = (first.get("extra") or {}).get("vision")
     if not isinstance(meta, dict):
-        raise NcanvasError(f"{epochs[-1][1]} has no vision metadata (not written by the cnn job)")
+        raise NcanvasError(f"{epochs[-1].path} has no vision metadata (not written by the cnn job)")
     c, size = int(meta["in_channels"]), int(meta["image_size"])
     model = build_model(first["arch"], c, int(meta["num_classes"]), size).eval()
     info = DatasetInfo(meta["dataset"], c, size, tuple(meta["class_names"]), tuple(meta["mean"]),
@@ -122,16 +145,21 @@ def export_run(ckpt_dir: str | os.PathLike[str], metrics_path: str | os.PathLike
         "epochs": [],
     }
     per_epoch = _epoch_metrics(Path(metrics_path)) if metrics_path else {}
-    for ep, path in epochs:
-        ck = first if path == epochs[-1][1] else load_checkpoint(path, kind="cnn")
-        load_model_state(model, ck, path)
+    for saved in epochs:
+        ck = first if saved.path == epochs[-1].path else load_checkpoint(saved.path, kind="cnn")
+        load_model_state(model, ck, saved.path)
         model.eval()
         doc["epochs"].append({
-            "epoch": ep, "checkpoint": path.name, "metrics": per_epoch.get(ep, {}),
+            "epoch": saved.epoch, "checkpoint": saved.path.name, "step": ck.get("step"), "partial": saved.partial,
+            "batch_in_epoch": saved.batch_in_epoch,
+            "metrics": {} if saved.partial else per_epoch.get(saved.epoch, {}),  # epoch metrics describe its end
             "weights": {k: _tensor_json(v) for k, v in ck["model"].items()},
             "feature_maps": _feature_maps(model, xs, decimals)})
     atomic_write_text(out, json.dumps(doc, separators=(",", ":")))
-    return {"path": str(out), "epochs": [e for e, _ in epochs], "samples": len(samples),
+    part = next((s for s in epochs if s.partial), None)
+    return {"path": str(out), "epochs": [s.epoch for s in epochs if not s.partial], "samples": len(samples),
+            "partial": None if part is None else {"epoch": part.epoch, "step": part.step,
+                                                  "batch_in_epoch": part.batch_in_epoch},
             "bytes": Path(out).stat().st_size}
 
 

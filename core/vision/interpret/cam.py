@@ -169,13 +169,15 @@ class GradCAM(BaseCAM):
 
 class GradCAMPlusPlus(BaseCAM):
     """Grad-CAM++ (Chattopadhyay et al., 2018): positive gradients weighted by second/third-order terms,
-    which spreads credit over several instances of a class instead of the single strongest one."""
+    which spreads credit over several instances of a class instead of the single strongest one. The weights are
+    the paper's eq. 19 (an exponential score, so the higher derivatives are powers of the gradient) exactly as
+    pytorch-grad-cam computes them, epsilon included, so the maps agree with it."""
 
     def get_cam_weights(self, acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
         g2 = grads.pow(2)
         g3 = g2 * grads
         sum_acts = acts.sum(dim=(2, 3), keepdim=True)  # (B, K, 1, 1)
-        alpha = g2 / (2 * g2 + sum_acts * g3 + 1e-7)
+        alpha = g2 / (2 * g2 + sum_acts * g3 + 1e-6)  # (B, K, h, w)
         alpha = torch.where(grads != 0, alpha, torch.zeros_like(alpha))
         return (F.relu(grads) * alpha).sum(dim=(2, 3))  # (B, K)
 

@@ -110,8 +110,9 @@ def gradient_ascent(model: nn.Module, objective: Callable[[torch.Tensor], torch.
         dy, dx = (torch.randint(-cfg.jitter, cfg.jitter + 1, (2,), generator=g).tolist() if cfg.jitter else (0, 0))
         shifted = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
         loss = -objective(shifted) + cfg.weight_decay * x.pow(2).sum()
-        opt.zero_grad()
-        loss.backward()
+        # Only d(loss)/dx: backward() would also fill .grad on every weight (22 MB for simplenet), and the
+        # dashboard keeps its model loaded, so they would stay for as long as the pane lives.
+        (x.grad,) = torch.autograd.grad(loss, x)
         opt.step()
         with torch.no_grad():
             if cfg.blur_every and (i + 1) % cfg.blur_every == 0:
