@@ -165,13 +165,15 @@ def test_cli_bad_inputs_are_one_line(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_llm_job_runs_data_parallel_on_two_cpu_ranks(ws) -> None:
-    rec, _ = sv.start_job(ws, "llm", dict(TINY_LLM, epochs=1, grad_accum=2), gpu="cpu", gpus=2)
+    # tokenizer auto (offline here: the corpus BPE) is built on rank 0 alone and sent to rank 1
+    rec, _ = sv.start_job(ws, "llm", dict(TINY_LLM, epochs=1, grad_accum=2, tokenizer="auto"), gpu="cpu", gpus=2)
     wait_for(lambda: sv.job_status(ws, rec.id).state in ("finished", "failed"), 240, 0.2, "ddp job")
     st = sv.job_status(ws, rec.id)
     assert st.state == "finished", (st.reason, ws.run(rec.id).stdout.read_text()[-2000:])
     train = rows(ws, rec.id, "train")
     assert len({r["step"] for r in train}) == len(train)  # rank 0 alone writes
     assert train[-1]["loss"] < train[0]["loss"]
+    assert ws.run(rec.id).stdout.read_text().count("training a byte-level BPE on the corpus instead") == 1
 
 
 def test_gpt2_base_with_fewer_positions_than_block_size_is_refused(tmp_path: Path) -> None:

@@ -42,6 +42,22 @@ class LMHooks:
         """Called (rank 0) after best_model.pt was written."""
 
 
+def same_on_every_rank(make: Any) -> TextTokenizer:
+    """``make()`` on rank 0, and the very same tokenizer on the other ranks of a torchrun job (sent as JSON).
+
+    Each rank building its own could disagree: ``auto`` asks the hub, which may answer one rank and not
+    another, and DDP would then fail on mismatched embedding shapes."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return make()
+    tok = make() if dist.get_rank() == 0 else None
+    box = [(tok.to_json(), tok.eos_token, tok.name) if tok is not None else None]
+    dist.broadcast_object_list(box, src=0)
+    text, eos, name = box[0]
+    return tok if tok is not None else TextTokenizer.from_json(text, eos, name)
+
+
 def tokenizer_from_ckpt(ckpt: dict[str, Any]) -> TextTokenizer:
     ex = ckpt["extra"]
     return TextTokenizer.from_json(ex["tokenizer_json"], ex.get("eos_token", "<|endoftext|>"),
@@ -57,7 +73,7 @@ class OwnLMHooks(LMHooks):
             model.load_state_dict(ckpt["model"])
             return model, tok
         texts = (r["prompt"] + example_text(r["explanation"]) for r in records["train"][:BPE_SAMPLE])
-        tok = build_tokenizer(cfg.tokenizer, texts, cfg.bpe_vocab)
+        tok = same_on_every_rank(lambda: build_tokenizer(cfg.tokenizer, texts, cfg.bpe_vocab))
         lm_cfg = LMConfig(vocab_size=tok.vocab_size, block_size=cfg.block_size, n_layer=cfg.n_layer,
                           n_head=cfg.n_head, n_kv_head=cfg.n_kv_head, d_model=cfg.d_model, d_ff=cfg.d_ff)
         return ArtExpertLM(lm_cfg), tok
