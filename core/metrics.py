@@ -220,6 +220,9 @@ class Series:
     _n: int = 0  # finite raw points seen (the debiasing count; the same for every weight)
     _acc: dict[float, list[float]] = field(default_factory=dict)  # weight -> accumulator at each stored point
     _counts: list[int] = field(default_factory=list)  # finite raw points seen up to each stored point
+    _seen: int = 0  # raw points seen (an overview point counts as the rows it stands for)
+    _raw: list[int] = field(default_factory=list)  # ``_seen`` at each stored point: its place in the raw series
+    _tip: bool = False  # the last stored point is the newest raw one, to be replaced by the next
 
     def append(self, step: float, value: float, count: int = 1) -> None:
         """Add a point; ``count`` > 1 when it stands for that many raw points (a sampled overview row), which
@@ -229,25 +232,49 @@ class Series:
             for w in self.smooth_weights:
                 wc = w**count
                 self._ema[w] = wc * self._ema.get(w, 0.0) + (1.0 - wc) * value
+        self._seen += count
+        tip = False  # one point per ``stride`` raw points once thinned; the newest in between is the curve's tip
         if self.stride > 1:
-            self._pending += 1
-            if self._pending < self.stride:
-                return  # keep every stride-th raw point once the series has been thinned
-            self._pending = 0
+            self._pending += count
+            tip = self._pending < self.stride
+            if not tip:
+                self._pending = 0
+        self._store(step, value, replace=self._tip)
+        self._tip = tip
+        while len(self.steps) > self.cap:
+            self._thin()
+
+    def _store(self, step: float, value: float, replace: bool) -> None:
+        """Append a point, or overwrite the last one when it was only the tip (the newest raw point so far)."""
+        acc = [self._acc.setdefault(w, []) for w in self.smooth_weights]
+        if replace:
+            for xs in (self.steps, self.values, self._raw, self._counts, *acc):
+                if xs:
+                    xs.pop()
         self.steps.append(step)
         self.values.append(value)
+        self._raw.append(self._seen)
         if self.smooth_weights:
-            for w in self.smooth_weights:
-                self._acc.setdefault(w, []).append(self._ema.get(w, 0.0))
+            for w, xs in zip(self.smooth_weights, acc):
+                xs.append(self._ema.get(w, 0.0))
             self._counts.append(self._n)
-        if len(self.steps) > self.cap:
-            # every other point, always the newest; with an even cap the first too, so the curve keeps its start
-            keep = slice(0, None, 2) if len(self.steps) % 2 else slice(1, None, 2)
-            self.steps = self.steps[keep]
-            self.values = self.values[keep]
-            self._acc = {w: v[keep] for w, v in self._acc.items()}
-            self._counts = self._counts[keep]
-            self.stride *= 2
+
+    def _thin(self) -> None:
+        """Double the stride, keeping the first stored point of each ``stride`` raw points (and the newest): the
+        points stay evenly spread over the raw series, so an overview point standing for a thousand rows is not
+        thinned away as fast as a thousand single rows, and the curve keeps its first point."""
+        self.stride *= 2
+        keep, bucket, newest = [], -1, len(self._raw) - 1
+        for i, at in enumerate(self._raw):
+            if (at - 1) // self.stride != bucket or i == newest:
+                keep.append(i)
+                bucket = (at - 1) // self.stride
+        self.steps = [self.steps[i] for i in keep]
+        self.values = [self.values[i] for i in keep]
+        self._raw = [self._raw[i] for i in keep]
+        self._acc = {w: [v[i] for i in keep] for w, v in self._acc.items()}
+        self._counts = [self._counts[i] for i in keep] if self._counts else []
+        self._pending, self._tip = 0, False  # the newest point, kept, is where the next stride counts from
 
     def smoothed(self, weight: float) -> list[float]:
         """The debiased EMA at each stored point: tracked from the raw points when ``weight`` is one of
@@ -277,7 +304,9 @@ class Series:
                 v.pop()
             if self._counts:
                 self._counts.pop()
-        self._pending = 0
+            self._raw.pop()
+        self._pending, self._tip = 0, False
+        self._seen = self._raw[-1] if self._raw else 0
         # the EMA goes back to its state at the last kept point (thinned raw points after it are not replayed)
         self._n = self._counts[-1] if self._counts else 0
         self._ema = {w: v[-1] for w, v in self._acc.items() if v}

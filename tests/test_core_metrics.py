@@ -249,3 +249,18 @@ def test_small_files_and_growth_after_the_overview_are_read_in_full(tmp_path: Pa
     with open(big, "a") as f:
         f.write("".join(json.dumps({"step": 20_000 + i, "split": "train", "loss": 0.1}) + "\n" for i in range(1, 6)))
     assert [r["step"] for r in tail.poll().rows] == [20_001, 20_002, 20_003, 20_004, 20_005]
+
+
+def test_thinning_keeps_points_evenly_spread_over_the_raw_rows() -> None:
+    # an overview of 1M rows (1000 points of 1000 rows each), then 100K rows read in full
+    s = Series(cap=500, smooth_weights=(0.9,))
+    for i in range(1000):
+        s.append(i * 1000 + 1000, 1.0, count=1000)
+    for step in range(1_000_001, 1_100_001):
+        s.append(step, 2.0)
+    assert len(s) <= 500 and s.steps == sorted(s.steps)
+    assert s.steps[0] == 1000 and s.steps[-1] == 1_100_000, "first and newest points kept"
+    before = sum(1 for st in s.steps if st <= 1_000_000) / len(s)
+    assert 0.85 < before < 0.95, f"{before:.0%} of the points for the first 91% of the rows"
+    gaps = np.diff(s.steps)
+    assert gaps.max() <= 4 * np.median(gaps), "no stretch of the run left bare"
