@@ -82,7 +82,7 @@ class Watcher:
         self._thread: threading.Thread | None = None
         self._last_frame = ""
         self.errors = 0  # polls that raised (each new error is posted as a WatcherError, repeats only now and then)
-        self._last_error, self._last_error_at = "", 0.0
+        self._reported: dict[str, tuple[str, float]] = {}  # what -> (error text, when it was last posted)
 
     # ----------------------------------------------------------------------------------- control (any thread)
 
@@ -162,8 +162,9 @@ class Watcher:
             self.errors += 1
             text = f"reading {what} failed: {e}" if str(e) else f"reading {what} failed: {type(e).__name__}"
             now = time.monotonic()
-            if text != self._last_error or now - self._last_error_at > self.config.error_repeat_s:
-                self._last_error, self._last_error_at = text, now  # said once, again only if it persists
+            said, at = self._reported.get(what, ("", 0.0))
+            if text != said or now - at > self.config.error_repeat_s:
+                self._reported[what] = (text, now)  # said once per source, again only if it persists
                 self.post(WatcherError(text))
 
     def _poll_metrics(self) -> None:
