@@ -103,7 +103,8 @@ def status_of(ws: Workspace, rec: JobRecord) -> JobStatus:
             mem = process_gpu_memory_mb(_group_pids(rec.pgid))
         return JobStatus(rec, state, True, gpu_mem_mb=mem)
     if rec.state in LIVE_STATES:
-        if rec.state == QUEUED and rec.pid is None and time.time() - launched_at(rec) < LAUNCH_WAIT_S:
+        # a launch time far in the future (a clock stepped back, a record from another host) is stale, not starting
+        if rec.state == QUEUED and rec.pid is None and -2.0 < time.time() - launched_at(rec) < LAUNCH_WAIT_S:
             return JobStatus(rec, QUEUED, False, reason="starting")
         tail = " | ".join(ln for ln in last_lines(run.stdout, 5) if ln.strip())
         reason = "process ended without a final state (crashed, killed or out of memory)"
@@ -312,7 +313,8 @@ def _settled(ws: Workspace, job_id: str) -> JobStatus:
     """The job's status once a launch in progress has resolved: alive (it took its lock) or crashed. Bounded by
     ``LAUNCH_WAIT_S``, after which a launch that never took its lock reads as failed."""
     st = job_status(ws, job_id)
-    while st.starting:
+    deadline = time.monotonic() + LAUNCH_WAIT_S  # bounded on its own clock too, whatever the record says
+    while st.starting and time.monotonic() < deadline:
         time.sleep(0.05)
         st = job_status(ws, job_id)
     return st

@@ -429,6 +429,14 @@ def test_rm_refuses_a_starting_job_and_force_kills_it_first(ws) -> None:
     assert sv.job_status(ws, "demo-0009").reason == "starting"
     with pytest.raises(NcanvasError, match="^demo-0009 is starting; stop it first or use --force$"):
         sv.remove(ws, "demo-0009")
+    # a launch time an hour ahead (a clock stepped back) is stale: the job reads crashed, and verbs do not wait
+    write_record(run.job_json, JobRecord(id="demo-0009", kind="demo", attempts=1,
+                                         progress={"launched": time.time() + 3600}))
+    assert sv.job_status(ws, "demo-0009").state == "failed"
+    t0 = time.monotonic()
+    with pytest.raises(NcanvasError, match="nothing to stop"):
+        sv.stop(ws, "demo-0009")
+    assert time.monotonic() - t0 < 5
     job, proc = sv.start_job(ws, "demo", {"epochs": 1, "steps_per_epoch": 100_000, "step_sleep": 0.01},
                              foreground=True)  # returns at once, before the job holds its lock
     assert sv.remove(ws, job.id, force=True) == f"removed {job.id}"
