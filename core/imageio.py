@@ -19,15 +19,17 @@ from core.errors import NcanvasError
 
 
 def open_image(path: str | os.PathLike[str]) -> Image.Image:
-    """Open and fully decode an image file, with one clear error for missing, foreign, truncated or huge files."""
+    """Open and fully decode an image file, with one clear error for missing, unreadable, foreign, truncated or
+    huge files."""
     p = Path(path)
     if not p.exists():
         raise NcanvasError(f"image not found: {p}")
     if p.is_dir():
         raise NcanvasError(f"{p} is a directory, not an image")
+    if not os.access(p, os.R_OK):
+        raise NcanvasError(f"{p}: permission denied")
     try:
-        img = Image.open(p)
-        img.load()
+        return _open_and_load(p)
     except Image.DecompressionBombError:
         # PIL refuses to decode more than 2 * MAX_IMAGE_PIXELS (a few GB of RAM); its message has only the product
         raise NcanvasError(f"{p}: image too large: {_size_text(p)} pixels, over the "
@@ -37,6 +39,15 @@ def open_image(path: str | os.PathLike[str]) -> Image.Image:
         raise NcanvasError(f"{p} is not an image (PNG, JPEG, BMP, GIF, ... expected)") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise NcanvasError(f"{p} is truncated or corrupt ({str(e).splitlines()[0][:120]})") from None
+
+
+def _open_and_load(p: Path) -> Image.Image:
+    img = Image.open(p)
+    try:
+        img.load()
+    except BaseException:
+        img.close()  # the file handle PIL opened: a failed decode must not leak it
+        raise
     return img
 
 

@@ -188,6 +188,7 @@ def test_typed_prompts_become_the_dataset_format() -> None:
     assert build_prompt("Claude Monet, Impressionism, landscape") == format_prompt(
         "Claude Monet", 90.0, "Impressionism", 90.0, "Landscape", 90.0)
     for bad, why in (("Explain why this is a 7", "type artist, style, genre"),
+                     ("Artist: Claude Monet (96.2% confidence)", "type artist, style, genre"),
                      ("Claude Monet 120%, Impressionism, landscape", "percentage in [0, 100]"),
                      ("Claude Monet, Impresionism, landscape", "did you mean Impressionism")):
         with pytest.raises(NcanvasError, match=why.replace("[", r"\[").replace("]", r"\]")):

@@ -264,7 +264,7 @@ def build_prompt(text: str) -> str:
     (``Claude Monet 96.2%, Impressionism 94.8%, landscape``), becomes the dataset's prompt format (names as
     spelled in the label tables; an unknown name is one error line with the closest names). A full prompt is used
     as it is; anything else is one error line, since the explainers were trained on that format only."""
-    if _PROMPT_LINE.search(text):
+    if {head for head, _, _ in _PROMPT_LINE.findall(text)} == {"Artist", "Style", "Genre"}:
         return text
     parts = [p.strip() for p in text.split(",")]
     if "\n" in text or len(parts) != 3 or not all(parts):
