@@ -117,6 +117,7 @@ class MetricsTailer:
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
+            self._overview_end = 0  # not sampling a file that is gone (a new one at this path starts over)
             return TailResult([])
         reset = False
         if self._inode is None:

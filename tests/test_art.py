@@ -304,6 +304,22 @@ def test_pretrained_weights_are_loaded_weights_only(fake_hub: list[dict], monkey
     assert note.endswith("training from random init") and "\n" not in note
 
 
+def test_pretrained_googlenet_gets_what_torchvision_sets_with_weights(fake_hub: list[dict],
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import torchvision
+
+    from core.art.model import build_backbone
+
+    source = torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=False).state_dict()
+    monkeypatch.setattr(torchvision.models.WeightsEnum, "get_state_dict", lambda self, **kw: source)
+    model, note = build_backbone("googlenet", pretrained=True)
+    assert note == "ImageNet weights GoogLeNet_Weights.IMAGENET1K_V1"
+    # ImageNet-normalised input re-scaled as the weights expect; the auxiliary heads loaded, then dropped
+    assert model.transform_input and not model.aux_logits and model.aux1 is None and model.aux2 is None
+    model.eval()
+    assert model(torch.rand(1, 3, 64, 64)).shape == (1, 1000)
+
+
 def test_pretrained_offline_falls_back_to_random_init_with_a_note_in_the_log(
         fake_hub: list[dict], monkeypatch: pytest.MonkeyPatch, ws, art_set: Path,
         capsys: pytest.CaptureFixture) -> None:

@@ -264,3 +264,13 @@ def test_thinning_keeps_points_evenly_spread_over_the_raw_rows() -> None:
     assert 0.85 < before < 0.95, f"{before:.0%} of the points for the first 91% of the rows"
     gaps = np.diff(s.steps)
     assert gaps.max() <= 4 * np.median(gaps), "no stretch of the run left bare"
+
+
+def test_a_big_file_deleted_while_sampled_stops_the_sampling(tmp_path: Path) -> None:
+    big = tmp_path / "big.jsonl"
+    _write_long_run(big, steps=20_000, val_every=1000)
+    tail = MetricsTailer(big, start_at_tail_bytes=32 << 10, overview_points=100, overview_read=64 << 10)
+    tail.poll()
+    assert tail.sampling
+    big.unlink()
+    assert tail.poll().rows == [] and not tail.sampling  # the watcher goes back to its normal pace

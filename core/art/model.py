@@ -60,12 +60,35 @@ def build_backbone(name: str, pretrained: bool) -> tuple[nn.Module, str]:
         state = _imagenet_state(weights)
     except Exception as e:  # noqa: BLE001 - offline, no cache, bad file: say so and train from scratch
         return ctor(weights=None), f"could not load ImageNet weights ({_why(e)}); training from random init"
-    model = ctor(weights=None)
+    model = ctor(weights=None, **_pretrained_kwargs(name, weights))
     try:
         model.load_state_dict(state)
     except RuntimeError as e:  # weights for another variant of the architecture: start clean, not half-loaded
         return ctor(weights=None), f"ImageNet weights {weights} do not fit ({_why(e)}); training from random init"
+    _drop_aux_heads(model)
     return model, f"ImageNet weights {weights}"
+
+
+def _pretrained_kwargs(name: str, weights: Any) -> dict[str, Any]:
+    """What torchvision's builders set when they are given ``weights`` (built here with ``weights=None``): the
+    input size the ViT/MaxViT weights were trained at, and GoogLeNet/Inception's input transform and the
+    auxiliary heads their files carry (dropped again after loading, as torchvision does)."""
+    meta = weights.meta
+    if name.startswith("vit_"):
+        return {"image_size": meta["min_size"][0]}
+    if name.startswith("maxvit_"):
+        return {"input_size": meta["min_size"]}
+    if name in ("googlenet", "inception_v3"):
+        return {"transform_input": True, "aux_logits": True, "init_weights": False}
+    return {}
+
+
+def _drop_aux_heads(model: nn.Module) -> None:
+    if getattr(model, "aux_logits", False):
+        model.aux_logits = False
+        for aux in ("aux1", "aux2", "AuxLogits"):
+            if hasattr(model, aux):
+                setattr(model, aux, None)
 
 
 def _imagenet_state(weights: Any) -> dict[str, Any]:
