@@ -11,6 +11,9 @@ import torch.nn as nn
 from core.art.labels import HEADS
 
 
+DOWNLOAD_TIMEOUT_S = 30.0  # per blocking socket operation while ImageNet weights download
+
+
 @dataclass
 class ArtConfig:
     backbone: str = "resnet18"  # any torchvision classification model with an fc or classifier head
@@ -101,7 +104,14 @@ def _imagenet_state(weights: Any) -> dict[str, Any]:
     cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)
     if os.environ.get("NCANVAS_OFFLINE") == "1" and not cached.is_file():
         raise FileNotFoundError(f"downloads disabled (NCANVAS_OFFLINE=1) and no cached copy at {cached}")
-    return weights.get_state_dict(progress=True, check_hash=True, weights_only=True)
+    import socket
+
+    before = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # torch.hub's urlopen has none: a silent network must not hang
+    try:
+        return weights.get_state_dict(progress=True, check_hash=True, weights_only=True)
+    finally:
+        socket.setdefaulttimeout(before)
 
 
 def _why(e: BaseException) -> str:
