@@ -10,7 +10,6 @@ import torch.nn as nn
 
 from core.art.labels import HEADS
 
-
 DOWNLOAD_TIMEOUT_S = 30.0  # per blocking socket operation while ImageNet weights download
 
 
