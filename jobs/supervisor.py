@@ -322,7 +322,8 @@ def _settled(ws: Workspace, job_id: str) -> JobStatus:
 
 def _live(ws: Workspace, job_id: str, verb: str) -> JobStatus:
     st = _settled(ws, job_id)
-    if not st.alive:
+    # a process that has written its final state still holds its lock for the moment it takes to exit
+    if not st.alive or st.state not in LIVE_STATES:
         raise NcanvasError(f"{job_id} is {st.state}; nothing to {verb}")
     return st
 

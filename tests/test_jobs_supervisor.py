@@ -174,6 +174,25 @@ def test_failed_job_records_reason_and_wrong_state_messages(ws) -> None:
     assert not ws.run(job.id).log_dir.exists()
 
 
+def test_a_job_that_wrote_its_final_state_is_not_signalled_while_it_exits(ws) -> None:
+    from core.runrec import JobRecord, write_record
+    from jobs.locks import exclusive
+
+    stand_in = subprocess.Popen(["sleep", "30"], start_new_session=True)  # a signal must not reach the test
+    try:
+        run = ws.run("demo-0007").make()
+        write_record(run.job_json, JobRecord(id="demo-0007", kind="demo", state="failed", attempts=1,
+                                             pid=stand_in.pid, pgid=stand_in.pid))
+        with exclusive(run.lock):  # its process still holds the run lock for the moment it takes to exit
+            for verb in (sv.pause, sv.stop):
+                with pytest.raises(NcanvasError, match="^demo-0007 is failed; nothing to"):
+                    verb(ws, "demo-0007")
+        assert stand_in.poll() is None and not sv._proc_stopped(stand_in.pid), "no signal sent"
+    finally:
+        stand_in.kill()
+        stand_in.wait()
+
+
 def test_after_queues_until_dependency_finishes(ws) -> None:
     first, _ = sv.start_job(ws, "demo", {"epochs": 1, "steps_per_epoch": 60, "step_sleep": 0.01})
     second, _ = sv.start_job(ws, "demo", {"epochs": 1, "steps_per_epoch": 5}, after=first.id)
