@@ -249,7 +249,8 @@ class Series:
         """Append a point, or overwrite the last one when it was only the tip (the newest raw point so far)."""
         acc = [self._acc.setdefault(w, []) for w in self.smooth_weights]
         if replace:
-            for xs in (self.steps, self.values, self._raw, self._counts, *acc):
+            columns: list[list[Any]] = [self.steps, self.values, self._raw, self._counts, *acc]
+            for xs in columns:
                 if xs:
                     xs.pop()
         self.steps.append(step)

@@ -37,7 +37,7 @@ class OverviewSampler:
     def sample(self, body: bytes, base: int) -> list[dict[str, Any]]:
         """Rows kept from ``body`` (whole lines only), which starts at absolute offset ``base``."""
         keep = _special_line_starts(body)
-        picks: dict[int, list[dict[str, Any]] | dict[str, Any]] = {}
+        picks: dict[int, dict[str, Any]] = {}  # line start -> the row kept there
         for start in keep:
             row = self._decode(body, start)
             if row is not None:
@@ -60,7 +60,7 @@ class OverviewSampler:
                 picks[start] = point
             self.lines_since, last = 0, start
         self.lines_since += body.count(b"\n", last, len(body))
-        return [picks[k] for k in sorted(picks)]  # type: ignore[misc]
+        return [picks[k] for k in sorted(picks)]
 
     def _point(self, body: bytes, start: int, keep: set[int]) -> tuple[dict[str, Any] | None, bool]:
         """The mean of ``cluster`` train rows from ``start`` on (other rows are kept on their own), and whether
