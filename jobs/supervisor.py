@@ -274,7 +274,7 @@ def resume(ws: Workspace, job_id: str, foreground: bool = False) -> str:
     run = ws.run(job_id)
     load_job(ws, job_id)  # an unknown id is refused before anything (the lock file) is created
     with exclusive(_control_lock(run)):
-        st = job_status(ws, job_id)
+        st = _exited(ws, job_id)
         if st.alive or st.starting:
             raise NcanvasError(f"{job_id} is {st.state}; nothing to resume")
         if st.state not in TERMINAL_STATES and st.state != FAILED:
@@ -315,6 +315,17 @@ def _settled(ws: Workspace, job_id: str) -> JobStatus:
     st = job_status(ws, job_id)
     deadline = time.monotonic() + LAUNCH_WAIT_S  # bounded on its own clock too, whatever the record says
     while st.starting and time.monotonic() < deadline:
+        time.sleep(0.05)
+        st = job_status(ws, job_id)
+    return st
+
+
+def _exited(ws: Workspace, job_id: str, wait: float = 5.0) -> JobStatus:
+    """The job's status, after giving a process that has written its final state a moment to exit (it holds its
+    lock until then): a job that just finished or failed is not live."""
+    st = job_status(ws, job_id)
+    deadline = time.monotonic() + wait
+    while st.alive and st.state not in LIVE_STATES and time.monotonic() < deadline:
         time.sleep(0.05)
         st = job_status(ws, job_id)
     return st
@@ -427,7 +438,7 @@ def remove(ws: Workspace, job_id: str, force: bool = False) -> str:
     run = ws.run(job_id)
     load_job(ws, job_id)
     with exclusive(_control_lock(run)):
-        st = job_status(ws, job_id)
+        st = _exited(ws, job_id)
         if st.alive or st.starting:
             if not force:
                 what = "starting" if st.starting else st.state

@@ -188,6 +188,19 @@ def test_a_job_that_wrote_its_final_state_is_not_signalled_while_it_exits(ws) ->
                 with pytest.raises(NcanvasError, match="^demo-0007 is failed; nothing to"):
                     verb(ws, "demo-0007")
         assert stand_in.poll() is None and not sv._proc_stopped(stand_in.pid), "no signal sent"
+        # rm (and resume) give the exiting process a moment to let go of its lock instead of refusing it
+        held = threading.Event()
+
+        def exiting() -> None:
+            with exclusive(run.lock):
+                held.set()
+                time.sleep(0.5)
+
+        t = threading.Thread(target=exiting)
+        t.start()
+        held.wait(5)
+        assert sv.remove(ws, "demo-0007") == "removed demo-0007"
+        t.join()
     finally:
         stand_in.kill()
         stand_in.wait()
