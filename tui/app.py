@@ -138,7 +138,7 @@ class NcanvasApp(App[None]):
             pane.use_classification(msg)
 
     def on_art_analyzed(self, msg: ArtAnalyzed) -> None:
-        self.query_one(ExplainPane).use_analysis(msg)
+        self._route(lambda: self.query_one(ExplainPane).use_analysis(msg))
 
     # ----------------------------------------------------------------------------------- actions
 
