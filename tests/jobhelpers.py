@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -55,3 +56,12 @@ def last_step(job_json: Path) -> int:
         if "step" in row and "event" not in row:
             return int(row["step"])
     return 0
+
+
+def group_gone(pgid: int) -> bool:
+    """No process is left in the process group ``pgid`` (the dead reaped too)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False

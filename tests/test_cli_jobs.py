@@ -7,7 +7,7 @@ import json
 from typer.testing import CliRunner
 
 from jobs import supervisor as sv
-from tests.jobhelpers import last_step, wait_for
+from tests.jobhelpers import group_gone, last_step, wait_for
 from tui.cli import app
 
 runner = CliRunner()
@@ -131,17 +131,7 @@ def test_foreground_ctrl_c_stops_then_kills_the_whole_group(ws) -> None:
         proc.kill()
     assert proc.returncode == 1 and "demo-0001 killed" in output, output
     assert not sv._group_pids(pgid)  # nothing alive; the dead are reaped by init a moment later
-    wait_for(lambda: _group_gone(pgid), timeout=10, what="an empty process group")
-
-
-def _group_gone(pgid: int) -> bool:
-    import os
-
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return True
-    return False
+    wait_for(lambda: group_gone(pgid), timeout=10, what="an empty process group")
 
 
 def test_jobs_ls_has_no_dead_all_option(ws) -> None:

@@ -18,7 +18,7 @@ from core.runrec import read_record
 from jobs import supervisor as sv
 from jobs.locks import is_locked
 from tests.conftest import subprocess_env
-from tests.jobhelpers import effective_rows, last_step, metric_rows, wait_for
+from tests.jobhelpers import effective_rows, group_gone, last_step, metric_rows, wait_for
 
 FAST = {"epochs": 2, "steps_per_epoch": 120, "batch_size": 16}
 
@@ -335,14 +335,6 @@ def test_stop_of_a_job_still_starting_waits_for_its_process_group(ws) -> None:
         holder.kill()
 
 
-def _group_gone(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return True
-    return False
-
-
 def _has_event(run, name: str) -> bool:
     return run.metrics.exists() and f'"event":"{name}"' in run.metrics.read_text().replace(" ", "")
 
@@ -444,7 +436,7 @@ def test_kill_ends_every_process_of_the_group(ws) -> None:
     pgid = read_record(run.job_json).pgid
     assert len(sv._group_pids(pgid)) >= 2  # the trainer and its child
     assert sv.kill(ws, job.id, grace=0.5) == f"killed {job.id}"
-    wait_for(lambda: _group_gone(pgid), timeout=5, what="an empty process group")
+    wait_for(lambda: group_gone(pgid), timeout=5, what="an empty process group")
     with pytest.raises(ProcessLookupError):
         os.killpg(pgid, 0)
 
@@ -473,7 +465,7 @@ def test_rm_refuses_a_starting_job_and_force_kills_it_first(ws) -> None:
                              foreground=True)  # returns at once, before the job holds its lock
     assert sv.remove(ws, job.id, force=True) == f"removed {job.id}"
     proc.wait(timeout=20)  # it got a SIGTERM once it held its lock (it may stop gracefully), SIGKILL after 2 s
-    assert _group_gone(proc.pid)
+    assert group_gone(proc.pid)
     assert not ws.run(job.id).log_dir.exists() and not ws.run(job.id).ckpt_dir.exists()
     write_record(run.job_json, JobRecord(id="demo-0009", kind="demo", state="stopped", attempts=1))
     result: list[str] = []
