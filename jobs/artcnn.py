@@ -136,11 +136,11 @@ def _checkpoint(cfg: ArtCNNConfig, model: Any, opt_: Any, sched: Any, scaler: An
 def train(rt: Any, cfg: ArtCNNConfig) -> None:
     import torch
 
+    from core.amp import native_bf16
     from core.art.data import augment, load_images, normalize, split_indices
     from core.art.model import ArtClassifier, ArtConfig, masked_loss
     from core.checkpoint import load_model_state, set_rng_state
     from core.curves import plot_curves
-    from core.llm.amp import native_bf16
 
     rt.seed_everything(cfg.seed)
     device = rt.device

@@ -290,7 +290,7 @@ def test_bf16_only_where_the_gpu_has_it_natively(monkeypatch) -> None:
 
     import torch
 
-    from core.llm.amp import native_bf16
+    from core.amp import native_bf16
     from core.llm.trainer import _amp_settings
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.llm.amp import native_bf16
+from core.amp import native_bf16
 from core.llm.data import TokenizedSplit, collate, epoch_batches, load_records, tokenize
 from core.llm.hooks import GPT2Hooks, LMHooks, OwnLMHooks  # noqa: F401 - re-exported for the kind modules
 from core.llm.model import lm_loss

@@ -1,4 +1,4 @@
-"""Which mixed precision a CUDA device really has; shared by the LM trainer and the art CNN's loop.
+"""Which mixed precision a CUDA device really has; shared by the LM trainer and the art CNN's loop (torch).
 
 ``torch.cuda.is_bf16_supported()`` answers True on a T4 or V100 in recent torch (its ``including_emulation``
 defaults to True): bf16 then runs emulated, several times slower than fp16 + GradScaler on the same card.
