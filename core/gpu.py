@@ -170,7 +170,8 @@ def resolve_gpu(gpu: str, gpus: int = 1) -> str:
     if gpu == "cpu":
         return "cpu"
     stats = gpu_stats()
-    visible = visible_gpus(stats, os.environ.get("CUDA_VISIBLE_DEVICES"))
+    cvd = os.environ.get("CUDA_VISIBLE_DEVICES")
+    visible = visible_gpus(stats, cvd)
     if gpu == "auto":
         if not stats or not visible:
             return "cpu"
@@ -178,12 +179,11 @@ def resolve_gpu(gpu: str, gpus: int = 1) -> str:
         return ",".join(v.id for v in order[:gpus])
     wanted = [int(i) for i in gpu.split(",")]
     if not visible:  # neither NVML nor the caller's CUDA_VISIBLE_DEVICES tells what exists: taken as given
-        if os.environ.get("CUDA_VISIBLE_DEVICES") is not None:
-            raise NcanvasError(f"--gpu {gpu}: CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']!r} "
-                               "hides every GPU")
+        if cvd is not None:
+            raise NcanvasError(f"--gpu {gpu}: CUDA_VISIBLE_DEVICES={cvd!r} hides every GPU")
         return gpu
     if any(i >= len(visible) for i in wanted):
-        raise NcanvasError(f"--gpu {gpu}: only {len(visible)} GPU(s) visible" + _visible_note(visible))
+        raise NcanvasError(f"--gpu {gpu}: only {len(visible)} GPU(s) visible" + _visible_note(visible, cvd))
     return ",".join(visible[i].id for i in wanted)
 
 
@@ -192,8 +192,7 @@ def _most_free_first(v: VisibleGpu) -> float:
     return float("inf") if free is None else -free
 
 
-def _visible_note(visible: list[VisibleGpu]) -> str:
-    cvd = os.environ.get("CUDA_VISIBLE_DEVICES")
+def _visible_note(visible: list[VisibleGpu], cvd: str | None) -> str:
     return f" (CUDA_VISIBLE_DEVICES={cvd}: physical {', '.join(v.id for v in visible)})" if cvd is not None else ""
 
 

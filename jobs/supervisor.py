@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -309,26 +310,27 @@ def _signal_group(rec: JobRecord, sig: int) -> bool:
         return False
 
 
-def _settled(ws: Workspace, job_id: str) -> JobStatus:
-    """The job's status once a launch in progress has resolved: alive (it took its lock) or crashed. Bounded by
-    ``LAUNCH_WAIT_S``, after which a launch that never took its lock reads as failed."""
+def _status_once(ws: Workspace, job_id: str, passing: Callable[[JobStatus], bool], timeout: float) -> JobStatus:
+    """The job's status once ``passing(status)`` no longer holds, polled for at most ``timeout`` seconds (on this
+    process's own clock, whatever the record says)."""
     st = job_status(ws, job_id)
-    deadline = time.monotonic() + LAUNCH_WAIT_S  # bounded on its own clock too, whatever the record says
-    while st.starting and time.monotonic() < deadline:
+    deadline = time.monotonic() + timeout
+    while passing(st) and time.monotonic() < deadline:
         time.sleep(0.05)
         st = job_status(ws, job_id)
     return st
+
+
+def _settled(ws: Workspace, job_id: str) -> JobStatus:
+    """The job's status once a launch in progress has resolved: alive (it took its lock) or crashed. Bounded by
+    ``LAUNCH_WAIT_S``, after which a launch that never took its lock reads as failed."""
+    return _status_once(ws, job_id, lambda st: st.starting, LAUNCH_WAIT_S)
 
 
 def _exited(ws: Workspace, job_id: str, wait: float = 5.0) -> JobStatus:
     """The job's status, after giving a process that has written its final state a moment to exit (it holds its
     lock until then): a job that just finished or failed is not live."""
-    st = job_status(ws, job_id)
-    deadline = time.monotonic() + wait
-    while st.alive and st.state not in LIVE_STATES and time.monotonic() < deadline:
-        time.sleep(0.05)
-        st = job_status(ws, job_id)
-    return st
+    return _status_once(ws, job_id, lambda st: st.alive and st.state not in LIVE_STATES, wait)
 
 
 def _live(ws: Workspace, job_id: str, verb: str) -> JobStatus:
