@@ -264,7 +264,9 @@ def build_prompt(text: str) -> str:
     (``Claude Monet 96.2%, Impressionism 94.8%, landscape``), becomes the dataset's prompt format (names as
     spelled in the label tables; an unknown name is one error line with the closest names). A full prompt is used
     as it is; anything else is one error line, since the explainers were trained on that format only."""
-    if {head for head, _, _ in _PROMPT_LINE.findall(text)} == {"Artist", "Style", "Genre"}:
+    from core.explain import parse_prompt
+
+    if parse_prompt(text) is not None:
         return text
     parts = [p.strip() for p in text.split(",")]
     if "\n" in text or len(parts) != 3 or not all(parts):
@@ -276,17 +278,19 @@ def build_prompt(text: str) -> str:
     return str(explain.format_prompt(a, ac, st, sc, g, gc))
 
 
-_PROMPT_LINE = re.compile(r"^(Artist|Style|Genre): (.+) \((\d+(?:\.\d+)?)% confidence\)$", re.M)
 _TYPED_PART = re.compile(r"^(.*?)[\s(]*(\d+(?:\.\d+)?)\s*%?\s*\)?$")
 
 
 def prompt_line(prompt: str) -> str:
     """The one-line form of a dataset-format prompt, as typed in the Explain pane:
     ``Claude Monet 96.2%, Impressionism 94.8%, Landscape 91.3%`` (``build_prompt`` turns it back)."""
-    found = {head.lower(): f"{name} {conf}%" for head, name, conf in _PROMPT_LINE.findall(prompt)}
-    if set(found) != {"artist", "style", "genre"}:
+    from core.explain import parse_prompt
+
+    parsed = parse_prompt(prompt)  # either prompt format version
+    if parsed is None:
         raise NcanvasError("not an art classification prompt (Artist/Style/Genre lines)")
-    return ", ".join(found[h] for h in ("artist", "style", "genre"))
+    case = parsed[0]
+    return ", ".join(f"{case[h]} {c:.1f}%" for h, c in zip(("artist", "style", "genre"), case["confidences"]))
 
 
 # ============================================================================================ analyze (issue 7)

@@ -306,7 +306,7 @@ _LOW = re.compile(r"\b(?:low|lower|lowest|uncertain|uncertainty|unsure|tentative
 _HIGH = re.compile(r"\b(?:very\s+high|is\s+high|high\s+confidence|highly\s+confident|confident|certain|certainty|"
                    r"reliable|clear-cut|unambiguous|decisive(?:ly)?|firm|strong\s+prediction|no\s+doubt|"
                    r"definitely|almost\s+all\s+of\s+the\s+probability)\b", re.I)
-_NEGATION = re.compile(r"\b(?:not|no|never|without|less|rather\s+than|hardly|far\s+from)\b[\w\s,-]{0,20}$|"
+_NEGATION = re.compile(r"\b(?:not|no|never|without|less|least|more|rather\s+than|hardly|far\s+from)\b[\w\s,-]{0,20}$|"
                        r"n't\s+[\w\s-]{0,12}$", re.I)
 _GLOBAL = re.compile(r"\b(?:all\s+three|the\s+three|overall|taken\s+together|as\s+a\s+whole|three\s+heads|"
                      r"classification)\b", re.I)
