@@ -153,3 +153,15 @@ def test_rates_count_each_fact_where_it_applies() -> None:
     r = rates([check(GOOD, MONET), check(GOOD.replace("94.8%", "80.7%"), MONET)])
     assert r.rate() == 0.5 and r.rate("numbers") == 0.5 and r.rate("labels") == 1.0
     assert r.rate("low_confidence") is None  # never applied
+
+
+def test_marks_put_a_cross_next_to_each_contradicted_fact() -> None:
+    from core.explain.check import format_marks, marks
+
+    text = GOOD.replace("94.8%", "80.7%") + " Degas."
+    m = marks(check(text, MONET_LOW), MONET_LOW)
+    assert m[:3] == [(True, "artist Claude Monet"), (True, "style Impressionism"), (True, "genre Landscape")]
+    assert (False, "80.7%") in m and (True, "96.2%") in m
+    assert (False, "low confidence called low") in m and (False, "names another artist, Degas") in m
+    line = format_marks(check(GOOD, MONET), MONET)
+    assert line.startswith("✓ artist Claude Monet  ✓ style Impressionism") and "✗" not in line

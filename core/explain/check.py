@@ -458,3 +458,29 @@ def rates(results: Sequence[CheckResult]) -> Rates:
     for res in results:
         r.add(res)
     return r
+
+
+# ------------------------------------------------------------------------------------------------ display
+
+
+def marks(res: CheckResult, case: Any) -> list[tuple[bool, str]]:
+    """``(ok, label)`` per shown fact, in reading order: artist, style, genre, each stated number, then the flags
+    that apply (low confidence, mismatches) and any other failed fact. What the panes and the CLI put a ✓ or ✗
+    next to; a contradicted fact is never shown without its ✗."""
+    out, f = as_output(case), res.facts
+    items = [(f[h].ok, f"{h} {out.label(h)}") for h in HEADS]
+    items += [(bool(i["ok"]), str(i["text"])) for i in f["numbers"].items]
+    names = {"low_confidence": "low confidence called low", "style_mismatch": "style mismatch flagged",
+             "genre_mismatch": "genre mismatch flagged"}
+    for key, name in names.items():
+        if f[key].applies or not f[key].ok:
+            items.append((f[key].ok, name if f[key].applies else f[key].detail))
+    for key in ("claims", "ending"):
+        if not f[key].ok:
+            items.append((False, f[key].detail))
+    return items
+
+
+def format_marks(res: CheckResult, case: Any) -> str:
+    """One line of ``✓ artist Claude Monet  ✗ 80.7%  ...`` (see :func:`marks`)."""
+    return "  ".join(f"{'✓' if ok else '✗'} {label}" for ok, label in marks(res, case))
