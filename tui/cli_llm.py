@@ -84,8 +84,8 @@ def _grounded_columns(explainers: list[Any], prompt: str, settings: Any, decode:
 
     from core.llm.grounded import grounded_stream
 
-    streams = {i: grounded_stream(getattr(ex, "ex", ex), prompt, settings, decode, tries)
-               for i, ex in enumerate(explainers)}
+    streams = {i: ex.events(prompt, settings, decode, tries) if hasattr(ex, "events")  # analyze's timed wrapper
+               else grounded_stream(ex, prompt, settings, decode, tries) for i, ex in enumerate(explainers)}
     texts, results = ["" for _ in explainers], [None for _ in explainers]
 
     def table() -> Table:

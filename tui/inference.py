@@ -216,7 +216,7 @@ class GenSettings:
     top_k: int = 50
     top_p: float = 0.95
     repetition_penalty: float = 1.1
-    max_new_tokens: int = 160
+    max_new_tokens: int = 320  # the longest dataset explanation is ~290 tokens: less would cut one mid-sentence
     seed: int | None = None
 
 
@@ -246,6 +246,30 @@ def explain_stream(ckpt: str, prompt: str, settings: GenSettings, cancel: thread
                                   top_k=settings.top_k, top_p=settings.top_p,
                                   repetition_penalty=settings.repetition_penalty, seed=settings.seed)
     yield from explainer.stream(prompt, s, cancel)
+
+
+def explain_grounded(ckpt: str, prompt: str, settings: GenSettings, cancel: threading.Event,
+                     decode: str | None = None, tries: int = 4) -> Iterator[Any]:
+    """Grounded explanation events for a pane (``core.llm.grounded.Event``): ``delta`` (text of the try shown),
+    ``restart`` (clear it: a retry replaces it), ``done`` (``.result``: the kept text, its verdict with ``.check``;
+    ``verdict_marks`` turns that into ✓/✗ items). ``decode`` None: the default (constrain and resample)."""
+    grounded = _import("core.llm.grounded", "grounded decoding")
+    sampling = _import("core.llm.sampling", "the LLM explainer")
+    s = sampling.SamplingSettings(max_new_tokens=settings.max_new_tokens, temperature=settings.temperature,
+                                  top_k=settings.top_k, top_p=settings.top_p,
+                                  repetition_penalty=settings.repetition_penalty, seed=settings.seed)
+    yield from grounded.grounded_stream(load_explainer(ckpt), prompt, s, decode or grounded.DEFAULT_DECODE, tries,
+                                        cancel)
+
+
+def verdict_marks(result: Any, prompt: str) -> list[tuple[bool, str]]:
+    """``[(ok, "artist Claude Monet"), (False, "80.7%"), ...]`` for a ``done`` event's result; [] for a free-form
+    prompt (nothing to check against)."""
+    from core.explain import parse_prompt
+    from core.explain.check import marks
+
+    parsed = parse_prompt(prompt)
+    return [] if result.check is None or parsed is None else marks(result.check, parsed[0])
 
 
 def _typed_part(part: str) -> tuple[str, float]:
