@@ -208,3 +208,31 @@ def test_grounded_decoding_passes_through_a_good_text_at_once(tok) -> None:
                            SamplingSettings(temperature=0, max_new_tokens=60))
     assert res.text == good and res.check.passed and res.tries == 1 and res.decode == "both"
     assert check(good, MONET).passed
+
+
+# ------------------------------------------------------------------------------------------------ the preset
+
+
+@pytest.mark.slow
+def test_small_preset_is_a_valid_config_and_its_checkpoints_are_faith_ready(ws) -> None:
+    from core.checkpoint import load_checkpoint
+    from core.errors import NcanvasError
+    from core.explain.presets import preset
+    from core.llm.generate import load_explainer
+    from jobs import supervisor as sv
+    from jobs.llm import LLMConfig
+    from tests.jobhelpers import wait_for
+
+    LLMConfig(**preset("small")).validate()
+    with pytest.raises(NcanvasError, match="presets: small"):
+        preset("huge")
+    capped = {**preset("small"), "n_pairs": 300, "max_steps": 2, "eval_max": 8, "checkpoint_every": 0}
+    rec, _ = sv.start_job(ws, "llm", capped)
+    wait_for(lambda: sv.job_status(ws, rec.id).state in ("finished", "failed"), 240, 0.2, "preset job")
+    assert sv.job_status(ws, rec.id).state == "finished", ws.run(rec.id).stdout.read_text()[-2000:]
+    best = ws.run(rec.id).best
+    assert load_checkpoint(best)["extra"]["prompt_format"] == 2
+    ex = load_explainer(best)
+    assert ex.prompt_format == 2
+    pieces = [ex.tokenizer.tok.id_to_token(i) for i in ex.tokenizer.encode(" 96.2%")]
+    assert pieces[:5] == ["Ġ", "9", "6", ".", "2"]  # single digits: copying a number is copying tokens
