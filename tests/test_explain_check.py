@@ -165,3 +165,11 @@ def test_marks_put_a_cross_next_to_each_contradicted_fact() -> None:
     assert (False, "low confidence called low") in m and (False, "names another artist, Degas") in m
     line = format_marks(check(GOOD, MONET), MONET)
     assert line.startswith("✓ artist Claude Monet  ✓ style Impressionism") and "✗" not in line
+
+
+@pytest.mark.parametrize("module", ["core.explain.check", "core.explain.faithsets", "core.explain.batch",
+                                    "core.explain.presets", "core.explain.templates"])
+def test_faithfulness_light_modules_import_no_torch(module: str) -> None:
+    from tests.test_import_hygiene import _imported
+
+    assert not {"torch", "torchvision", "transformers"} & _imported(f"import {module}")
