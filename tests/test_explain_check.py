@@ -173,3 +173,12 @@ def test_faithfulness_light_modules_import_no_torch(module: str) -> None:
     from tests.test_import_hygiene import _imported
 
     assert not {"torch", "torchvision", "transformers"} & _imported(f"import {module}")
+
+
+def test_the_artists_usual_movement_stated_plainly_is_not_a_claim() -> None:
+    text = ("Claude Monet is usually associated with Impressionism (1860s-1880s France), and his usual movement is "
+            "Impressionism, yet the style head chose Post-Impressionism at 66.0%, a low call. A landscape at 90.2%; "
+            "the artist call at 93.1%. Post-Impressionism is unusual for him.")
+    res = check(text, MONET_CUBISM)
+    assert res.passed, res.reasons
+    assert "claims" in failed(text.replace("chose Post-Impressionism", "chose Impressionism"), MONET_CUBISM)

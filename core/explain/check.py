@@ -248,11 +248,13 @@ def _check_numbers(text: str, out: Output) -> Verdict:
 # A movement right after these words, or right before these, is where the prediction goes.
 _SLOT_BEFORE = re.compile(
     r"(?:predict\w*|chose|chosen|choose|picked|classif\w*(?:\s+\w+)?\s+as|recogni[sz]ed\s+as|reads?\s+as|"
-    r"identified\s+as|labell?ed\s+as|cues\s+of|score\s+for|associated\s+with|prediction\s+of|prediction\s+is|"
-    r"(?:style|movement|artist)\s+(?:is|call\s+is|label\s+is)|call\s+of)\s*[(:]?\s*$", re.I)
+    r"identified\s+as|labell?ed\s+as|cues\s+of|score\s+for|not\s+(?:\w+\s+)?associated\s+with|prediction\s+of|"
+    r"prediction\s+is|(?:the|predicted)\s+(?:style|movement)(?:\s+call|\s+label)?\s+is|call\s+of)\s*[(:]?\s*$",
+    re.I)
+_PCT = r"\d{1,3}(?:\.\d+)?\s*%"
 _SLOT_AFTER = re.compile(
-    r"^\s*(?:\([^)]*\)\s*)?(?:fits\b|is\s+recogni[sz]ed|is\s+suggested|is\s+the\s+(?:predicted|style|answer)|"
-    r"\(\s*\d|,\s*\d|\s*at\s+\d|\s+\d)", re.I)
+    rf"^\s*(?:\([^)]*\)\s*)?(?:fits\b|is\s+recogni[sz]ed|is\s+suggested|is\s+the\s+(?:predicted|style|answer)|"
+    rf"\(\s*{_PCT}|,\s*{_PCT}|\s+at\s+{_PCT}|\s+{_PCT})", re.I)
 
 
 def _described(out: Output) -> list[str]:
