@@ -92,8 +92,10 @@ def test_mismatches_are_mostly_plausible_flagged_and_less_confident() -> None:
     fit = [r for r in recs if r["style"] in ARTIST_TABLE[r["artist"]].styles]
     mis = [r for r in recs if r["style"] not in ARTIST_TABLE[r["artist"]].styles]
     unrelated = [r for r in mis if r["style"] in _unrelated(r["artist"])]
-    assert 0.15 < len(mis) / len(recs) < 0.35 and 0.03 < len(unrelated) / len(recs) < 0.09
-    assert np.mean([r["s_conf"] for r in mis]) < np.mean([r["s_conf"] for r in fit]) - 8
+    assert 0.15 < len(mis) / len(recs) < 0.3 and 0.05 < len(unrelated) / len(recs) < 0.11
+    assert np.mean([r["s_conf"] for r in mis]) < np.mean([r["s_conf"] for r in fit]) - 4
+    # ... but not always: a confidence alone must not tell a mismatch (the explainer would learn the shortcut)
+    assert np.mean([r["s_conf"] >= 85 for r in mis]) > 0.15 and np.mean([r["s_conf"] < 75 for r in fit]) > 0.1
     assert all("usually" in r["explanation"] or "tension" in r["explanation"] or "does not match"
                in r["explanation"] for r in mis)
 

@@ -223,12 +223,33 @@ def mismatches(rng: random.Random, c: Case) -> list[str]:
     return out + [genre_mismatch(rng, c)] if not c.genre_fits else out
 
 
-def low_confidences(rng: random.Random, c: Case, said: set[str]) -> list[str]:
-    """A confidence sentence for each head in the low band that the structure did not already explain, each in
-    a different variant (three alike would read as a loop)."""
-    low = [h for h in HEADS if c.conf(h) < LOW_BELOW and h not in said]
-    first = int(rng.random() * 3)
-    return [confidence(rng, h, c.label(h), c.conf(h), (first + i) % 3) for i, h in enumerate(low)]
+_MEANING_MANY = ("the model is unsure of these calls", "each is a tentative guess rather than a firm identification",
+                 "the visual evidence for them is mixed or weak")
+
+
+def low_sentence(rng: random.Random, c: Case, v: int | None = None) -> str | None:
+    """One sentence calling every head in the low band low (None when there is none). Always written, at one
+    place (before the closing), whatever else the structure said: a fixed duty is easier to learn than "the low
+    heads not explained yet"."""
+    low = [h for h in HEADS if c.conf(h) < LOW_BELOW]
+    if not low:
+        return None
+    if len(low) == 1:  # worded unlike `confidence`, which the structure may also have used for this head
+        h, p, label = low[0], pct(c.conf(low[0])), c.label(low[0])
+        meaning = pick(rng, _MEANING["low"])
+        return variant(rng, (
+            f"The {h} call is the uncertain one: at {p} it is in the low band, and {meaning}.",
+            f"Low confidence: the {h} head gives {label} only {p}, so {meaning}.",
+            f"Treat the {h} ({label}, {p}) as low confidence: {meaning}.",
+        ), v)
+    parts = [f"the {h} confidence at {pct(c.conf(h))}" for h in low]
+    joined = " and ".join(parts) if len(parts) == 2 else f"{parts[0]}, {parts[1]} and {parts[2]}"
+    meaning = pick(rng, _MEANING_MANY)
+    return variant(rng, (
+        f"{joined[0].upper() + joined[1:]} are {'both' if len(low) == 2 else 'all'} low: {meaning}.",
+        f"Low confidence: {joined}, so {meaning.replace('each is', 'each call is')}.",
+        f"Several heads are unsure: {joined} are in the low band, and {meaning}.",
+    ), None if v is None else v % 3)
 
 
 _SENTENCES = {
@@ -236,8 +257,8 @@ _SENTENCES = {
     "conf_a": lambda rng, c: confidence(rng, "artist", c.artist, c.a_conf),
     "conf_s": lambda rng, c: confidence(rng, "style", c.style, c.s_conf),
 }
-# Orderings of the sentence kinds ("mism": the mismatch sentences, if any; "low": a confidence sentence for each
-# low head not explained yet); every one names the artist (det) and the style (sty).
+# Orderings of the sentence kinds ("mism": the mismatch sentences, if any; "low": the sentence calling every low
+# head low, if any, always just before the closing); every one names the artist (det) and the style (sty).
 STRUCTURES = (
     ("det", "conf_a", "sty", "gen", "mism", "low", "end"),
     ("sty", "det", "mism", "gen", "conf_a", "low", "end"),
@@ -253,14 +274,12 @@ def explain(rng: random.Random, c: Case, structure: Sequence[str] | None = None)
     """One explanation for ``c``: an ordering of the sentence kinds is drawn first (or given), then only the
     sentences it uses are written."""
     parts: list[str] = []
-    said = set()
     for kind in structure or pick(rng, STRUCTURES):
         if kind == "mism":
             parts += mismatches(rng, c)
         elif kind == "low":
-            parts += low_confidences(rng, c, said)
+            if (low := low_sentence(rng, c)) is not None:
+                parts.append(low)
         else:
             parts.append(_SENTENCES[kind](rng, c))
-            if kind.startswith("conf_"):
-                said.add("artist" if kind == "conf_a" else "style")
     return " ".join(parts)
