@@ -14,8 +14,6 @@ from typing import Any
 from core.errors import NcanvasError
 from jobs.config import opt
 
-DESCRIPTION = "Multi-head art classifier (artist / style / genre) on a WikiArt-layout set"
-
 
 @dataclass
 class ArtCNNConfig:

@@ -18,7 +18,6 @@ from typing import Any
 from core.errors import NcanvasError
 from jobs.config import opt
 
-DESCRIPTION = "Small CNN on MNIST / Fashion-MNIST / CIFAR-10"
 MODEL_CHOICES = ("simplecnn", "lenet-demo", "simplenet")  # = core.vision.models.MODEL_NAMES (kept light here)
 DATASET_CHOICES = ("mnist", "fashion-mnist", "cifar10")
 CURVE_PANELS = {"loss": ["train/loss", "val/loss", "test/loss"], "accuracy": ["val/acc", "test/acc"]}

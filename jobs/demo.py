@@ -15,8 +15,6 @@ from typing import Any
 
 from jobs.config import opt
 
-DESCRIPTION = "Tiny regression job for trying ncanvas out (CPU, seconds)"
-
 
 @dataclass
 class DemoConfig:

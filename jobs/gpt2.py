@@ -12,8 +12,6 @@ from typing import Any
 from jobs.config import opt
 from jobs.lmbase import LMTrainConfig
 
-DESCRIPTION = "GPT-2 fine-tune on the explanation dataset (gpt2, distilgpt2 or a local model folder)"
-
 
 @dataclass
 class GPT2Config(LMTrainConfig):

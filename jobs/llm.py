@@ -13,8 +13,6 @@ from typing import Any
 from jobs.config import opt
 from jobs.lmbase import LMTrainConfig
 
-DESCRIPTION = "From-scratch art-expert transformer (Llama-style: RoPE, GQA, RMSNorm, SwiGLU; ~56M)"
-
 
 @dataclass
 class LLMConfig(LMTrainConfig):

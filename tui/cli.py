@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
 from core.errors import NcanvasError
-from core.paths import Workspace
+from tui import cli_art, cli_data, cli_jobs, cli_llm, cli_vision
+from tui.cli_base import CliState, state, workspace
 
 
 def _stdout_closed() -> bool:
@@ -88,30 +88,20 @@ app = typer.Typer(
     help="ncanvas: train and explain neural networks from the terminal. Without a command, opens the dashboard.",
     invoke_without_command=True,
     no_args_is_help=False,
-    add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
 
 
-@dataclass
-class CliState:
-    home: str | None = None
-    theme: str | None = None
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
 
-    def workspace(self) -> Workspace:
-        return Workspace.resolve(self.home)
-
-
-def state(ctx: typer.Context) -> CliState:
-    root = ctx.find_root()
-    if not isinstance(root.obj, CliState):
-        root.obj = CliState()
-    return root.obj
-
-
-def workspace(ctx: typer.Context) -> Workspace:
-    return state(ctx).workspace()
+        try:
+            typer.echo(f"ncanvas {version('ncanvas')}")
+        except PackageNotFoundError:  # run from a checkout that was never installed
+            typer.echo("ncanvas (not installed: run `make install`)")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -119,6 +109,8 @@ def _root(
     ctx: typer.Context,
     home: Annotated[str | None, typer.Option("--home", help="Workspace root (else NCANVAS_HOME, ncanvas.toml, user dir).")] = None,
     theme: Annotated[str | None, typer.Option("--theme", help="Dashboard theme, e.g. textual-dark, nord, gruvbox.")] = None,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
 ) -> None:
     ctx.obj = CliState(home, theme)
     if ctx.invoked_subcommand is None:
@@ -161,21 +153,8 @@ def web_cmd(
     Server(shlex.join(argv), host=host, port=port, title="ncanvas", public_url=public_url).serve()
 
 
-def _register_all() -> None:
-    from tui import cli_jobs
-
-    cli_jobs.register(app)
-    for name in ("cli_data", "cli_vision", "cli_llm", "cli_art"):
-        try:
-            module = __import__(f"tui.{name}", fromlist=["register"])
-        except ModuleNotFoundError as e:
-            if e.name == f"tui.{name}":
-                continue  # that area is not part of this build
-            raise
-        module.register(app)
-
-
-_register_all()
+for _module in (cli_jobs, cli_data, cli_vision, cli_llm, cli_art):
+    _module.register(app)
 
 
 def main() -> None:
@@ -186,9 +165,5 @@ def main() -> None:
         sys.exit(130)
 
 
-if __name__ == "__main__":
-    # run as ``python -m tui.cli`` (as ``ncanvas web`` runs each session) this file is ``__main__``, while the
-    # sub-command modules import ``tui.cli``: run that one, or --home would land in a second, unused CliState
-    from tui.cli import main as _main
-
-    _main()
+if __name__ == "__main__":  # ``python -m tui.cli`` is how ``ncanvas web`` starts each session
+    main()

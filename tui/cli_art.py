@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from core.errors import NcanvasError
+from tui.cli_base import checkpoint_path, workspace
 from tui.cli_data import data_app
 
 
@@ -70,17 +71,13 @@ def _check_options(cmap: str, colors: str | None, out: Path | None, llm: str | N
 def _load_explainers(ctx: typer.Context, llm: str | None, compare: str | None) -> list[_TimedExplainer]:
     """Load --llm and --compare before any CNN work, so a missing or wrong file costs nothing but one line."""
     from core.llm.generate import load_explainer
-    from tui.cli_vision import _checkpoint_path
-
-    sources = [_checkpoint_path(ctx, v) for v in (llm, compare) if v]
+    sources = [checkpoint_path(ctx, v) for v in (llm, compare) if v]
     return [_TimedExplainer(load_explainer(src), src) for src in sources]
 
 
 def _cam_folder(ctx: typer.Context, image: Path, out: Path | None) -> Path:
     """--out, else one folder per image file: two paintings called cat.png do not share one."""
     import hashlib
-
-    from tui.cli import workspace
 
     if out is not None:
         return out
@@ -143,11 +140,9 @@ def analyze(
     from core.explain import prompt_from_logits
     from core.llm.sampling import SamplingSettings
     from core.render import overlay, save_png
-    from tui.cli_vision import _checkpoint_path
-
     t0 = time.perf_counter()
     _check_options(cmap, colors, out, llm, compare)
-    clf = load_art_classifier(_checkpoint_path(ctx, cnn))
+    clf = load_art_classifier(checkpoint_path(ctx, cnn))
     t_cnn = time.perf_counter()
     explainers = _load_explainers(ctx, llm, compare)
     t_llm = time.perf_counter()

@@ -18,23 +18,14 @@ import typer
 from core.errors import NcanvasError
 from core.paths import validate_job_id
 from jobs.config import option_specs
-from jobs.kinds import KINDS, available_kinds, kind_config
+from jobs.kinds import KINDS, kind_config
+from tui.cli_base import AsJson, JobId, workspace
 from tui.fmt import fmt_duration, fmt_num, fmt_progress, headline_metric, throughput
 
 jobs_app = typer.Typer(help="List and control training jobs.", no_args_is_help=True)
 ckpt_app = typer.Typer(help="Inspect checkpoints.", no_args_is_help=True)
 train_app = typer.Typer(help="Start a training job (runs in the background; --foreground to watch).",
                         no_args_is_help=True)
-
-JobId = Annotated[str, typer.Argument(help="Job id, e.g. cnn-0001.", show_default=False)]
-AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-
-
-def _ws(ctx: typer.Context) -> Any:
-    from tui.cli import workspace
-
-    return workspace(ctx)
-
 
 def _status_json(st: Any) -> dict[str, Any]:
     rec = st.record.to_json()
@@ -51,7 +42,7 @@ def jobs_ls(ctx: typer.Context, as_json: AsJson = False) -> None:
     """List jobs: id, kind, state, progress, last loss/metric, elapsed, ETA, GPU."""
     from jobs.supervisor import list_status
 
-    statuses = list_status(_ws(ctx))
+    statuses = list_status(workspace(ctx))
     if as_json:
         typer.echo(json.dumps([_status_json(s) for s in statuses], indent=2, default=str))
         return
@@ -83,7 +74,7 @@ def jobs_show(ctx: typer.Context, job_id: JobId, as_json: AsJson = False) -> Non
     from core.logtext import last_lines
     from jobs.supervisor import job_status
 
-    ws = _ws(ctx)
+    ws = workspace(ctx)
     st = job_status(ws, job_id)
     run = ws.run(job_id)
     info = _status_json(st)
@@ -114,7 +105,7 @@ def _verb(name: str, doc: str, fn_name: str, **extra: Any) -> None:
     def command(ctx: typer.Context, job_id: JobId) -> None:
         from jobs import supervisor
 
-        typer.echo(getattr(supervisor, fn_name)(_ws(ctx), validate_job_id(job_id), **extra))
+        typer.echo(getattr(supervisor, fn_name)(workspace(ctx), validate_job_id(job_id), **extra))
 
     command.__doc__ = doc
     jobs_app.command(name)(command)
@@ -134,7 +125,7 @@ def jobs_stop(
     """Stop a job: it finishes the current step, saves latest.pt and exits (a second stop kills)."""
     from jobs import supervisor
 
-    typer.echo(supervisor.stop(_ws(ctx), validate_job_id(job_id), wait=not no_wait, timeout=timeout))
+    typer.echo(supervisor.stop(workspace(ctx), validate_job_id(job_id), wait=not no_wait, timeout=timeout))
 
 
 @jobs_app.command("kill")
@@ -143,7 +134,7 @@ def jobs_kill(ctx: typer.Context, job_id: JobId,
     """Kill a job's whole process group (SIGTERM, grace period, SIGKILL)."""
     from jobs import supervisor
 
-    typer.echo(supervisor.kill(_ws(ctx), validate_job_id(job_id), grace=grace))
+    typer.echo(supervisor.kill(workspace(ctx), validate_job_id(job_id), grace=grace))
 
 
 @jobs_app.command("rm")
@@ -152,7 +143,7 @@ def jobs_rm(ctx: typer.Context, job_id: JobId,
     """Delete a job's logs and checkpoints (refuses a live job unless --force)."""
     from jobs import supervisor
 
-    typer.echo(supervisor.remove(_ws(ctx), validate_job_id(job_id), force=force))
+    typer.echo(supervisor.remove(workspace(ctx), validate_job_id(job_id), force=force))
 
 
 # ===================================================================================== logs
@@ -167,7 +158,7 @@ def logs_cmd(
     from core.logtext import last_lines
     from jobs.supervisor import job_status
 
-    ws = _ws(ctx)
+    ws = workspace(ctx)
     job_status(ws, job_id)  # an unknown id is one clear line
     path = ws.run(job_id).stdout
     if not follow:
@@ -296,7 +287,7 @@ def _start(ctx: typer.Context, kind: str, values: dict[str, Any], *, gpu: str, g
 
     if name is not None:
         validate_job_id(name)
-    ws = _ws(ctx)
+    ws = workspace(ctx)
     rec, proc = supervisor.start_job(ws, kind, values, gpu=gpu, gpus=gpus, after=after, max_per_gpu=max_per_gpu,
                                      job_id=name, foreground=foreground, preflight=True)
     if as_json:
@@ -383,5 +374,5 @@ def register(app: typer.Typer) -> None:
     app.add_typer(ckpt_app, name="ckpt")
     app.add_typer(train_app, name="train")
     app.command("logs")(logs_cmd)
-    for kind in available_kinds():
+    for kind in KINDS:
         train_app.command(kind)(_train_command(kind))

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from core.errors import NcanvasError
+from tui.cli_base import checkpoint_path
 from tui.cli_data import data_app
 
 
@@ -104,13 +105,6 @@ def _stream_side_by_side(explainers: list[Any], prompt: str, settings: Any) -> l
     return texts
 
 
-def _source(ctx: typer.Context, value: str) -> Path:
-    """A path as given, or a job id's best_model.pt (else latest.pt) in the workspace."""
-    from tui.cli_vision import _checkpoint_path
-
-    return _checkpoint_path(ctx, value)
-
-
 def explain_cmd(
     ctx: typer.Context,
     checkpoint: Annotated[str, typer.Option("--checkpoint", help="llm/gpt2 checkpoint, run folder, HF folder or job id.")],
@@ -134,9 +128,9 @@ def explain_cmd(
     settings = _settings(max_new_tokens, temperature, top_k, top_p, repetition_penalty, seed)
     from core.llm.generate import load_explainer
 
-    explainers = [load_explainer(_source(ctx, checkpoint), device)]
+    explainers = [load_explainer(checkpoint_path(ctx, checkpoint), device)]
     if compare is not None:
-        explainers.append(load_explainer(_source(ctx, compare), device))
+        explainers.append(load_explainer(checkpoint_path(ctx, compare), device))
     if as_json:
         out = []
         for ex in explainers:
@@ -172,7 +166,7 @@ def eval_llm_cmd(
     from core.llm.generate import load_explainer
     from core.llm.sampling import SamplingSettings
 
-    ex = load_explainer(_source(ctx, checkpoint), device)
+    ex = load_explainer(checkpoint_path(ctx, checkpoint), device)
     res = evaluate_explainer(ex, data, max_examples, samples, SamplingSettings(160, 0.7, 50, 0.95, 1.1, seed))
     if as_json:
         typer.echo(json.dumps(res))

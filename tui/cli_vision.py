@@ -11,6 +11,7 @@ import typer
 
 from core.errors import NcanvasError
 from core.paths import JOB_ID_RE
+from tui.cli_base import AsJson, checkpoint_path, workspace
 
 viz_app = typer.Typer(help="Look inside a trained CNN: filters, feature maps, activation maximisation, class models.",
                       no_args_is_help=True)
@@ -22,31 +23,13 @@ DataDir = Annotated[str | None, typer.Option("--data-dir", help="Dataset folder 
 Png = Annotated[Path | None, typer.Option("--png", help="Also write the picture to this PNG file.")]
 Width = Annotated[int, typer.Option("--width", help="Terminal picture width in character cells.", min=4)]
 Colors = Annotated[str | None, typer.Option("--colors", help="truecolor or 256 (default: from $COLORTERM).")]
-AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 Layer = Annotated[str | None, typer.Option("--layer", help="Layer name, e.g. conv2 (see --list-layers).")]
-
-
-def _workspace(ctx: typer.Context) -> Any:
-    from tui.cli import workspace
-
-    return workspace(ctx)
-
-
-def _checkpoint_path(ctx: typer.Context, value: str) -> Path:
-    p = Path(value)
-    if p.exists() or not JOB_ID_RE.match(value):
-        return p
-    run = _workspace(ctx).run(value)
-    for name in ("best_model.pt", "latest.pt"):
-        if (run.ckpt_dir / name).is_file():
-            return run.ckpt_dir / name
-    raise NcanvasError(f"no checkpoint file {value!r}, and no checkpoints for a job of that name in {run.ckpt_dir}")
 
 
 def _classifier(ctx: typer.Context, checkpoint: str) -> Any:
     from core.vision.api import load_classifier
 
-    return load_classifier(_checkpoint_path(ctx, checkpoint))
+    return load_classifier(checkpoint_path(ctx, checkpoint))
 
 
 def _image(clf: Any, image: str | None, sample: str | None, data_dir: str | None) -> tuple[Any, str, int | None]:
@@ -214,7 +197,7 @@ def export_json_cmd(
     from core.vision.export import export_run
 
     if JOB_ID_RE.match(run) and not Path(run).is_dir():
-        paths = _workspace(ctx).run(run)
+        paths = workspace(ctx).run(run)
         ckpt_dir, metrics = paths.ckpt_dir, paths.metrics
     else:
         ckpt_dir = Path(run)

@@ -169,12 +169,13 @@ class _Ctx:
         self.train_lengths = splits["train"].lengths
 
     def checkpoint(self, loop: Loop, metrics: dict[str, Any] | None = None, full: bool = True) -> dict[str, Any]:
+        from dataclasses import asdict
+
         from core.checkpoint import make_checkpoint
-        from jobs.config import to_dict
 
         return make_checkpoint(
             kind=self.rt.kind, arch=self.hooks.arch(self.model), model=self.model.state_dict(),
-            config=dict(to_dict(self.cfg), **self.hooks.config_extra(self.model)),
+            config=dict(asdict(self.cfg), **self.hooks.config_extra(self.model)),
             optimizer=self.opt.state_dict() if full else None, scheduler=self.sched.state_dict() if full else None,
             scaler=self.scaler.state_dict() if full and self.scaler is not None else None,
             step=loop.step, epoch=loop.epoch, batch_in_epoch=loop.batch_in_epoch, best_metric=loop.best,

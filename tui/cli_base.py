@@ -1,0 +1,55 @@
+"""What every ``ncanvas`` sub-command module shares: the CLI state (``--home``, ``--theme``), the workspace, the
+argument types used everywhere and the checkpoint resolver. No torch.
+
+The root app (:mod:`tui.cli`) imports the sub-command modules; they import this module, never ``tui.cli``, so the
+CLI modules form no import cycle (a test checks it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from core.errors import NcanvasError
+from core.paths import JOB_ID_RE, Workspace
+
+JobId = Annotated[str, typer.Argument(help="Job id, e.g. cnn-0001.", show_default=False)]
+AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+@dataclass
+class CliState:
+    """The root options, kept on the root click context's ``obj``."""
+
+    home: str | None = None
+    theme: str | None = None
+
+    def workspace(self) -> Workspace:
+        return Workspace.resolve(self.home)
+
+
+def state(ctx: typer.Context) -> CliState:
+    root = ctx.find_root()
+    if not isinstance(root.obj, CliState):
+        root.obj = CliState()
+    return root.obj
+
+
+def workspace(ctx: typer.Context) -> Workspace:
+    """The workspace of this invocation (``--home``, ``NCANVAS_HOME``, ``ncanvas.toml``, the user data dir)."""
+    return state(ctx).workspace()
+
+
+def checkpoint_path(ctx: typer.Context, value: str) -> Path:
+    """A checkpoint as given: a path that exists, else a job id's ``best_model.pt`` (else its ``latest.pt``)."""
+    p = Path(value)
+    if p.exists() or not JOB_ID_RE.match(value):
+        return p
+    run = workspace(ctx).run(value)
+    for name in ("best_model.pt", "latest.pt"):
+        if (run.ckpt_dir / name).is_file():
+            return run.ckpt_dir / name
+    raise NcanvasError(f"no checkpoint file {value!r}, and no checkpoints for a job of that name in {run.ckpt_dir}")
