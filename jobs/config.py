@@ -99,3 +99,33 @@ def build_config(cls: type, values: dict[str, Any]) -> Any:
 
 def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
+
+
+@dataclass
+class LoopConfig:
+    """The options the training loop owns (:mod:`jobs.loop`), shared by every kind: a feature of the loop is an
+    option of every kind at once. A kind's config subclasses this and may redeclare a field to change its default
+    or help line; its own fields follow."""
+
+    epochs: int = opt(10, "passes over the training set", min=1, max=10_000)
+    batch_size: int = opt(32, "examples per micro-batch on each process (DDP: the global batch is N times this)",
+                          min=1, max=65_536)
+    lr: float = opt(1e-3, "peak learning rate", min=0.0, max=10.0)
+    grad_accum: int = opt(1, "micro-batches per optimizer step", min=1, max=1024)
+    grad_clip: float = opt(0.0, "clip the gradient norm to this (0: off)", min=0.0, max=1e6)
+    amp: bool = opt(True, "mixed precision on CUDA: bf16 where the GPU has it, else fp16 + grad scaling")
+    compile: bool = opt(False, "torch.compile the model (CUDA only)")
+    patience: int = opt(0, "early stopping: evaluations without a better selection metric (0: off)", min=0,
+                        max=100_000)
+    eval_every: int = opt(0, "also evaluate every N optimizer steps inside an epoch (0: at epoch ends only)",
+                          min=0)
+    checkpoint_every: int = opt(0, "also save latest.pt every N optimizer steps (0: at evaluations only)", min=0)
+    save_every_epoch: bool = opt(False, "also keep epoch_<n>.pt after every epoch")
+    max_steps: int = opt(0, "stop after this many optimizer steps in total (0: the full schedule)", min=0)
+    on_nan: str = opt("stop", "a non-finite loss or gradient: stop (keeping the last finite latest.pt) or "
+                      "skip-batch (at most 10 in a row)", choices=("stop", "skip-batch"))
+    cpu_threads: int = opt(0, "torch CPU threads (0: torch's default)", min=0, max=256)
+    seed: int = opt(0, "random seed (data order, initialisation)", min=0)
+
+
+LOOP_OPTIONS = frozenset(f.name for f in fields(LoopConfig))

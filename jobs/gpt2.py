@@ -36,13 +36,22 @@ class GPT2Config(LMTrainConfig):
 CONFIG = GPT2Config
 
 
-def train(rt: Any, cfg: GPT2Config) -> None:
-    from core.llm.trainer import GPT2Hooks, train_lm
+def task(cfg: GPT2Config) -> Any:
+    """The ``gpt2`` task: the shared LM task with GPT2Hooks."""
+    from core.llm.hooks import GPT2Hooks
+    from jobs.lm import LMTask
 
-    train_lm(rt, cfg, GPT2Hooks())
+    return LMTask(cfg, GPT2Hooks(), "gpt2")
+
+
+def train(rt: Any, cfg: GPT2Config) -> None:
+    """Train under ``rt`` in this process (the entry point below, and tests)."""
+    from jobs.loop import fit
+
+    fit(rt, task(cfg))
 
 
 if __name__ == "__main__":
-    from jobs.runtime import run_job
+    from jobs.loop import entry
 
-    run_job(CONFIG, train)
+    entry(CONFIG, task)

@@ -359,9 +359,11 @@ def _run(rt: JobRuntime, ws: Workspace, train_fn: Callable[[JobRuntime, Any], No
     if rt._stop:
         rt.event("stopped", step=final_step)
         rt.write_state(STOPPED, ended=time.time(), exit_code=0)
-        print(f"[ncanvas] stopped at step {final_step}; resume with: ncanvas jobs resume {rt.record.id}", flush=True)
+        say = f"stopped at step {final_step}; resume with: ncanvas jobs resume {rt.record.id}"
     else:
         rt.event("finished", step=final_step)
         rt.write_state(FINISHED, ended=time.time(), exit_code=0)
-        print(f"[ncanvas] finished at step {final_step}", flush=True)
+        say = f"finished at step {final_step}"
+    if rt.is_main:  # one line, not one per DDP rank
+        print(f"[ncanvas] {say}", flush=True)
     return 0

@@ -231,6 +231,8 @@ def start_job(ws: Workspace, kind: str, config: dict[str, Any], *, gpu: str = "a
     ``preflight`` also runs the kind's heavier checks (a kind module's ``preflight(cfg)``, which may import torch):
     the CLI asks for them; the dashboard does not, to stay free of torch."""
     spec = get_kind(kind)
+    if gpus > 1 and not spec.ddp:
+        raise NcanvasError(f"{kind} does not train data-parallel; --gpus must be 1")
     cfg = build_config(kind_config(kind), config)
     check = getattr(kind_module(kind), "preflight", None)
     if preflight and check is not None:

@@ -12,7 +12,7 @@ from tests.conftest import ROOT, subprocess_env
 LIGHT = ["core.paths", "core.runrec", "core.metrics", "core.overview", "core.smoothing", "core.atomic", "core.errors", "core.gpu",
          "core.logtext", "core.imageio", "core.render", "core.colormaps", "core.plotpng", "core.curves", "core.explain",
          "core.explain.dataset", "jobs.config", "jobs.kinds", "jobs.locks", "jobs.supervisor", "jobs.runtime",
-         "jobs.demo", "jobs.cnn", "jobs.llm", "jobs.gpt2", "jobs.artcnn", "tui.cli", "tui.cli_vision", "tui.cli_llm",
+         "jobs.demo", "jobs.cnn", "jobs.llm", "jobs.gpt2", "jobs.artcnn", "jobs.task", "jobs.lm", "jobs.lmbase", "tui.cli", "tui.cli_vision", "tui.cli_llm",
          "tui.cli_art", "tui.cli_base", "tui.inference", "tui.watcher", "tui.app"]
 HEAVY = ("torch", "torchvision", "transformers", "textual_plotext")
 

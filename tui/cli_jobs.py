@@ -17,7 +17,7 @@ import typer
 
 from core.errors import NcanvasError
 from core.paths import validate_job_id
-from jobs.config import option_specs
+from jobs.config import LOOP_OPTIONS, option_specs
 from jobs.kinds import KINDS, kind_config
 from tui.cli_base import AsJson, JobId, workspace
 from tui.fmt import fmt_duration, fmt_num, fmt_progress, headline_metric, throughput
@@ -233,7 +233,7 @@ def _choice_enum(name: str, choices: tuple[str, ...]) -> type[enum.Enum]:
 
 def _train_command(kind: str) -> Any:
     cfg_cls = kind_config(kind)
-    specs = option_specs(cfg_cls)
+    specs = sorted(option_specs(cfg_cls), key=lambda s: s.name in LOOP_OPTIONS)  # the kind's own panel first
     params = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)]
     for s in specs:
         typ: Any = s.type
@@ -247,7 +247,7 @@ def _train_command(kind: str) -> Any:
             typ = typ | None
         flag = s.flag if s.type is not bool else f"{s.flag}/--no-{s.flag[2:]}"
         params.append(inspect.Parameter(s.name, inspect.Parameter.KEYWORD_ONLY, default=default,
-                                        annotation=Annotated[typ, typer.Option(flag, help=s.help, rich_help_panel=f"{kind} options")]))
+                                        annotation=Annotated[typ, typer.Option(flag, help=s.help, rich_help_panel=_panel(kind, s.name))]))
     common: list[tuple[str, Any, Any]] = [
         ("gpu", Annotated[str, typer.Option("--gpu", help="auto (most free memory), N, or cpu.", rich_help_panel="Job")], "auto"),
         ("gpus", Annotated[int, typer.Option("--gpus", min=1, help="Processes for DDP through torchrun: one per GPU (gloo ranks with --gpu cpu).", rich_help_panel="Job")], 1),
@@ -268,6 +268,11 @@ def _train_command(kind: str) -> Any:
     command.__annotations__ = {p.name: p.annotation for p in params}
     command.__doc__ = KINDS[kind].description
     return command
+
+
+def _panel(kind: str, option: str) -> str:
+    """The --help panel of an option: the kind's own, or the training loop's (shared by every kind)."""
+    return "Training loop" if option in LOOP_OPTIONS else f"{kind} options"
 
 
 def _plain(value: Any, spec: Any) -> Any:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,14 +31,15 @@ class EvalResult:
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, data: TensorData, info: DatasetInfo, batch_size: int = 1000,
-             amp: bool = False) -> EvalResult:
-    """Mean cross-entropy, accuracy and predictions over a whole split (model left in eval mode)."""
+             autocast: Callable[[], Any] | None = None) -> EvalResult:
+    """Mean cross-entropy, accuracy and predictions over a whole split (model left in eval mode); ``autocast``
+    is the training loop's mixed-precision context (none: full precision)."""
     model.eval()
     total, correct, preds = 0.0, 0, []
     for i in range(0, len(data), batch_size):
         x = normalize(data.x[i:i + batch_size], info)
         y = data.y[i:i + batch_size]
-        with torch.autocast(x.device.type, dtype=torch.float16, enabled=amp):
+        with autocast() if autocast is not None else contextlib.nullcontext():
             logits = model(x)
         total += F.cross_entropy(logits.float(), y, reduction="sum").item()
         p = logits.argmax(1)
