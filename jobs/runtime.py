@@ -97,7 +97,7 @@ class JobRuntime:
                 "eta_s": None if eta is None else round(eta, 1), "heartbeat": round(now, 3)}
         kept = {k: v for k, v in self.record.progress.items() if k not in prog and k != "queued"}
         prog = {**kept, **prog}  # metrics from earlier calls stay until replaced
-        prog.update({k: v for k, v in last.items() if isinstance(v, (int, float, str)) or v is None})
+        prog.update({k: v for k, v in last.items() if isinstance(v, (int, float, str, list)) or v is None})
         self.record.progress = prog  # always current in memory; the file is written at most once a second
         if not force and now - self._last_beat < HEARTBEAT_S:
             return
