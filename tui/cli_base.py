@@ -43,6 +43,15 @@ def workspace(ctx: typer.Context) -> Workspace:
     return state(ctx).workspace()
 
 
+def check_output(path: str | Path | None) -> None:
+    """Refuse an output option that cannot be written (a folder) before any work is done; ``-``, FIFOs, devices
+    and symlinks are fine (see :func:`core.atomic.write_target`)."""
+    from core.atomic import write_target
+
+    if path is not None:
+        write_target(path)
+
+
 def checkpoint_path(ctx: typer.Context, value: str) -> Path:
     """A checkpoint as given: a path that exists, else a job id's ``best_model.pt`` (else its ``latest.pt``)."""
     p = Path(value)
