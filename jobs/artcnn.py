@@ -17,8 +17,8 @@ from jobs.config import opt
 
 @dataclass
 class ArtCNNConfig:
-    data: str = opt("", "labels.csv (or its folder) in the WikiArt layout; empty: a synthetic set is drawn")
-    image_root: str = opt("", "folder the CSV's paths are relative to (default: the CSV's folder)")
+    data: str = opt("", "labels.csv (or its folder) in the WikiArt layout; empty: a synthetic set is drawn", path=True)
+    image_root: str = opt("", "folder the CSV's paths are relative to (default: the CSV's folder)", path=True)
     synthetic_n: int = opt(2000, "images of the synthetic set when --data is empty", min=10, max=1_000_000)
     backbone: str = opt("resnet18", "torchvision backbone (resnet18, resnet50, mobilenet_v3_small, ...)")
     pretrained: bool = opt(False, "start from ImageNet weights (needs them downloadable or cached)")

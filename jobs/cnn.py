@@ -27,7 +27,8 @@ CURVE_PANELS = {"loss": ["train/loss", "val/loss", "test/loss"], "accuracy": ["v
 class CnnConfig:
     model: str = opt("simplecnn", "architecture", choices=MODEL_CHOICES)
     dataset: str = opt("mnist", "dataset", choices=DATASET_CHOICES)
-    data_dir: str = opt("", "folder with the dataset files (default: $NCANVAS_DATA_DIR or <workspace>/data)")
+    data_dir: str = opt("", "folder with the dataset files (default: $NCANVAS_DATA_DIR or <workspace>/data)",
+                        path=True)
     epochs: int = opt(3, "passes over the training split", min=1, max=10_000)
     batch_size: int = opt(128, "images per step", min=1, max=65_536)
     lr: float = opt(0.01, "peak learning rate", min=0.0, max=10.0)

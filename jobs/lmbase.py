@@ -11,7 +11,8 @@ from jobs.config import opt
 
 @dataclass
 class LMTrainConfig:
-    data: str = opt("", "folder from `ncanvas data explanations` (empty: generate --n-pairs pairs in memory)")
+    data: str = opt("", "folder from `ncanvas data explanations` (empty: generate --n-pairs pairs in memory)",
+                    path=True)
     n_pairs: int = opt(100_000, "pairs to generate when --data is empty", min=10, max=10_000_000)
     data_seed: int = opt(0, "seed of the generated pairs", min=0)
     block_size: int = opt(512, "longest training sequence in tokens", min=16, max=4096)

@@ -9,15 +9,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from core.errors import NcanvasError
 from core.paths import JOB_ID_RE, Workspace
 
-JobId = Annotated[str, typer.Argument(help="Job id, e.g. cnn-0001.", show_default=False)]
-AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+JobId = Annotated[str, typer.Argument(help="Job id, e.g. cnn-0001.", show_default=False, metavar="ID")]
+AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output (strict JSON: a NaN is null, named "
+                                                     "in a \"nonfinite\" field).")]
+
+
+def echo_json(obj: Any, **kwargs: Any) -> None:
+    """Print ``obj`` as strict JSON (:mod:`core.strictjson`): every ``--json`` output goes through here."""
+    from core.strictjson import dumps
+
+    typer.echo(dumps(obj, **kwargs))
 
 
 @dataclass
