@@ -234,12 +234,7 @@ def sc_full_disk_train(d: Path, fx: dict[str, Any], cli: Callable[..., Result]) 
         return "skip"
     try:
         (mnt / "ws" / "logs").mkdir(parents=True)
-        with open(mnt / "filler", "wb") as f:  # fill it up
-            try:
-                while True:
-                    f.write(b"\0" * 65536)
-            except OSError:
-                pass
+        fill_up(mnt / "filler")
         r = cli(["train", "demo", "--name", "x"], ws=mnt / "ws")
         why = one_line(r)
         left = sorted(p.name for p in (mnt / "ws" / "logs").iterdir())
@@ -250,26 +245,57 @@ def sc_full_disk_train(d: Path, fx: dict[str, Any], cli: Callable[..., Result]) 
         umount(mnt)
 
 
+def fill_up(path: Path) -> None:
+    """Write zeros into ``path`` until the file system is full."""
+    with open(path, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 16384)
+                f.flush()
+        except OSError:
+            pass
+
+
 def sc_full_disk_checkpoint(d: Path, fx: dict[str, Any], cli: Callable[..., Result]) -> str:
-    """A job whose disk fills up mid-run: its failure reason names the disk, not torch's enforce failure."""
+    """The disk fills up while a job runs: its failure reason names the disk and the checkpoint that is kept, not
+    torch's ``enforce fail ... unexpected pos``, and stdout.log holds no traceback."""
     mnt = d / "full"
-    if not mount_tmpfs(mnt, "3m"):
+    if not mount_tmpfs(mnt, "4m"):
         return "skip"
+    ws, run = mnt / "ws", mnt / "ws" / "logs" / "x"
     try:
-        r = cli(["train", "demo", "--hidden", "4096", "--steps-per-epoch", "4", "--epochs", "50", "--name", "x",
-                 "--foreground"], ws=mnt / "ws", timeout=300)
-        rec = json.loads((mnt / "ws" / "logs" / "x" / "job.json").read_text())
-        err = rec.get("error") or ""
-        if rec.get("state") != "failed":
-            return f"state {rec.get('state')}"
-        log = (mnt / "ws" / "logs" / "x" / "stdout.log").read_text(errors="replace")
-        if not err.startswith("disk full"):
-            return f"reason: {err[:120]}"
-        if "Traceback" in log:
-            return "traceback in stdout.log"
-        return "" if r.code != 0 else "exit 0"
+        cli(["train", "demo", "--hidden", "2048", "--steps-per-epoch", "100000", "--epochs", "1", "--checkpoint-every",
+             "5", "--step-sleep", "0.02", "--name", "x"], ws=ws)
+        if not _wait(lambda: (ws / "checkpoints" / "x" / "latest.pt").is_file()):
+            return "no latest.pt"
+        fill_up(mnt / "filler")
+        if not _wait(lambda: _state(ws, "x") in ("failed", "finished", "stopped"), 60):
+            return f"state {_state(ws, 'x')}"
+        _wait(lambda: not _locked(run / "run.lock"), 10)
+        rec = json.loads((run / "job.json").read_text())
+        err, log = rec.get("error") or "", (run / "stdout.log").read_text(errors="replace")
+        if rec.get("state") != "failed" or not err.startswith("disk full"):
+            return f"{rec.get('state')}: {err[:120]}"
+        return "traceback in stdout.log" if "Traceback" in log else ""
     finally:
+        cli(["jobs", "kill", "x"], ws=ws)
         umount(mnt)
+
+
+def _locked(path: Path) -> bool:
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
 
 
 def sc_readonly_workspace(d: Path, fx: dict[str, Any], cli: Callable[..., Result]) -> str:
@@ -516,8 +542,11 @@ def sc_fifo_png(d: Path, fx: dict[str, Any], cli: Callable[..., Result]) -> str:
     got: list[bytes] = []
 
     def reader() -> None:
-        with open(d / "out.fifo", "rb") as f:
-            got.append(f.read())
+        try:
+            with open(d / "out.fifo", "rb") as f:
+                got.append(f.read())
+        except OSError:
+            pass  # the folder went away with a failed case
 
     t = threading.Thread(target=reader, daemon=True)
     t.start()
@@ -693,19 +722,52 @@ def run_case(case: Case, tree: Path, fx: dict[str, Any]) -> str:
         def cli(argv: list[str], ws: Path | None = None, cwd: Path | None = None, timeout: float = 180) -> Result:
             return run_cli(tree, ws or d / "ws", argv, cwd=cwd, env=case.env, timeout=timeout, stdin=case.stdin)
 
-        if case.scenario is not None:
-            return case.scenario(d, dict(fx, tree=tree), cli)
-        if case.setup is not None:
-            case.setup(d, fx)
-        argv = [a.replace("{d}", str(d)).replace("{fx}", str(fx["dir"])).replace("{llm}", str(fx["llm"]))
-                for a in case.argv or []]
-        r = cli(argv)
-        if case.check is _success_quiet:
-            return _success_quiet(d, r)
-        why = one_line(r, case.usage)
-        if not why and case.check is not None:
-            why = case.check(d, r)
-        return why
+        try:
+            return _run(case, d, fx, tree, cli)
+        finally:
+            _kill_leftovers(d)  # an accepted bad option may have launched a job (even torchrun with 100000 ranks)
+
+
+def _kill_leftovers(d: Path) -> None:
+    """SIGKILL every process whose command line names the case's folder, until none is left (torchrun keeps
+    spawning ranks for a while, each in its own session, so no process group reaches them all)."""
+    me = os.getpid()
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline:
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == me:
+                continue
+            try:
+                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if str(d) in cmd:
+                found.append(int(entry.name))
+        for pid in found:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if not found:
+            return
+        time.sleep(0.2)
+
+
+def _run(case: Case, d: Path, fx: dict[str, Any], tree: Path, cli: Callable[..., Result]) -> str:
+    if case.scenario is not None:
+        return case.scenario(d, dict(fx, tree=tree), cli)
+    if case.setup is not None:
+        case.setup(d, fx)
+    argv = [a.replace("{d}", str(d)).replace("{fx}", str(fx["dir"])).replace("{llm}", str(fx["llm"]))
+            for a in case.argv or []]
+    r = cli(argv)
+    if case.check is _success_quiet:
+        return _success_quiet(d, r)
+    why = one_line(r, case.usage)
+    if not why and case.check is not None:
+        why = case.check(d, r)
+    return why
 
 
 def main() -> None:

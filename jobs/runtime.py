@@ -16,6 +16,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn
 
 from core.errors import JobNotFound, NcanvasError
@@ -336,9 +337,28 @@ def failure_line(exc: BaseException, rt: JobRuntime | None = None) -> str:
     return line
 
 
+RESERVE_BYTES = 64 << 10  # freed to record a failure on a full disk (job.json is written to a new temp file)
+
+
+def _reserve(paths: RunPaths) -> Path:
+    return paths.log_dir / ".disk-reserve"
+
+
+def _hold_reserve(paths: RunPaths) -> None:
+    """Take a little disk space (zeros, not a sparse file) that :func:`_record_failure` gives back, so that a job
+    stopped by a full disk can still write its final state atomically."""
+    try:
+        with open(_reserve(paths), "wb") as f:
+            f.write(b"\0" * RESERVE_BYTES)
+    except OSError:
+        _reserve(paths).unlink(missing_ok=True)  # no room even for that: the failure is then only in stdout.log
+
+
 def _record_failure(rt: JobRuntime, line: str) -> None:
     """The failed event and state; on a full disk these small writes may fail too, which must not hide ``line``
     behind a traceback (the job then shows as crashed, with this line as its last log line)."""
+    if rt.is_main:
+        _reserve(rt.paths).unlink(missing_ok=True)
     for write in (lambda: rt.event("failed", step=rt.record.progress.get("step"), error=line),
                   lambda: rt.write_state(FAILED, ended=time.time(), exit_code=1, error=line)):
         try:
@@ -366,6 +386,7 @@ def run_job(config_cls: type, train_fn: Callable[[JobRuntime, Any], None],
         sys.exit(EXIT_ALREADY_RUNNING)
     if rank == 0:
         _remove_stale_temp_files(paths)
+        _hold_reserve(paths)
     record = read_record(paths.job_json)
     cfg = build_config(config_cls, record.config)
     rt = JobRuntime(paths, record, cfg, resuming=args.resume)
@@ -378,6 +399,8 @@ def run_job(config_cls: type, train_fn: Callable[[JobRuntime, Any], None],
         import torch.distributed as dist
 
         dist.destroy_process_group()
+    if rank == 0:
+        _reserve(paths).unlink(missing_ok=True)
     try:
         rt.metrics.close()
     except OSError as e:  # the last rows could not be flushed (a full disk): the failure is recorded already

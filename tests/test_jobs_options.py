@@ -11,10 +11,11 @@ import pytest
 
 from core.errors import BadJobId, NcanvasError
 from jobs import supervisor as sv
-from jobs.config import INT_LIMIT, absolute_paths, build_config, option_specs
+from jobs.config import build_config, option_specs
 from jobs.kinds import KINDS, kind_config
 
 FLOATS = [(kind, s.name) for kind in KINDS for s in option_specs(kind_config(kind)) if s.type is float]
+INT_LIMIT = 2**31 - 1  # jobs.config.INT_LIMIT
 INTS = [(kind, s.name) for kind in KINDS for s in option_specs(kind_config(kind)) if s.type is int and s.max is None]
 
 
@@ -103,6 +104,7 @@ def test_path_options_are_marked_in_every_kind_that_reads_files() -> None:
 
 def test_relative_paths_become_absolute_against_the_callers_folder(tmp_path: Path) -> None:
     from jobs.artcnn import ArtCNNConfig
+    from jobs.config import absolute_paths
     from jobs.gpt2 import GPT2Config
 
     (tmp_path / "art").mkdir()
