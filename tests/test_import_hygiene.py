@@ -85,7 +85,7 @@ def test_help_registers_each_train_kind_once_and_version_answers() -> None:
     out = subprocess.run([sys.executable, "-m", "tui.cli", "train", "--help"], capture_output=True, text=True,
                          env=subprocess_env(COLUMNS="100"), timeout=60)
     assert out.returncode == 0, out.stderr
-    listed = [ln.split()[1] for ln in out.stdout.splitlines() if ln.startswith("│ ") and ln.split()[1] in KINDS]
+    listed = [ln.split()[0] for ln in out.stdout.splitlines() if ln.startswith("  ") and ln.split()[0] in KINDS]
     assert sorted(listed) == sorted(KINDS)
     ver = subprocess.run([sys.executable, "-m", "tui.cli", "--version"], capture_output=True, text=True,
                          env=subprocess_env(), timeout=60)

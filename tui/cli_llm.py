@@ -124,6 +124,9 @@ def explain_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of streaming.")] = False,
 ) -> None:
     """Stream an explanation of CNN classification results from a trained explainer."""
+    from core.devices import check_device
+
+    device = check_device(device)
     prompt = build_prompt(artist, style, genre, conf, prompt_file)
     settings = _settings(max_new_tokens, temperature, top_k, top_p, repetition_penalty, seed)
     from core.llm.generate import load_explainer
@@ -160,6 +163,9 @@ def eval_llm_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Val/test loss and perplexity of an explainer, with a few generated samples."""
+    from core.devices import check_device
+
+    device = check_device(device)
     if data and not (Path(data) / "val.jsonl").is_file():
         raise NcanvasError(f"--data {data}: no val.jsonl there (make one with `ncanvas data explanations`)")
     from core.llm.evaluate import evaluate_explainer

@@ -22,7 +22,7 @@ Sample = Annotated[str | None, typer.Option("--sample", help="A dataset image in
 DataDir = Annotated[str | None, typer.Option("--data-dir", help="Dataset folder for --sample (default: the checkpoint's, else $NCANVAS_DATA_DIR or <workspace>/data).")]
 Png = Annotated[Path | None, typer.Option("--png", help="Also write the picture to this PNG file (- for stdout, "
                                                         "the PNG alone).")]
-Width = Annotated[int, typer.Option("--width", help="Terminal picture width in character cells.", min=4)]
+Width = Annotated[int, typer.Option("--width", help="Terminal picture width in character cells.", min=4, max=400)]
 Colors = Annotated[str | None, typer.Option("--colors", help="truecolor or 256 (default: from $COLORTERM).")]
 Layer = Annotated[str | None, typer.Option("--layer", help="Layer name, e.g. conv2 (see --list-layers).")]
 
@@ -171,7 +171,7 @@ def viz_features(ctx: typer.Context, checkpoint: Checkpoint, image: ImageArg = N
 @viz_app.command("maxact")
 def viz_maxact(ctx: typer.Context, checkpoint: Checkpoint, layer: Layer = None,
                filter_: Annotated[int, typer.Option("--filter", help="Filter (channel) index.", min=0)] = 0,
-               steps: Annotated[int, typer.Option("--steps", help="Gradient-ascent steps.", min=1)] = 128,
+               steps: Annotated[int, typer.Option("--steps", help="Gradient-ascent steps.", min=1, max=10_000)] = 128,
                seed: Annotated[int, typer.Option("--seed")] = 0,
                png: Png = None, width: Width = 56, colors: Colors = None) -> None:
     """Activation maximisation: the input pattern that most excites one filter (default: last conv)."""
@@ -186,7 +186,7 @@ def viz_maxact(ctx: typer.Context, checkpoint: Checkpoint, layer: Layer = None,
 @viz_app.command("class-model")
 def viz_class_model(ctx: typer.Context, checkpoint: Checkpoint,
                     class_: Annotated[str, typer.Option("--class", help="Class index or name.")] = "0",
-                    steps: Annotated[int, typer.Option("--steps", help="Gradient-ascent steps.", min=1)] = 128,
+                    steps: Annotated[int, typer.Option("--steps", help="Gradient-ascent steps.", min=1, max=10_000)] = 128,
                     seed: Annotated[int, typer.Option("--seed")] = 0,
                     png: Png = None, width: Width = 56, colors: Colors = None) -> None:
     """Class-model visualisation: an input that maximises one class score."""
