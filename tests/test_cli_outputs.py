@@ -91,3 +91,18 @@ def test_export_json_into_a_folder_is_one_line(cnn: dict[str, Path], tmp_path: P
     (tmp_path / "out").mkdir()
     res = runner.invoke(app, ["--home", str(ws), "export-json", "cnn-0001", "-o", str(tmp_path / "out")])
     assert res.exit_code == 1 and res.stderr.strip() == f"ncanvas: {tmp_path / 'out'} is a folder; give a file name"
+
+
+def test_checkpoint_paths_inside_the_workspace_work_from_any_folder(cnn: dict[str, Path], tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 13.20: the README's `--checkpoint checkpoints/<id>` with NCANVAS_HOME set, run from another folder."""
+    ws = tmp_path / "ws"
+    (ws / "checkpoints" / "cnn-0001").mkdir(parents=True)
+    (ws / "checkpoints" / "cnn-0001" / "best_model.pt").write_bytes(cnn["ckpt"].read_bytes())
+    monkeypatch.setenv("NCANVAS_HOME", str(ws))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    for value in ("checkpoints/cnn-0001", "checkpoints/cnn-0001/best_model.pt", "cnn-0001"):
+        res = runner.invoke(app, ["classify", str(cnn["image"]), "-c", value, "--json"])
+        assert res.exit_code == 0, (value, res.output)

@@ -61,8 +61,16 @@ def check_output(path: str | Path | None) -> None:
 
 
 def checkpoint_path(ctx: typer.Context, value: str) -> Path:
-    """A checkpoint as given: a path that exists, else a job id's ``best_model.pt`` (else its ``latest.pt``)."""
-    p = Path(value)
+    """A checkpoint as given: a path that exists (a run folder such as ``checkpoints/cnn-0001`` gives its
+    ``best_model.pt``, else ``latest.pt``; a transformers folder stays a folder); else the same path inside the
+    workspace (the README's ``checkpoints/llm-0001`` works from any folder when NCANVAS_HOME or --home is set);
+    else a job id's ``best_model.pt`` (else its ``latest.pt``)."""
+    p = Path(value).expanduser()
+    if not p.exists() and not p.is_absolute() and not JOB_ID_RE.match(value):
+        inside = workspace(ctx).root / p
+        p = inside if inside.exists() else p
+    if p.is_dir() and not (p / "config.json").is_file():
+        return next((p / n for n in ("best_model.pt", "latest.pt") if (p / n).is_file()), p)
     if p.exists() or not JOB_ID_RE.match(value):
         return p
     run = workspace(ctx).run(value)
