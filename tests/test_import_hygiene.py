@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import ROOT, subprocess_env
 
-LIGHT = ["core.paths", "core.runrec", "core.metrics", "core.overview", "core.smoothing", "core.atomic", "core.errors", "core.gpu",
+LIGHT = ["core.paths", "core.threads", "core.devices", "core.fserrors", "core.strictjson", "core.runrec", "core.metrics", "core.overview", "core.smoothing", "core.atomic", "core.errors", "core.gpu",
          "core.logtext", "core.imageio", "core.render", "core.colormaps", "core.plotpng", "core.curves", "core.explain",
          "core.explain.dataset", "jobs.config", "jobs.kinds", "jobs.locks", "jobs.supervisor", "jobs.runtime",
          "jobs.demo", "jobs.cnn", "jobs.llm", "jobs.gpt2", "jobs.artcnn", "tui.cli", "tui.cli_vision", "tui.cli_llm",

@@ -21,6 +21,17 @@ AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output (s
                                                      "in a \"nonfinite\" field).")]
 
 
+Threads = Annotated[int | None, typer.Option("--threads", min=1, max=1024, help="torch CPU threads (default: the "
+                                                                          "cores that running jobs leave free).")]
+
+
+def apply_threads(ctx: typer.Context, threads: int | None = None) -> int:
+    """Set torch's thread count for an inference command (:mod:`core.threads`: spare the running jobs' cores)."""
+    from core.threads import use_inference_threads
+
+    return use_inference_threads(threads, ws=workspace(ctx))
+
+
 def echo_json(obj: Any, **kwargs: Any) -> None:
     """Print ``obj`` as strict JSON (:mod:`core.strictjson`): every ``--json`` output goes through here."""
     from core.strictjson import dumps

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,7 +10,7 @@ import typer
 
 from core.errors import NcanvasError
 from core.paths import JOB_ID_RE
-from tui.cli_base import AsJson, check_output, checkpoint_path, workspace
+from tui.cli_base import AsJson, Threads, apply_threads, check_output, checkpoint_path, echo_json, workspace
 
 viz_app = typer.Typer(help="Look inside a trained CNN: filters, feature maps, activation maximisation, class models.",
                       no_args_is_help=True)
@@ -27,10 +26,11 @@ Colors = Annotated[str | None, typer.Option("--colors", help="truecolor or 256 (
 Layer = Annotated[str | None, typer.Option("--layer", help="Layer name, e.g. conv2 (see --list-layers).")]
 
 
-def _classifier(ctx: typer.Context, checkpoint: str, png: Path | None = None) -> Any:
+def _classifier(ctx: typer.Context, checkpoint: str, png: Path | None = None, threads: int | None = None) -> Any:
     from core.vision.api import load_classifier
 
     check_output(png)  # a --png that cannot be written is refused before the model is loaded
+    apply_threads(ctx, threads)
     return load_classifier(checkpoint_path(ctx, checkpoint))
 
 
@@ -90,16 +90,16 @@ def _enlarge(picture: Any, width: int) -> Any:
 
 def classify_cmd(ctx: typer.Context, checkpoint: Checkpoint, image: ImageArg = None, sample: Sample = None,
                  top_k: Annotated[int, typer.Option("--top-k", help="How many classes to list.", min=1)] = 5,
-                 data_dir: DataDir = None, as_json: AsJson = False) -> None:
+                 data_dir: DataDir = None, as_json: AsJson = False, threads: Threads = None) -> None:
     """Classify an image with a trained CNN checkpoint: top-k classes with probabilities."""
     from core.vision.api import classify
 
-    clf = _classifier(ctx, checkpoint)
+    clf = _classifier(ctx, checkpoint, threads=threads)
     img, what, label = _image(clf, image, sample, data_dir)
     top = classify(clf, img, top_k)
     if as_json:
-        typer.echo(json.dumps({"image": what, "label": label, "arch": clf.arch, "dataset": clf.dataset,
-                               "top": [{"class": c, "index": clf.class_names.index(c), "prob": p} for c, p in top]}))
+        echo_json({"image": what, "label": label, "arch": clf.arch, "dataset": clf.dataset,
+                   "top": [{"class": c, "index": clf.class_names.index(c), "prob": p} for c, p in top]})
         return
     typer.echo(f"{what}  [{clf.arch} on {clf.dataset}, epoch {clf.epoch}]")
     for name, p in top:
@@ -115,12 +115,13 @@ def gradcam_cmd(
     cmap: Annotated[str, typer.Option("--cmap", help="viridis, inferno, jet or gray.")] = "jet",
     width: Width = 56, colors: Colors = None, data_dir: DataDir = None, as_json: AsJson = False,
     list_layers: Annotated[bool, typer.Option("--list-layers", help="Print the conv layer names and exit.")] = False,
+    threads: Threads = None,
 ) -> None:
     """Explain a prediction: a heat map over the image, printed with ANSI half blocks (and to --png)."""
     from core.render import COLORMAP_NAMES, overlay
     from core.vision.api import METHODS, explain, layer_names
 
-    clf = _classifier(ctx, checkpoint, png)
+    clf = _classifier(ctx, checkpoint, png, threads)
     if list_layers:
         typer.echo("\n".join(layer_names(clf)))
         return
@@ -132,9 +133,9 @@ def gradcam_cmd(
     ex = explain(clf, img, method, class_, layer)
     names = clf.class_names
     if as_json:
-        typer.echo(json.dumps({"image": what, "label": label, "method": method, "layer": ex.layer,
-                               "target": ex.target, "predicted": ex.predicted, "prob": float(ex.probs[ex.predicted]),
-                               "heat": [[round(float(v), 4) for v in row] for row in ex.heat]}))
+        echo_json({"image": what, "label": label, "method": method, "layer": ex.layer, "target": ex.target,
+                   "predicted": ex.predicted, "prob": float(ex.probs[ex.predicted]),
+                   "heat": [[round(float(v), 4) for v in row] for row in ex.heat]})
         return
     picture = overlay(clf.display(img), ex.heat, cmap=cmap, alpha=alpha)
     _header(f"{what}: predicted {names[ex.predicted]} ({ex.probs[ex.predicted]:.1%}); {method} for class "
