@@ -105,7 +105,9 @@ def read_record(path: Path) -> JobRecord:
 def load_job(ws: Workspace, job_id: str) -> JobRecord:
     run = ws.run(job_id)
     if not run.job_json.is_file():
-        raise JobNotFound(f"no job {job_id!r} in {ws.root}")
+        left = " (its folders, without job.json, are left from a creation that failed: ncanvas jobs rm " \
+               f"{job_id} removes them)" if run.log_dir.is_dir() or run.ckpt_dir.is_dir() else ""
+        raise JobNotFound(f"no job {job_id!r} in {ws.root}{left}")
     rec = read_record(run.job_json)
     if rec.id != job_id:  # a copied or renamed folder: the folder name is the job's identity
         raise NcanvasError(f"{run.job_json} belongs to job {rec.id!r}, not {job_id!r}")

@@ -300,3 +300,26 @@ def test_a_queued_job_says_queued_not_started(ws) -> None:
     finally:
         for jid in ("w", "dep"):
             sv.kill(ws, jid, grace=1)
+
+
+def test_the_eta_after_a_pause_is_not_slowed_by_it(ws) -> None:
+    """The job's own rate restarts on SIGCONT: a 100 s pause does not turn a 1 step/s job into a slow one."""
+    from jobs.config import build_config
+    from jobs.demo import DemoConfig
+    from jobs.runtime import JobRuntime
+
+    now = [1000.0]
+    run = ws.run("demo-0001").make()
+    rec = JobRecord(id="demo-0001", kind="demo", state="running")
+    rt = JobRuntime(run, rec, build_config(DemoConfig, {}), get_time=lambda: now[0])
+    for step in range(11):  # 1 step per second
+        rt.progress(step=step, total_steps=100, force=True)
+        now[0] += 1.0
+    assert rt.record.progress["eta_s"] == pytest.approx(90.0)
+    now[0] += 100.0  # paused
+    rt.continued()
+    for step in range(11, 14):
+        rt.progress(step=step, total_steps=100, force=True)
+        now[0] += 1.0
+    assert rt.record.progress["eta_s"] == pytest.approx(87.0)
+    rt.metrics.close()
