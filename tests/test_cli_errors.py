@@ -144,6 +144,7 @@ def test_a_read_only_output_is_one_plain_line(files: dict[str, Path], tmp_path: 
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # pytest re-enables what ncanvas drops
 def test_a_100_megapixel_image_is_downscaled_without_a_warning(files: dict[str, Path], tmp_path: Path) -> None:
     from PIL import Image
 
