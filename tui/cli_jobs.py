@@ -19,7 +19,7 @@ from core.errors import NcanvasError
 from core.paths import validate_job_id
 from jobs.config import LOOP_OPTIONS, option_specs
 from jobs.kinds import KINDS, kind_config
-from tui.cli_base import AsJson, JobId, workspace
+from tui.cli_base import AsJson, JobId, echo_json, workspace
 from tui.fmt import fmt_duration, fmt_num, fmt_progress, headline_metric, throughput
 
 jobs_app = typer.Typer(help="List and control training jobs.", no_args_is_help=True)
@@ -28,9 +28,13 @@ train_app = typer.Typer(help="Start a training job (runs in the background; --fo
                         no_args_is_help=True)
 
 def _status_json(st: Any) -> dict[str, Any]:
+    from jobs.supervisor import UNREADABLE
+
+    if st.state == UNREADABLE:  # no record to show: what is known and why
+        return {"id": st.id, "kind": None, "state": st.state, "alive": False, "reason": st.reason}
     rec = st.record.to_json()
-    rec.update(state=st.state, alive=st.alive, reason=st.reason, elapsed_s=st.elapsed_s, eta_s=st.eta_s,
-               gpu_mem_mb=st.gpu_mem_mb, recorded_state=st.record.state)
+    rec.update(state=st.state, alive=st.alive, reason=st.reason, elapsed_s=st.elapsed_s, paused_s=st.paused_s,
+               eta_s=st.eta_s, gpu_mem_mb=st.gpu_mem_mb, recorded_state=st.record.state)
     return rec
 
 
@@ -42,11 +46,12 @@ def jobs_ls(ctx: typer.Context, as_json: AsJson = False) -> None:
     """List jobs: id, kind, state, progress, last loss/metric, elapsed, ETA, GPU."""
     from jobs.supervisor import list_status
 
-    statuses = list_status(workspace(ctx))
+    statuses = list_status(workspace(ctx), unreadable=True)
     if as_json:
-        typer.echo(json.dumps([_status_json(s) for s in statuses], indent=2, default=str))
+        echo_json([_status_json(s) for s in statuses], indent=2)
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from tui.fmt import STATE_STYLE
@@ -56,9 +61,13 @@ def jobs_ls(ctx: typer.Context, as_json: AsJson = False) -> None:
         table.add_column(col)
     for s in statuses:
         p = s.record.progress
+        if s.record.kind == "?":  # unreadable: the reason takes the progress column
+            table.add_row(s.id, "-", f"[bold red]{s.state}[/]", escape(s.reason or ""), *["-"] * 6)
+            continue
+        eta = "paused" if s.state == "paused" else fmt_duration(s.eta_s)
         table.add_row(s.id, s.record.kind, f"[{STATE_STYLE.get(s.state, '')}]{s.state}[/]", fmt_progress(p),
                       fmt_num(p.get("loss")), headline_metric(p), throughput(p), fmt_duration(s.elapsed_s),
-                      fmt_duration(s.eta_s), s.record.gpu)
+                      eta, s.record.gpu)
     console = Console()
     if not console.is_terminal:
         console = Console(width=200)  # piped into a script or a file: never truncate cells
@@ -81,12 +90,13 @@ def jobs_show(ctx: typer.Context, job_id: JobId, as_json: AsJson = False) -> Non
     info["checkpoints"] = sorted(p.name for p in run.ckpt_dir.glob("*")) if run.ckpt_dir.is_dir() else []
     info["log_dir"], info["ckpt_dir"] = str(run.log_dir), str(run.ckpt_dir)
     if as_json:
-        typer.echo(json.dumps(info, indent=2, default=str))
+        echo_json(info, indent=2)
         return
     r = st.record
     typer.echo(f"{r.id}  {r.kind}  {st.state}{f'  (alive, pid {r.pid})' if st.alive else ''}")
+    eta = "paused" if st.state == "paused" else fmt_duration(st.eta_s)
     typer.echo(f"  progress: {fmt_progress(r.progress)}   loss {fmt_num(r.progress.get('loss'))}   "
-               f"{headline_metric(r.progress)}   elapsed {fmt_duration(st.elapsed_s)}   ETA {fmt_duration(st.eta_s)}")
+               f"{headline_metric(r.progress)}   elapsed {fmt_duration(st.elapsed_s)}{_elapsed_note(st)}   ETA {eta}")
     typer.echo(f"  gpu: {r.gpu}   attempts: {r.attempts}   after: {r.after or '-'}   code: "
                f"{r.code.get('commit', '?')[:10]}{' (dirty)' if r.code.get('dirty') else ''}")
     if st.reason:
@@ -101,6 +111,14 @@ def jobs_show(ctx: typer.Context, job_id: JobId, as_json: AsJson = False) -> Non
             typer.echo(f"    {ln}")
 
 
+def _elapsed_note(st: Any) -> str:
+    """`` (3 attempts; paused 2m05s, not counted)``: what the elapsed training time adds up and leaves out."""
+    parts = [f"{st.record.attempts} attempts"] if st.record.attempts > 1 else []
+    if st.paused_s >= 1:
+        parts.append(f"paused {fmt_duration(st.paused_s)}, not counted")
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
 def _verb(name: str, doc: str, fn_name: str, **extra: Any) -> None:
     def command(ctx: typer.Context, job_id: JobId) -> None:
         from jobs import supervisor
@@ -113,7 +131,19 @@ def _verb(name: str, doc: str, fn_name: str, **extra: Any) -> None:
 
 _verb("pause", "Pause a job (SIGSTOP to its process group; GPU memory stays held).", "pause")
 _verb("cont", "Continue a paused job (SIGCONT).", "cont")
-_verb("resume", "Relaunch a stopped/failed/killed job from latest.pt; its curve continues.", "resume")
+
+
+@jobs_app.command("resume")
+def jobs_resume(
+    ctx: typer.Context, job_id: JobId,
+    from_scratch: Annotated[bool, typer.Option("--from-scratch", help="Start again from step 0 (needed when there "
+                                               "is no latest.pt); the old metric rows move to "
+                                               "metrics.attempt-N.jsonl.")] = False,
+) -> None:
+    """Relaunch a stopped/failed/killed job from latest.pt; its curve continues."""
+    from jobs import supervisor
+
+    typer.echo(supervisor.resume(workspace(ctx), validate_job_id(job_id), from_scratch=from_scratch))
 
 
 @jobs_app.command("stop")
@@ -213,7 +243,7 @@ def ckpt_inspect(path: Annotated[Path, typer.Argument(help="A .pt checkpoint.")]
 
     info = summary(load_checkpoint(path))
     if as_json:
-        typer.echo(json.dumps(info, indent=2, default=str))
+        echo_json(info, indent=2)
         return
     for key in ("kind", "arch", "step", "epoch", "batch_in_epoch", "best_metric", "parameters", "tensors", "dtypes"):
         typer.echo(f"{key:>14}: {info[key]}")
@@ -294,13 +324,34 @@ def _start(ctx: typer.Context, kind: str, values: dict[str, Any], *, gpu: str, g
         validate_job_id(name)
     ws = workspace(ctx)
     rec, proc = supervisor.start_job(ws, kind, values, gpu=gpu, gpus=gpus, after=after, max_per_gpu=max_per_gpu,
-                                     job_id=name, foreground=foreground, preflight=True)
+                                     job_id=name, foreground=foreground, preflight=True, cwd=Path.cwd())
     if as_json:
-        typer.echo(json.dumps(rec.to_json(), indent=2, default=str))
+        echo_json(rec.to_json(), indent=2)
     else:
-        typer.echo(f"started {rec.id} ({kind} on {rec.gpu}); logs: {ws.run(rec.id).log_dir}")
+        waits = _queued_because(ws, rec, wait=0.0 if foreground else 3.0)
+        what = f"queued {rec.id} ({kind} on {rec.gpu}; {waits})" if waits else f"started {rec.id} ({kind} on {rec.gpu})"
+        typer.echo(f"{what}; logs: {ws.run(rec.id).log_dir}")
     if foreground:
         raise typer.Exit(_watch(ws, rec.id, proc))
+
+
+def _queued_because(ws: Any, rec: Any, wait: float) -> str:
+    """Why a job just launched waits in the queue ('' once it runs): its ``--after`` job has not finished, or
+    (after up to ``wait`` seconds for the job to say so) no GPU slot is free."""
+    from core.runrec import QUEUED, read_record
+    from jobs.supervisor import job_status
+
+    if rec.after is not None and job_status(ws, rec.after).state != "finished":
+        return f"starts when {rec.after} has finished"
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            now = read_record(ws.run(rec.id).job_json)
+        except NcanvasError:
+            return ""
+        if now.state != QUEUED or now.progress.get("queued") or time.monotonic() >= deadline:
+            return str(now.progress.get("queued") or "") if now.state == QUEUED else ""
+        time.sleep(0.05)
 
 
 def _watch(ws: Any, job_id: str, proc: Any) -> int:

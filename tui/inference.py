@@ -74,6 +74,14 @@ def list_checkpoints(ws: Workspace, kinds: tuple[str, ...]) -> list[CheckpointCh
     return main + epochs
 
 
+def _spare_running_jobs(ckpt: str) -> None:
+    """torch's thread count for this inference: the cores the running jobs of the checkpoint's workspace leave
+    free (:mod:`core.threads`, the CLI's policy too)."""
+    from core.threads import use_inference_threads
+
+    use_inference_threads(near=ckpt)
+
+
 # ============================================================================================ vision
 
 
@@ -139,6 +147,7 @@ class Classification:
 
 
 def classify(ckpt: str, image_spec: str, top_k: int = 5) -> Classification:
+    _spare_running_jobs(ckpt)
     api = _import("core.vision.api", "the vision API")
     clf = load_classifier(ckpt)
     image, label, what = resolve_image(clf, image_spec)
@@ -161,6 +170,7 @@ class CamResult:
 
 
 def gradcam(ckpt: str, image_spec: str, method: str, target: int | None, layer: str | None) -> CamResult:
+    _spare_running_jobs(ckpt)
     api = _import("core.vision.api", "the vision API")
     clf = load_classifier(ckpt)
     image, _, _ = resolve_image(clf, image_spec)
@@ -171,6 +181,7 @@ def gradcam(ckpt: str, image_spec: str, method: str, target: int | None, layer: 
 
 def view_image(ckpt: str, image_spec: str, view: str, layer: str | None, channel: int = 0) -> Any:
     """The filters / feature maps / activation-maximisation picture of ``layer`` (an array to render)."""
+    _spare_running_jobs(ckpt)
     api = _import("core.vision.api", "the vision API")
     clf = load_classifier(ckpt)
     if view == "filters":
@@ -240,6 +251,7 @@ def load_explainer(path: str) -> Any:
 
 def explain_stream(ckpt: str, prompt: str, settings: GenSettings, cancel: threading.Event) -> Iterator[str]:
     """Stream an explanation (text deltas) from an LLM checkpoint; stops at the next token after ``cancel``."""
+    _spare_running_jobs(ckpt)
     sampling = _import("core.llm.sampling", "the LLM explainer")
     explainer = load_explainer(ckpt)
     s = sampling.SamplingSettings(max_new_tokens=settings.max_new_tokens, temperature=settings.temperature,
@@ -308,6 +320,7 @@ def _art_prompt(api: Any, clf: Any, image: Any) -> str:
 
 def analyze(cnn_ckpt: str, image_path: str) -> Analysis:
     """Top-3 per head and a Grad-CAM per head from an ``artcnn`` checkpoint (``core.art.api``)."""
+    _spare_running_jobs(cnn_ckpt)
     api = _import("core.art.api", "the art analysis API (issue 7)")
     p = Path(cnn_ckpt)
     if not p.is_file():

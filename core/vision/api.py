@@ -91,7 +91,7 @@ class Classifier:
 
 def load_classifier(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Classifier:
     """Rebuild a ``cnn`` checkpoint's model (architecture, classes, normalisation) from the file alone."""
-    from core.checkpoint import load_checkpoint, load_model_state
+    from core.checkpoint import check_finite_weights, load_checkpoint, load_model_state
     from core.vision.models import build_model
 
     path = Path(path)
@@ -99,16 +99,26 @@ def load_classifier(path: str | os.PathLike[str], device: str | torch.device = "
     meta = (ck.get("extra") or {}).get("vision")
     if not isinstance(meta, dict):
         raise CheckpointError(f"{path} has no vision metadata (not written by the cnn job)")
-    model = build_model(ck["arch"], int(meta["in_channels"]), int(meta["num_classes"]), int(meta["image_size"]))
+    check_finite_weights(ck, path)
+    try:  # an edited or foreign file: one line about the metadata, not an IndexError in the first prediction
+        channels, n_classes, size = int(meta["in_channels"]), int(meta["num_classes"]), int(meta["image_size"])
+        names, mean, std = [str(n) for n in meta["class_names"]], tuple(meta["mean"]), tuple(meta["std"])
+        samples = meta.get("samples")
+        sample_labels = [int(v) for v in meta.get("sample_labels", [])]
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path} has damaged vision metadata ({type(e).__name__}: {e})") from None
+    if len(names) != n_classes:
+        raise CheckpointError(f"{path} names {len(names)} classes for a model with {n_classes} outputs")
+    if len(mean) != channels or len(std) != channels:
+        raise CheckpointError(f"{path}: normalisation for {len(mean)} channels, but the model takes {channels}")
+    model = build_model(ck["arch"], channels, n_classes, size)
     load_model_state(model, ck, path)
     model.to(device).eval()
-    samples = meta.get("samples")
     return Classifier(
-        model=model, arch=ck["arch"], dataset=str(meta["dataset"]), class_names=list(meta["class_names"]),
-        in_channels=int(meta["in_channels"]), image_size=int(meta["image_size"]),
-        mean=tuple(meta["mean"]), std=tuple(meta["std"]), path=Path(path), device=torch.device(device),
+        model=model, arch=ck["arch"], dataset=str(meta.get("dataset")), class_names=names,
+        in_channels=channels, image_size=size, mean=mean, std=std, path=Path(path), device=torch.device(device),
         samples=None if samples is None else samples.permute(0, 2, 3, 1).cpu().numpy(),
-        sample_labels=[int(v) for v in meta.get("sample_labels", [])], epoch=int(ck.get("epoch", 0)))
+        sample_labels=sample_labels, epoch=int(ck.get("epoch", 0)))
 
 
 def load_image(path: str | os.PathLike[str]) -> Any:
