@@ -23,7 +23,7 @@ from tui.screens.new_job import NewJobRequest, NewJobScreen
 from tui.watcher import SMOOTHING_WEIGHTS
 from tui.widgets.jobs_table import JobsTable
 from tui.widgets.log_tail import LogTail
-from tui.widgets.plots import Curves
+from tui.widgets.plots import CurveData, Curves
 
 SMOOTHING_STEPS = (0.0, *SMOOTHING_WEIGHTS)
 
@@ -87,7 +87,13 @@ class Dashboard(Vertical):
         if self.watcher is None or (changed is not None and not changed & set(self.selection)):
             return
         kinds = {st.id: st.record.kind for st in self.statuses}
-        self.curves.set_data(self.watcher.snapshot(self.selection, self.curves.smoothing), kinds)
+        first = self.selection[0] if self.selection else None
+        names = self.watcher.metric_names(first) if first else []
+        metric = self.curves.metric_for(kinds.get(first or ""), names)
+        keys = ("loss",) if metric is None else ("loss", metric)
+        skipped = [self.watcher.skipped(jid) for jid in self.selection]
+        self.curves.set_data(CurveData(self.watcher.snapshot(self.selection, self.curves.smoothing, keys), kinds,
+                                       names, (sum(s[0] for s in skipped), sum(s[1] for s in skipped))))
 
     def show_log(self, msg: LogLines) -> None:
         log = self.query_one(LogTail)
@@ -195,7 +201,12 @@ class Dashboard(Vertical):
         self.notify(f"EMA smoothing {self.curves.smoothing:.2f}", timeout=1.5)
 
     def action_toggle_metric(self) -> None:
-        self.query_one("#metric-plot").toggle_class("-off")
+        first = self.selection[0] if self.selection else None
+        st = self.status(first)
+        names = self.watcher.metric_names(first) if self.watcher is not None and first else []
+        metric = self.curves.cycle_metric(st.record.kind if st else None, names)
+        self.refresh_curves()
+        self.notify(f"metric plot: {metric or 'off'}", timeout=1.5)
 
     # ----------------------------------------------------------------------------------- workers
 
