@@ -89,3 +89,29 @@ async def test_non_finite_values_are_dropped_and_counted(tmp_path: Path) -> None
         text = screen_text(app)
         assert "4 non-finite" in text, text  # NaN, 1e999, -Infinity twice: dropped and said
         assert app.is_running
+
+
+async def test_a_bug_in_a_watcher_callback_a_render_or_an_action_is_a_notification(tmp_path: Path,
+                                                                                    monkeypatch) -> None:
+    from tui.messages import JobsUpdated
+
+    def broken(self) -> None:
+        raise ZeroDivisionError("a bug in an action")
+
+    monkeypatch.setattr(Dashboard, "action_log_y", broken)
+    # GPU stats the top bar cannot render
+    app = NcanvasApp(make_fixture_workspace(tmp_path / "ws"), host="test", gpu_stats=lambda: [object()],
+                     watcher_config=FAST)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: app.query_one(JobsTable).row_count == 3, what="rows")
+        await wait_until(pilot, lambda: any("StatusBar" in n.message for n in app._notifications), what="render")
+        app.post_message(JobsUpdated([object()]))  # a status without the fields the table reads
+        await wait_until(pilot, lambda: any("job list" in n.message for n in app._notifications), what="callback")
+        await pilot.press("l")
+        await wait_until(pilot, lambda: any("a bug in an action" in n.message for n in app._notifications),
+                         what="action")
+        assert app.is_running
+        assert "ZeroDivisionError" in (app.ws.logs / "dashboard-errors.log").read_text()
+        app.query_one(JobsTable).focus()
+        await pilot.press("down")  # and it still works
+        await wait_until(pilot, lambda: app.query_one(JobsTable).current_id == "llm-0001", what="cursor")

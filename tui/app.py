@@ -6,10 +6,15 @@ inference panes, so the first frame comes fast (a test checks ``torch`` is not i
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import socket
+import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
+from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.css.query import NoMatches
@@ -17,6 +22,7 @@ from textual.widgets import Footer, TabbedContent, TabPane
 
 from core.errors import NcanvasError
 from core.paths import Workspace
+from tui import guard
 from tui.commands import NcanvasCommands
 from tui.dashboard import Dashboard
 from tui.messages import (
@@ -45,6 +51,8 @@ class NcanvasApp(App[None]):
         gpu_stats: ``() -> [GpuStat]`` (default: ``core.gpu.gpu_stats``; ``[]`` shows N/A).
         watcher_config: polling periods and caps of the watcher thread.
         show_root: show the workspace root in the top bar (off in tests: temporary paths vary).
+        handle_signals: end cleanly on SIGTERM / SIGHUP (the terminal restored, exit status 128 + signal); on for
+            the real dashboard, off under tests (the test runner keeps its own handlers).
     """
 
     CSS_PATH = "app.tcss"
@@ -61,10 +69,14 @@ class NcanvasApp(App[None]):
     def __init__(self, ws: Workspace, *, theme: str | None = None, host: str | None = None,
                  list_status: Callable[[Workspace], list[Any]] | None = None,
                  gpu_stats: Callable[[], list[Any]] | None = None,
-                 watcher_config: WatcherConfig | None = None, show_root: bool = False) -> None:
+                 watcher_config: WatcherConfig | None = None, show_root: bool = False,
+                 handle_signals: bool = False) -> None:
         super().__init__()
         self.ws = ws
         self.show_root = show_root
+        self.handle_signals = handle_signals
+        self.crash_line: str | None = None  # set when the app had to stop: the one line run_app prints
+        self._reported: dict[str, float] = {}  # error text -> when it was last reported
         self.host = host if host is not None else socket.gethostname()
         kwargs: dict[str, Any] = {}
         if list_status is not None:
@@ -93,9 +105,48 @@ class NcanvasApp(App[None]):
         self.query_one(Dashboard).watcher = self.watcher
         self.watcher.start()
         self.query_one("JobsTable").focus()
+        if self.handle_signals:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGHUP):
+                loop.add_signal_handler(sig, self._signalled, sig)
 
     def on_unmount(self) -> None:
         self.watcher.stop()
+
+    def _signalled(self, sig: int) -> None:
+        self.exit(return_code=128 + sig)  # the driver restores the terminal on the way out
+
+    # ----------------------------------------------------------------------------------- errors
+
+    def report_error(self, error: BaseException, what: str) -> None:
+        """The last resort for a bug that escaped its handler: the traceback to the error log, one notification
+        (the same error again only after 30 s), and the app goes on."""
+        text = f"{what} failed: {guard.one_line(error)}"
+        now = time.monotonic()
+        if now - self._reported.get(text, -1e9) < 30.0:
+            return
+        self._reported[text] = now
+        path = guard.write_traceback(self.ws.logs, error, what)
+        where = f" (traceback in {path})" if path else ""
+        self.notify(text + where, severity="error", timeout=10)
+
+    def _handle_exception(self, error: Exception) -> None:
+        # Textual's own handler (it ends the app) for what nothing above caught: one line instead of a screenful
+        # of traceback with locals, the traceback in the error log, and run_app exits non-zero
+        path = guard.write_traceback(self.ws.logs, error, "the dashboard stopped")
+        if self.crash_line is None:
+            self.crash_line = f"ncanvas: the dashboard stopped: {guard.one_line(error)}" + (
+                f" (traceback in {path})" if path else "")
+        super()._handle_exception(error)
+        self._exit_renderables[:] = [Text(self.crash_line)]
+
+    async def run_action(self, action: Any, default_namespace: Any = None) -> bool:
+        """Every key, palette entry and click action: a bug in one is a notification, not the end of the app."""
+        try:
+            return await super().run_action(action, default_namespace)
+        except Exception as e:  # noqa: BLE001 - the last resort for key sequences
+            self.report_error(e, f"action {action}")
+            return True
 
     def on_resize(self) -> None:
         # small terminals (80x24 over SSH): tighter layout, set by class so the CSS decides what shrinks
@@ -103,7 +154,7 @@ class NcanvasApp(App[None]):
 
     # ----------------------------------------------------------------------------------- watcher messages
 
-    def _route(self, deliver: Callable[[], None]) -> None:
+    def _route(self, deliver: Callable[[], None], what: str = "showing an update") -> None:
         # watcher messages can still arrive while the app shuts down and its widgets are being removed
         if not self.is_running:
             return
@@ -111,6 +162,8 @@ class NcanvasApp(App[None]):
             deliver()
         except NoMatches:
             pass
+        except Exception as e:  # noqa: BLE001 - whatever a file held, the dashboard stays up
+            self.report_error(e, what)
 
     def on_jobs_updated(self, msg: JobsUpdated) -> None:
         def deliver() -> None:
@@ -119,23 +172,26 @@ class NcanvasApp(App[None]):
             bar.paused = sum(1 for st in msg.statuses if st.state == "paused")
             self.query_one(Dashboard).show_statuses(msg.statuses)
 
-        self._route(deliver)
+        self._route(deliver, "showing the job list")
 
     def on_watcher_error(self, msg: WatcherError) -> None:
         self._route(lambda: self.notify(msg.text, severity="warning", timeout=8))
 
     def on_gpu_updated(self, msg: GpuUpdated) -> None:
-        self._route(lambda: setattr(self.query_one(StatusBar), "gpus", msg.stats))
+        self._route(lambda: setattr(self.query_one(StatusBar), "gpus", msg.stats), "showing GPU stats")
 
     def on_metrics_updated(self, msg: MetricsUpdated) -> None:
-        self._route(lambda: self.query_one(Dashboard).refresh_curves(msg.job_ids))
+        self._route(lambda: self.query_one(Dashboard).refresh_curves(msg.job_ids), "showing the curves")
 
     def on_log_lines(self, msg: LogLines) -> None:
-        self._route(lambda: self.query_one(Dashboard).show_log(msg))
+        self._route(lambda: self.query_one(Dashboard).show_log(msg), "showing the log")
 
     def on_classified(self, msg: Classified) -> None:
-        for pane in self.query(".uses-classification"):
-            pane.use_classification(msg)
+        def deliver() -> None:
+            for pane in self.query(".uses-classification"):
+                pane.use_classification(msg)
+
+        self._route(deliver, "passing the classification on")
 
     def on_art_analyzed(self, msg: ArtAnalyzed) -> None:
         self._route(lambda: self.query_one(ExplainPane).use_analysis(msg))
@@ -166,7 +222,19 @@ class NcanvasApp(App[None]):
         self.push_screen(HelpScreen())
 
 
+def run_dashboard(app: NcanvasApp) -> int:
+    """Run ``app`` in this terminal and return its exit status: 0 after ``q``; 128 + the signal after SIGTERM or
+    SIGHUP; 1 when an error stopped it, after one line on stderr saying where the traceback went. The driver
+    restores the terminal (alternate screen, mouse reporting) on every one of these ways out."""
+    app.run()  # on the way out Textual prints the exit renderables (our one crash line) to stderr
+    if app.crash_line is not None:
+        return app.return_code or 1
+    return app.return_code or 0
+
+
 def run_app(home: str | None = None, theme: str | None = None) -> None:
     """Open the dashboard on the workspace ``home`` (resolved as everywhere: --home, NCANVAS_HOME, ...)."""
     ws = Workspace.resolve(home).ensure()
-    NcanvasApp(ws, theme=theme, show_root=True).run()
+    code = run_dashboard(NcanvasApp(ws, theme=theme, show_root=True, handle_signals=True))
+    if code:
+        sys.exit(code)

@@ -25,6 +25,7 @@ from textual.reactive import reactive
 from textual_plotext import PlotextPlot
 
 from jobs.kinds import KINDS
+from tui.guard import safe_render
 
 Snapshot = dict[str, dict[str, tuple[Any, ...]]]  # key -> (steps, values[, {ema weight: smoothed}])
 PALETTE = ("cyan", "orange", "green", "magenta", "blue", "red", "yellow", "white")  # plotext's colour names
@@ -296,6 +297,7 @@ class CurvePlot(PlotextPlot):
             self._built = (generation, size, picture)
             self.refresh()
 
+    @safe_render
     def render(self) -> Any:
         width, height = self._area()
         top = header(self.spec, self.lines, width)
