@@ -138,3 +138,25 @@ def test_the_terminal_going_away_ends_the_dashboard(tmp_path: Path) -> None:
     finally:
         term.close()
     assert code == 128 + signal.SIGHUP
+
+
+def test_alt_digit_switches_panes_from_a_text_field_in_a_terminal(tmp_path: Path) -> None:
+    """tmux and xterm send alt+3 as ESC 3; inside the Classify pane's image field that typed "£" and stayed."""
+    term = Terminal([sys.executable, "-m", "tui.cli"], _env(tmp_path))
+    try:
+        assert term.read_until(_started), term.seen[-2000:]
+        os.write(term.master, b"2")
+        assert term.read_until(lambda s: b"enter classifies" in s), term.seen[-2000:]
+        mark = len(term.seen)
+        os.write(term.master, b"\t\t")  # the pane -> the checkpoint picker -> the image field
+        time.sleep(1.0)
+        os.write(term.master, b"\x1b3")
+        assert term.read_until(lambda s: b"t/T class" in s[mark:], timeout=20), term.seen[mark:].decode(
+            errors="replace")[-2000:]
+        os.write(term.master, b"\x1b2")  # and back: the field still holds what it held
+        assert term.read_until(lambda s: s.count(b"enter classifies") >= 2, timeout=20)
+        time.sleep(0.5)
+        term.read_until(lambda _: False, timeout=0.5)
+    finally:
+        term.close()
+    assert "£".encode() not in term.seen and "™".encode() not in term.seen, "alt+digit typed a character"

@@ -18,13 +18,14 @@ from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.css.query import NoMatches
-from textual.widgets import Footer, TabbedContent, TabPane
+from textual.widgets import Footer, TabbedContent, TabPane, Tabs
 
 from core.errors import NcanvasError
 from core.paths import Workspace
 from tui import guard
 from tui.commands import NcanvasCommands
 from tui.dashboard import Dashboard
+from tui.keys import ALT_DIGIT_CHARACTERS
 from tui.messages import (
     ArtAnalyzed,
     Classified,
@@ -37,7 +38,17 @@ from tui.messages import (
 from tui.panes import PANES
 from tui.panes.explain import ExplainPane
 from tui.watcher import Watcher, WatcherConfig
+from tui.widgets.footer import MainScreen
 from tui.widgets.status_bar import StatusBar
+
+PANE_TITLES = (("jobs", "Jobs"), *((p.pane_id, p.title) for p in PANES))
+
+
+def pane_bindings(n: int, pane_id: str, title: str) -> list[Binding]:
+    """The keys of pane ``n``: the digit (where no text field takes it), and F``n`` / alt+``n`` from anywhere."""
+    anywhere = f"f{n},alt+{n}" + (f",{ALT_DIGIT_CHARACTERS[n - 1]}" if n <= len(ALT_DIGIT_CHARACTERS) else "")
+    return [Binding(str(n), f"pane('{pane_id}')", f"{title} pane", show=False),
+            Binding(anywhere, f"pane('{pane_id}')", f"{title} pane", show=False, priority=True)]
 
 
 class NcanvasApp(App[None]):
@@ -61,9 +72,8 @@ class NcanvasApp(App[None]):
     BINDINGS = [
         Binding("q", "quit", "Quit"),
         Binding("question_mark", "help", "Help"),
-        # digits switch panes; alt+digit also works while a text field has focus (it eats plain digits)
-        Binding("1,alt+1", "pane('jobs')", "Jobs", show=False),
-        *[Binding(f"{i + 2},alt+{i + 2}", f"pane('{p.pane_id}')", p.title, show=False) for i, p in enumerate(PANES)],
+        # digits switch panes where no text field has focus (esc leaves one); F1..F5 and alt+digit from anywhere
+        *[b for i, (pane_id, title) in enumerate(PANE_TITLES) for b in pane_bindings(i + 1, pane_id, title)],
     ]
 
     def __init__(self, ws: Workspace, *, theme: str | None = None, host: str | None = None,
@@ -89,6 +99,9 @@ class NcanvasApp(App[None]):
                 raise NcanvasError(f"unknown theme {theme!r}; themes: {', '.join(sorted(self.available_themes))}")
             self.theme = theme
 
+    def get_default_screen(self) -> MainScreen:
+        return MainScreen(id="_default")
+
     def compose(self) -> ComposeResult:
         bar = StatusBar(self.host, id="status-bar")
         bar.workspace = str(self.ws.root) if self.show_root else ""
@@ -102,6 +115,9 @@ class NcanvasApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        # the tab bar takes no focus: a Tab stop there would leave the pane's keys (and the footer) behind; the
+        # tabs are switched by digits, F1..F5, alt+digit or a click
+        self.query_one(Tabs).can_focus = False
         self.query_one(Dashboard).watcher = self.watcher
         self.watcher.start()
         self.query_one("JobsTable").focus()
@@ -140,10 +156,10 @@ class NcanvasApp(App[None]):
         super()._handle_exception(error)
         self._exit_renderables[:] = [Text(self.crash_line)]
 
-    async def run_action(self, action: Any, default_namespace: Any = None) -> bool:
+    async def run_action(self, action: Any, *args: Any, **kwargs: Any) -> bool:
         """Every key, palette entry and click action: a bug in one is a notification, not the end of the app."""
         try:
-            return await super().run_action(action, default_namespace)
+            return await super().run_action(action, *args, **kwargs)
         except Exception as e:  # noqa: BLE001 - the last resort for key sequences
             self.report_error(e, f"action {action}")
             return True
@@ -213,8 +229,9 @@ class NcanvasApp(App[None]):
         if self.focused is not None and pane in self.focused.ancestors:
             return
         shown = (w for w in pane.query("*") if w.focusable and all(a.display for a in w.ancestors_with_self))
-        target = next(shown, None)  # never a hidden widget (the Jobs pane's filter box is display: none)
-        (target or tabs.query_one("ContentTabs")).focus()
+        target = next(shown, None)  # the pane itself (its keys act at once), or the jobs table; never a hidden box
+        if target is not None:
+            target.focus()
 
     def action_help(self) -> None:
         from tui.screens.help import HelpScreen

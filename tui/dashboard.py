@@ -21,6 +21,7 @@ from tui.screens.confirm import ConfirmScreen
 from tui.screens.details import DetailsScreen
 from tui.screens.new_job import NewJobRequest, NewJobScreen
 from tui.watcher import SMOOTHING_WEIGHTS
+from tui.widgets.field import Field
 from tui.widgets.jobs_table import JobsTable
 from tui.widgets.log_tail import LogTail
 from tui.widgets.plots import CurveData, Curves
@@ -64,7 +65,7 @@ class Dashboard(Vertical):
         self.needle = ""
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="filter jobs by id, kind or state (esc clears)", id="filter")
+        yield Field(placeholder="filter jobs by id, kind or state (esc clears)", id="filter")
         yield JobsTable(id="jobs-table")
         yield Curves(id="curves")
         yield LogTail(id="log")

@@ -18,6 +18,7 @@ from tui.inference import GenSettings
 from tui.messages import ArtAnalyzed
 from tui.panes.base import InferencePane, PathSuggester
 from tui.panes.classify import topk_table
+from tui.widgets.field import Field
 
 
 class AnalyzePane(InferencePane):
@@ -46,7 +47,7 @@ class AnalyzePane(InferencePane):
             yield Select([], prompt="art CNN checkpoint", id="ckpt", classes="ckpt")
             yield Select([], prompt="LLM checkpoint", id="llm", classes="llm optional")
         with Horizontal(classes="controls"):
-            yield Input(placeholder="painting: image path", id="image", suggester=PathSuggester())
+            yield Field(placeholder="painting: image path", id="image", suggester=PathSuggester())
             yield Button("Analyze", id="go", variant="primary")
         yield Static("enter analyzes · esc cancels the explanation", id="status")
         with Horizontal(id="panels"):
@@ -91,6 +92,8 @@ class AnalyzePane(InferencePane):
                          self._cancel)
 
     def action_cancel(self) -> None:
+        """``esc``: stop the explanation, and leave the text field."""
+        self.action_leave()
         self._cancel.set()
 
     @work(thread=True, exclusive=True, group="analyze")

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from textual import work
+from textual.binding import Binding
 from textual.containers import Vertical
 from textual.suggester import Suggester
 from textual.widgets import Select, Static
@@ -46,12 +47,18 @@ def error_text(e: BaseException) -> str:
     return f"{type(e).__name__}: {first}"
 
 
-class InferencePane(Vertical):
-    """A pane with a checkpoint picker (``#ckpt``) for the jobs of :attr:`kinds` and a status line (``#status``)."""
+class InferencePane(Vertical, can_focus=True):
+    """A pane with a checkpoint picker (``#ckpt``) for the jobs of :attr:`kinds` and a status line (``#status``).
+
+    The pane itself takes focus (switching to it focuses it), so its keys act at once; ``esc`` in one of its fields
+    leaves the field and gives the focus back to the pane.
+    """
 
     pane_id = ""
     title = ""
     kinds: tuple[str, ...] = ()
+
+    BINDINGS = [Binding("escape", "leave", "Leave field")]
 
     DEFAULT_CSS = """
     InferencePane { padding: 0 1; }
@@ -65,6 +72,14 @@ class InferencePane(Vertical):
     def __init__(self, ws: Workspace, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.ws = ws
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "leave":  # only offered (and shown in the footer) while a field of the pane has focus
+            return self.app.focused is not None and self.app.focused is not self
+        return True
+
+    def action_leave(self) -> None:
+        self.focus()
 
     def on_show(self) -> None:
         self.scan_checkpoints()

@@ -14,6 +14,7 @@ from textual.widgets import Button, Input, Select, Static
 
 from tui.messages import Classified
 from tui.panes.base import InferencePane, PathSuggester
+from tui.widgets.field import Field
 
 
 def topk_table(top: list[tuple[str, float]], truth: str | None, width: int = 30) -> Table:
@@ -42,7 +43,7 @@ class ClassifyPane(InferencePane):
     def compose(self) -> ComposeResult:
         with Horizontal(classes="controls"):
             yield Select([], prompt="checkpoint", id="ckpt", classes="ckpt")
-            yield Input("sample:0", placeholder="image path, sample:N or mnist:N", id="image",
+            yield Field("sample:0", placeholder="image path, sample:N or mnist:N", id="image",
                         suggester=PathSuggester())
             yield Button("Classify", id="go", variant="primary")
         yield Static("enter classifies (ctrl+r again); sample:N uses the checkpoint's stored test images", id="status")

@@ -14,6 +14,7 @@ from textual.widgets import Button, Input, Select, Static
 from core.errors import NcanvasError
 from tui.messages import ArtAnalyzed, Classified
 from tui.panes.base import InferencePane
+from tui.widgets.field import Field
 
 
 def _float(value: str, name: str, lo: float, hi: float) -> float:
@@ -64,22 +65,22 @@ class ExplainPane(InferencePane):
             yield Select([], prompt="LLM checkpoint", id="ckpt", classes="ckpt")
             yield Select([], prompt="compare with (optional)", id="ckpt-b", classes="ckpt optional")
         with Horizontal(classes="controls"):
-            yield Input(placeholder="artist, style, genre (e.g. Claude Monet 96%, Impressionism 94%, landscape)",
+            yield Field(placeholder="artist, style, genre (e.g. Claude Monet 96%, Impressionism 94%, landscape)",
                         id="prompt")
             yield Button("Generate", id="go", variant="primary")
         with Horizontal(id="settings"):
             yield Static("temp")
-            yield Input("0.8", id="temperature")
+            yield Field("0.8", id="temperature")
             yield Static("top-k")
-            yield Input("40", id="top_k", type="integer")
+            yield Field("40", id="top_k", type="integer")
             yield Static("top-p")
-            yield Input("0.95", id="top_p")
+            yield Field("0.95", id="top_p")
             yield Static("rep-pen")
-            yield Input("1.1", id="repetition_penalty")
+            yield Field("1.1", id="repetition_penalty")
             yield Static("max-new")
-            yield Input("160", id="max_new_tokens", type="integer")
+            yield Field("160", id="max_new_tokens", type="integer")
             yield Static("seed")
-            yield Input("", id="seed", type="integer", placeholder="any")
+            yield Field("", id="seed", type="integer", placeholder="any")
         yield Static("enter generates · esc cancels", id="status")
         with Horizontal(id="outputs"):
             with VerticalScroll(id="scroll-a", classes="out"):
@@ -137,7 +138,7 @@ class ExplainPane(InferencePane):
         except NcanvasError as e:
             self.fail(e)
             return
-        self.action_cancel()
+        self._stop()
         with self._lock:  # a new run: tokens still coming from the old one are dropped (see generate)
             self._cancel = threading.Event()
             for buf in self._buffers.values():
@@ -157,6 +158,11 @@ class ExplainPane(InferencePane):
             self.generate("b", other, prompt, settings, self._cancel)
 
     def action_cancel(self) -> None:
+        """``esc``: stop a running generation, and leave the text field."""
+        self.action_leave()
+        self._stop()
+
+    def _stop(self) -> None:
         if self._running:
             self._cancel.set()
             self.set_status("cancelled")

@@ -14,6 +14,7 @@ from textual.widgets._select import InvalidSelectValueError
 from tui.inference import CAM_METHODS, VIEWS
 from tui.messages import Classified
 from tui.panes.base import InferencePane, PathSuggester
+from tui.widgets.field import Field
 
 
 class GradCamPane(InferencePane):
@@ -51,9 +52,9 @@ class GradCamPane(InferencePane):
     def compose(self) -> ComposeResult:
         with Horizontal(classes="controls"):
             yield Select([], prompt="checkpoint", id="ckpt", classes="ckpt")
-            yield Input("sample:0", placeholder="image path, sample:N or mnist:N", id="image",
+            yield Field("sample:0", placeholder="image path, sample:N or mnist:N", id="image",
                         suggester=PathSuggester())
-            yield Button("Explain", id="go", variant="primary")
+            yield Button("Run", id="go", variant="primary")
         yield Static("enter runs · t/T class · y/Y layer · m method · a/A alpha · v view", id="status")
         with Horizontal(id="pictures"):
             yield Static(id="input-art")
@@ -77,7 +78,7 @@ class GradCamPane(InferencePane):
             return
         self.set_status(f"{self.method} · {self.view}…")
         if isinstance(self.app.focused, Input):
-            self.query_one("#go", Button).focus()  # so t/y/m/a/v act on the picture instead of typing
+            self.focus()  # so t/y/m/a/v act on the picture instead of typing
         self.compute(ckpt, self.query_one("#image", Input).value, self.method, self.target, self.cam_layer,
                      self.alpha, self.view)
 
