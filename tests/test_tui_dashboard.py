@@ -163,3 +163,70 @@ def test_every_key_binding_has_a_palette_command() -> None:
     for cls in (Dashboard, JobsTable, LogTail, ClassifyPane, GradCamPane, ExplainPane, AnalyzePane):
         for b in cls.BINDINGS:
             assert (cls.__name__, b.action.split("(")[0]) in in_palette, f"{cls.__name__}: {b.key} -> {b.action}"
+
+
+def _status(jid: str, kind: str, state: str, progress: dict, eta: float | None = 95.0):
+    from types import SimpleNamespace
+
+    from core.runrec import JobRecord
+
+    rec = JobRecord(id=jid, kind=kind, state=state, gpu="0", progress=progress, created=1.0)
+    return SimpleNamespace(id=jid, record=rec, state=state, alive=state in ("running", "paused"), elapsed_s=3600.0,
+                           eta_s=eta, gpu_mem_mb=2048.0, reason=None)
+
+
+BUSY = [_status("artcnn-0001", "artcnn", "running", {"epoch": 50, "total_epochs": 50, "step": 1000,
+                                                     "total_steps": 1000, "loss": 0.1234, "val_acc": 0.9312,
+                                                     "img_s": 12345.0}),
+        _status("cnn-0002", "cnn", "paused", {"epoch": 3, "total_epochs": 10, "step": 300, "total_steps": 1000,
+                                              "loss": 0.5, "img_s": 800.0}, eta=600.0),
+        _status("llm-0003", "llm", "running", {"epoch": 1, "total_epochs": 2, "step": 20, "total_steps": 40,
+                                               "val_ppl": 2.5, "tok_s": 5120.0}),
+        _status("demo-0004", "demo", "running", {"epoch": 1, "total_epochs": 2, "step": 20, "total_steps": 40,
+                                                 "samples_s": 2345.0})]
+
+
+async def test_columns_fit_the_width_and_nothing_is_cut(tmp_path: Path) -> None:
+    from core.paths import Workspace
+
+    for size, expected in (((80, 24), ("artcnn-0001", "50/50 · 1000/1000", "val_acc=0.9312", "1m35s", "paused")),
+                           ((120, 40), ("artcnn-0001", "50/50 · 1000/1000", "val_acc=0.9312", "12345 img/s",
+                                        "800 img/s", "5120 tok/s", "2345 samples/s", "gpu0 2048M", "1h00m",
+                                        "val_ppl=2.5", "paused"))):
+        app = NcanvasApp(Workspace(tmp_path / "ws").ensure(), host="test", gpu_stats=lambda: [],
+                         watcher_config=FAST, list_status=lambda ws: BUSY)
+        async with app.run_test(size=size) as pilot:
+            table = app.query_one(JobsTable)
+            await wait_until(pilot, lambda: table.row_count == 4, what="rows")
+            await pilot.pause(0.3)
+            text = screen_text(app)
+            for cell in expected:
+                assert cell in text, (size, cell, text)
+            header = text.splitlines()[3]
+            assert all(c.label in header for c in table.columns_shown), header  # every shown header whole
+            widths = sum(c.width + 2 for c in table.columns_shown)
+            assert widths <= size[0], (size, widths)
+            rows = [ln for ln in text.splitlines() if any(j in ln for j in ("artcnn-0001", "cnn-0002", "llm-0003"))]
+            assert len(rows) >= 3, "every job row shows, even at 80x24"
+
+
+async def test_clearing_the_filter_restores_the_order(tmp_path: Path) -> None:
+    app = _app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = await _loaded(pilot, app)
+        await pilot.press("slash", *"demo", "enter")
+        await wait_until(pilot, lambda: table.row_count == 1, what="filtered")
+        await pilot.press("slash", "escape")
+        await wait_until(pilot, lambda: table.row_count == 3, what="cleared")
+        await pilot.pause(0.5)  # a status refresh or two later
+        assert [str(r.key.value) for r in table.ordered_rows] == ["cnn-0001", "llm-0001", "demo-0001"]
+
+
+async def test_an_empty_workspace_says_what_to_do(tmp_path: Path) -> None:
+    from core.paths import Workspace
+
+    app = NcanvasApp(Workspace(tmp_path / "ws").ensure(), host="test", gpu_stats=lambda: [], watcher_config=FAST)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: "No jobs yet" in screen_text(app), what="empty state")
+        text = " ".join(screen_text(app).split())
+        assert "press n to start one" in text and "ncanvas train demo" in text

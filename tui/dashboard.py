@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import DataTable, Input
+from textual.widgets import DataTable, Input, Static
 
 from core.errors import NcanvasError
 from core.paths import Workspace
@@ -51,7 +52,8 @@ class Dashboard(Vertical):
     DEFAULT_CSS = """
     Dashboard #filter { display: none; height: 3; }
     Dashboard #filter.-shown { display: block; }
-    Dashboard JobsTable { height: 2fr; }
+    Dashboard #empty { height: auto; padding: 0 1 1 4; color: $text-muted; display: none; }
+    Dashboard #empty.-shown { display: block; }
     Dashboard Curves { height: 3fr; }
     Dashboard LogTail { height: 1fr; }
     """
@@ -67,6 +69,7 @@ class Dashboard(Vertical):
     def compose(self) -> ComposeResult:
         yield Field(placeholder="filter jobs by id, kind or state (esc clears)", id="filter")
         yield JobsTable(id="jobs-table")
+        yield Static("", id="empty")
         yield Curves(id="curves")
         yield LogTail(id="log")
 
@@ -82,7 +85,18 @@ class Dashboard(Vertical):
 
     def show_statuses(self, statuses: list[Any]) -> None:
         self.statuses = statuses
-        self.table.show(statuses, self.needle)
+        self._show_rows()
+
+    def _show_rows(self) -> None:
+        self.table.show(self.statuses, self.needle)
+        empty = self.query_one("#empty", Static)
+        if not self.statuses:
+            empty.update(Text.assemble("No jobs yet: press ", ("n", "bold"), " to start one (try the demo kind), "
+                                       "or run ", ("ncanvas train demo", "bold"), " in a shell. Jobs keep running "
+                                       "after you quit."))
+        elif not self.table.row_count:
+            empty.update(Text.assemble(f"No job matches {self.needle!r}: ", ("esc", "bold"), " clears the filter."))
+        empty.set_class(not self.table.row_count, "-shown")
 
     def refresh_curves(self, changed: frozenset[str] | None = None) -> None:
         if self.watcher is None or (changed is not None and not changed & set(self.selection)):
@@ -174,7 +188,7 @@ class Dashboard(Vertical):
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
         self.needle = event.value.strip()
-        self.table.show(self.statuses, self.needle)
+        self._show_rows()
 
     @on(Input.Submitted, "#filter")
     def _filter_done(self) -> None:
