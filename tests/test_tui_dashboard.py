@@ -230,3 +230,51 @@ async def test_an_empty_workspace_says_what_to_do(tmp_path: Path) -> None:
         await wait_until(pilot, lambda: "No jobs yet" in screen_text(app), what="empty state")
         text = " ".join(screen_text(app).split())
         assert "press n to start one" in text and "ncanvas train demo" in text
+
+
+def _y_labels(plot: CurvePlot) -> list[float]:
+    """The numbers left of the y axis in the plot's current picture."""
+    import re
+
+    picture = plot.render().plain.splitlines()[1:]  # below the header row
+    return [float(m.group(1)) for ln in picture if (m := re.match(r"\s*([-\d.e+]+)┤", ln))]
+
+
+async def test_perplexity_on_a_log_axis_accuracy_within_0_1_and_legend_off_the_curves(tmp_path: Path) -> None:
+    app = _app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = await _loaded(pilot, app)
+        await pilot.pause(0.4)
+        metric = app.query_one("#metric-plot", CurvePlot)
+        labels = _y_labels(metric)
+        assert metric.title == "acc" and labels and max(labels) <= 1.0 and min(labels) >= 0.0, labels
+        await pilot.press("space")  # overlay: the legend names both jobs, above the plot
+        table.select("llm-0001")
+        await wait_until(pilot, lambda: metric.title == "ppl" and len({ln.job for ln in metric.lines}) == 1,
+                         what="ppl")
+        await pilot.pause(0.4)
+        assert metric.log_y and not app.query_one(Dashboard).curves.log_y, "perplexity: log axis by default"
+        labels = _y_labels(metric)
+        assert labels and all(lb > 0 for lb in labels), labels  # tick labels in perplexity, not its log
+        loss = app.query_one("#loss-plot", CurvePlot)
+        rendered = loss.render().plain.splitlines()
+        assert "cnn-0001" in rendered[0] and "llm-0001" in rendered[0], rendered[0]
+        assert not any("cnn-0001" in ln or "train" in ln for ln in rendered[1:]), "nothing drawn over the curves"
+
+
+async def test_m_cycles_through_the_metrics_the_job_logs(tmp_path: Path) -> None:
+    app = _app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = await _loaded(pilot, app)
+        table.select("llm-0001")
+        metric = app.query_one("#metric-plot", CurvePlot)
+        await wait_until(pilot, lambda: metric.title == "ppl", what="ppl")
+        seen = []
+        for _ in range(3):
+            await pilot.press("m")
+            await pilot.pause(0.4)
+            seen.append(None if metric.has_class("-hidden") else metric.title)
+        assert seen == ["lr", None, "ppl"], seen  # the llm fixture logs loss, lr and ppl
+        await pilot.press("m")
+        await wait_until(pilot, lambda: metric.title == "lr" and metric.lines, what="lr drawn")
+        assert {ln.split for ln in metric.lines} == {"train"}
