@@ -130,7 +130,7 @@ async def test_command_palette_runs_dashboard_actions(tmp_path: Path) -> None:
         await _loaded(pilot, app)
         await pilot.press("ctrl+p")
         await pilot.pause(0.2)
-        await pilot.press(*"toggle log")
+        await pilot.press(*"jobs: log-scale")
         await pilot.pause(0.5)
         await pilot.press("enter")
         await wait_until(pilot, lambda: app.query_one(Dashboard).curves.log_y, what="log-y via palette")
@@ -143,7 +143,7 @@ async def test_command_palette_runs_dashboard_actions(tmp_path: Path) -> None:
             await pilot.press("enter")
 
         log = app.query_one("LogTail")
-        await palette("toggle log follow")
+        await palette("follow the end")
         await wait_until(pilot, lambda: not log.follow, what="log follow off via palette")
         grad = app.query_one("GradCamPane")
         view = grad.view
@@ -152,17 +152,34 @@ async def test_command_palette_runs_dashboard_actions(tmp_path: Path) -> None:
         assert app.query_one("#panes").active == "gradcam"
 
 
-def test_every_key_binding_has_a_palette_command() -> None:
-    from tui.commands import COMMANDS
+def test_keys_are_listed_once_help_and_palette_come_from_the_bindings() -> None:
+    """Every binding of the dashboard's widgets says what it does (a tooltip), and the help and the palette are
+    built from them: nothing to keep in step by hand."""
+    from tui.app import NcanvasApp
+    from tui.commands import NcanvasCommands
     from tui.dashboard import Dashboard
-    from tui.panes import AnalyzePane, ClassifyPane, ExplainPane, GradCamPane
+    from tui.keymap import entries, own_bindings, sources
+    from tui.panes import PANES
+    from tui.screens.help import help_markdown
     from tui.widgets.jobs_table import JobsTable
     from tui.widgets.log_tail import LogTail
 
-    in_palette = {(target, action.split("(")[0]) for _, _, target, action in COMMANDS}
-    for cls in (Dashboard, JobsTable, LogTail, ClassifyPane, GradCamPane, ExplainPane, AnalyzePane):
-        for b in cls.BINDINGS:
-            assert (cls.__name__, b.action.split("(")[0]) in in_palette, f"{cls.__name__}: {b.key} -> {b.action}"
+    owners = {NcanvasApp, Dashboard, JobsTable, LogTail, *PANES}
+    assert owners <= {src.cls for src in sources()}
+    help_text = help_markdown()
+    listed = {(e.area, e.action) for e in entries()}
+    for src in sources():
+        for b in own_bindings(src.cls):
+            assert b.tooltip, f"{src.cls.__name__}: {b.key} -> {b.action} says nothing"
+            assert b.tooltip.replace("|", "\\|") in help_text and (src.area, b.action) in listed
+    in_palette = {(e.target, e.action) for e in entries() if e.target}
+    for cls in owners:
+        for b in own_bindings(cls):
+            target = "app" if cls is NcanvasApp else cls.__name__
+            assert (target, b.action) in in_palette, f"{cls.__name__}: {b.key} -> {b.action} not in the palette"
+    assert "esc closes" in help_text and "esc` leaves the field" in help_text
+    assert NcanvasCommands._help(next(e for e in entries() if e.action == "pane('gradcam')")) == \
+        "key: 3 / F3 / alt+3"
 
 
 def _status(jid: str, kind: str, state: str, progress: dict, eta: float | None = 95.0):

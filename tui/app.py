@@ -47,8 +47,9 @@ PANE_TITLES = (("jobs", "Jobs"), *((p.pane_id, p.title) for p in PANES))
 def pane_bindings(n: int, pane_id: str, title: str) -> list[Binding]:
     """The keys of pane ``n``: the digit (where no text field takes it), and F``n`` / alt+``n`` from anywhere."""
     anywhere = f"f{n},alt+{n}" + (f",{ALT_DIGIT_CHARACTERS[n - 1]}" if n <= len(ALT_DIGIT_CHARACTERS) else "")
-    return [Binding(str(n), f"pane('{pane_id}')", f"{title} pane", show=False),
-            Binding(anywhere, f"pane('{pane_id}')", f"{title} pane", show=False, priority=True)]
+    tip = f"Show the {title} pane"
+    return [Binding(str(n), f"pane('{pane_id}')", f"{title} pane", show=False, tooltip=tip),
+            Binding(anywhere, f"pane('{pane_id}')", f"{title} pane", show=False, priority=True, tooltip=tip)]
 
 
 class NcanvasApp(App[None]):
@@ -70,8 +71,8 @@ class NcanvasApp(App[None]):
     TITLE = "ncanvas"
     COMMANDS = App.COMMANDS | {NcanvasCommands}
     BINDINGS = [
-        Binding("q", "quit", "Quit"),
-        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit", "Quit", tooltip="Quit the dashboard (jobs keep running); ctrl+q quits from a text field"),
+        Binding("question_mark", "help", "Help", tooltip="Show every key (esc closes it)"),
         # digits switch panes where no text field has focus (esc leaves one); F1..F5 and alt+digit from anywhere
         *[b for i, (pane_id, title) in enumerate(PANE_TITLES) for b in pane_bindings(i + 1, pane_id, title)],
     ]

@@ -34,19 +34,23 @@ class Dashboard(Vertical):
     """The default pane. ``ws`` is the workspace; ``watcher`` (a :class:`tui.watcher.Watcher`) is set by the app."""
 
     BINDINGS = [
-        Binding("n", "new_job", "New"),
-        Binding("p", "pause", "Pause/cont"),
-        Binding("s", "stop", "Stop"),
-        Binding("r", "resume", "Resume"),
-        Binding("k", "kill", "Kill"),
-        Binding("d", "delete", "Delete"),
-        Binding("enter", "details", "Details", show=False),
-        Binding("slash", "filter", "Filter"),
-        Binding("l", "log_y", "Log-y"),
-        Binding("e", "smoothing(1)", "EMA+", show=False),
-        Binding("E", "smoothing(-1)", "EMA-", show=False),
-        Binding("0", "smoothing(0)", "No EMA", show=False),
-        Binding("m", "toggle_metric", "Metric", show=False),
+        Binding("n", "new_job", "New", tooltip="New job: a form built from the kind's options, checked before it "
+                "starts"),
+        Binding("p", "pause", "Pause/cont", tooltip="Pause (SIGSTOP) or continue the selected job; a paused GPU job "
+                "keeps its memory"),
+        Binding("s", "stop", "Stop", tooltip="Stop the selected job: it saves latest.pt, then exits"),
+        Binding("r", "resume", "Resume", tooltip="Resume the selected job from latest.pt: its curve continues"),
+        Binding("k", "kill", "Kill", tooltip="Kill the selected job (asks first): SIGTERM, then SIGKILL"),
+        Binding("d", "delete", "Delete", tooltip="Delete the selected job's logs and checkpoints (asks first)"),
+        Binding("enter", "details", "Details", show=False, tooltip="Job details: config, checkpoints, events, "
+                "failure reason, last log lines"),
+        Binding("slash", "filter", "Filter", tooltip="Filter the jobs by id, kind or state words (esc clears)"),
+        Binding("l", "log_y", "Log-y", tooltip="Log-scale y axes on the curves (perplexity always has one)"),
+        Binding("e", "smoothing(1)", "EMA+", show=False, tooltip="More EMA smoothing of the train curves"),
+        Binding("E", "smoothing(-1)", "EMA-", show=False, tooltip="Less EMA smoothing of the train curves"),
+        Binding("0", "smoothing(0)", "No EMA", show=False, tooltip="No smoothing: the raw train curves"),
+        Binding("m", "toggle_metric", "Metric", tooltip="Next metric in the second plot: each key the job "
+                "logs (accuracy, perplexity, lr, speed, ...), then off"),
     ]
 
     DEFAULT_CSS = """

@@ -26,7 +26,9 @@ class AnalyzePane(InferencePane):
     title = "Analyze"
     kinds = ("artcnn",)
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+r", "analyze", "Analyze")]
+    BINDINGS = [Binding("escape", "cancel", "Cancel", tooltip="Cancel the explanation (and leave the text field)"),
+                Binding("ctrl+r", "analyze", "Analyze", tooltip="Analyze the painting: top classes and Grad-CAM per "
+                        "head, then the explanation")]
 
     DEFAULT_CSS = """
     AnalyzePane #panels { height: 2fr; }

@@ -58,7 +58,8 @@ class InferencePane(Vertical, can_focus=True):
     title = ""
     kinds: tuple[str, ...] = ()
 
-    BINDINGS = [Binding("escape", "leave", "Leave field")]
+    BINDINGS = [Binding("escape", "leave", "Leave field",
+                        tooltip="Leave the text field: the pane's keys (and digits for panes) act again")]
 
     DEFAULT_CSS = """
     InferencePane { padding: 0 1; }

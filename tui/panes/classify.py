@@ -32,7 +32,8 @@ class ClassifyPane(InferencePane):
     title = "Classify"
     kinds = ("cnn",)
 
-    BINDINGS = [Binding("ctrl+r", "classify", "Classify")]
+    BINDINGS = [Binding("ctrl+r", "classify", "Classify",
+                        tooltip="Classify the image with the checkpoint (enter in the image field too)")]
 
     DEFAULT_CSS = """
     ClassifyPane #result { height: 1fr; }

@@ -41,7 +41,8 @@ class ExplainPane(InferencePane):
     kinds = ("llm", "gpt2")
     DEFAULT_CLASSES = "uses-classification"
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+r", "generate", "Generate")]
+    BINDINGS = [Binding("escape", "cancel", "Cancel", tooltip="Cancel the generation (and leave the text field)"),
+                Binding("ctrl+r", "generate", "Generate", tooltip="Generate the explanation (enter in a field too)")]
 
     DEFAULT_CSS = """
     ExplainPane #settings { height: 1; margin: 1 0 0 0; }

@@ -27,11 +27,17 @@ class GradCamPane(InferencePane):
     DEFAULT_CLASSES = "uses-classification"
 
     BINDINGS = [
-        Binding("t", "target(1)", "Class+"), Binding("T", "target(-1)", "Class-", show=False),
-        Binding("y", "layer(1)", "Layer+"), Binding("Y", "layer(-1)", "Layer-", show=False),
-        Binding("m", "method", "Method"), Binding("a", "alpha(0.1)", "Alpha+"),
-        Binding("A", "alpha(-0.1)", "Alpha-", show=False), Binding("v", "view", "View"),
-        Binding("ctrl+r", "run", "Run"),
+        Binding("t", "target(1)", "Class+", tooltip="Explain the next class"),
+        Binding("T", "target(-1)", "Class-", show=False, tooltip="Explain the previous class"),
+        Binding("y", "layer(1)", "Layer+", tooltip="Explain at the next conv layer"),
+        Binding("Y", "layer(-1)", "Layer-", show=False, tooltip="Explain at the previous conv layer"),
+        Binding("m", "method", "Method", tooltip="Next method: Grad-CAM, Grad-CAM++, guided backprop, guided "
+                "Grad-CAM"),
+        Binding("a", "alpha(0.1)", "Alpha+", tooltip="More heat-map opacity"),
+        Binding("A", "alpha(-0.1)", "Alpha-", show=False, tooltip="Less heat-map opacity"),
+        Binding("v", "view", "View", tooltip="Next view: overlay, heat map, filters, feature maps, activation "
+                "maximisation"),
+        Binding("ctrl+r", "run", "Run", tooltip="Run on the image (enter in the image field too)"),
     ]
 
     DEFAULT_CSS = """

@@ -1,6 +1,8 @@
-"""The key reference (``?``)."""
+"""The key reference (``?``), built from the bindings themselves (:mod:`tui.keymap`); ``esc`` closes it."""
 
 from __future__ import annotations
+
+from itertools import groupby
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -8,46 +10,42 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Markdown
 
-HELP = """\
-# ncanvas keys
+NOTES = """\
+**Text fields** take printable keys (digits too): `esc` leaves the field and the pane's keys act again;
+`F1`..`F5`, `alt+1`..`alt+5` and `ctrl+q` work from anywhere, and `ctrl+p` opens the command palette.
 
-| key | action |
-|---|---|
-| `1`..`5` | panes: Jobs, Classify, Grad-CAM, Explain, Analyze (`alt+1`..`alt+5` inside a text field) |
-| `n` | new job (form, validated before start) |
-| `p` | pause / continue the selected job |
-| `s` | stop (checkpoint, then exit) |
-| `r` | resume from `latest.pt` |
-| `k` | kill (asks first) |
-| `d` | delete logs and checkpoints (asks first) |
-| `enter` | job details: config, checkpoints, events, failure reason |
-| `space` | mark / unmark a job for the curve overlay |
-| `/` | filter jobs (`esc` clears) |
-| `l` | log-scale y on/off |
-| `e` / `E` | more / less EMA smoothing (`0` turns it off) |
-| `m` | show / hide the metric plot |
-| `f` | follow the log on/off (in the log) |
-| `ctrl+p` | command palette (every action above) |
-| `?` | this help |
-| `q` | quit (jobs keep running) |
-
-**Classify / Grad-CAM / Explain / Analyze**: `enter` in a field or `ctrl+r` runs; images are a path,
-`sample:N` (test images stored in the checkpoint) or `mnist:N`. Grad-CAM: `t`/`T` class, `y`/`Y` layer,
-`m` method (Grad-CAM, Grad-CAM++, guided backprop, guided Grad-CAM), `a`/`A` overlay alpha,
-`v` view (overlay, heat map, filters, feature maps, activation maximisation). Explain: `esc` cancels.
+**Images** in Classify and Grad-CAM are a path (with completion), `sample:N` (test images stored in the
+checkpoint) or `DATASET:N` (e.g. `mnist:7`). `enter` in a field runs the pane, like `ctrl+r`.
 
 Jobs are separate processes: quitting the dashboard or losing the SSH session does not stop them.
 """
 
 
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def help_markdown() -> str:
+    """One table per area: keys and what they do."""
+    from tui.keymap import entries
+
+    parts = ["# ncanvas keys  (esc closes)\n"]
+    for area, group in groupby(entries(), key=lambda e: e.area):
+        parts.append(f"\n**{area}**\n\n| key | what it does |\n|---|---|")
+        parts += [f"| {_cell(' / '.join(f'`{k}`' for k in e.keys))} | {_cell(e.tooltip)} |" for e in group]
+    parts.append("\n" + NOTES)
+    return "\n".join(parts)
+
+
 class HelpScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close", tooltip="Close this help")]
 
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen > VerticalScroll { width: 76; max-width: 100%; height: 90%; border: round $accent; background: $surface; }
+    HelpScreen > VerticalScroll { width: 90; max-width: 100%; height: 90%; border: round $accent; background: $surface; }
     """
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll():
-            yield Markdown(HELP)
+        with VerticalScroll() as box:
+            box.border_title = "keys · esc closes"
+            yield Markdown(help_markdown())

@@ -74,7 +74,7 @@ class JobsTable(DataTable[Any]):
     """Rows keyed by job id, in the order of the statuses. Posts :class:`SelectionChanged` when the cursor or the
     marks change."""
 
-    BINDINGS = [Binding("space", "toggle_mark", "Mark", tooltip="Overlay this job's curves")]
+    BINDINGS = [Binding("space", "toggle_mark", "Mark", tooltip="Mark the job: marked jobs are overlaid in the curves")]
 
     DEFAULT_CSS = """
     JobsTable { height: auto; max-height: 45%; min-height: 2; scrollbar-size-vertical: 1; }
