@@ -7,6 +7,7 @@ inference panes, so the first frame comes fast (a test checks ``torch`` is not i
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
 import sys
@@ -126,6 +127,15 @@ class NcanvasApp(App[None]):
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGHUP):
                 loop.add_signal_handler(sig, self._signalled, sig)
+        if self.is_web:  # a browser session of `ncanvas web`: it ends with its server
+            self._server_pid = os.getppid()
+            self.set_interval(1.0, self.check_server)
+
+    def check_server(self) -> None:
+        """End a web session whose server is gone (killed, crashed): nobody reads its screen any more, and its
+        input is closed. The server itself stops its sessions when it shuts down (``tui.web``)."""
+        if os.getppid() != self._server_pid:
+            self.exit(return_code=1)
 
     def on_unmount(self) -> None:
         self.watcher.stop()
