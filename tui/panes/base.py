@@ -11,7 +11,7 @@ from textual import on, work
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.suggester import Suggester
-from textual.widgets import Select, Static
+from textual.widgets import Input, Select, Static
 
 from core.errors import NcanvasError
 from core.paths import Workspace
@@ -79,8 +79,8 @@ class InferencePane(Vertical, can_focus=True):
         self.choices: list[Any] = []  # tui.inference.CheckpointChoice of the last scan
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "leave":  # only offered (and shown in the footer) while a field of the pane has focus
-            return self.app.focused is not None and self.app.focused is not self
+        if action == "leave":  # only offered (and shown in the footer) while a text field of the pane has focus
+            return isinstance(self.app.focused, Input)
         return True
 
     def action_leave(self) -> None:
