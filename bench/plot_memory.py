@@ -27,7 +27,7 @@ def rss_mb() -> float:
 
 
 def main() -> None:
-    from tui.widgets.plots import PlotSpec, build_lines, build_picture
+    from tui.widgets.curve_lines import PlotSpec, build_lines, build_picture
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--redraws", type=int, default=2000)

@@ -12,7 +12,7 @@ from core.paths import Workspace
 from core.runrec import JobRecord, write_record
 from tui.messages import GpuUpdated, JobsUpdated, LogLines, MetricsUpdated
 from tui.watcher import Watcher, WatcherConfig
-from tui.widgets.plots import build_lines, default_metric, metric_choices
+from tui.widgets.curve_lines import build_lines, default_metric, metric_choices
 
 
 def _wait(pred, timeout=10.0):
@@ -132,7 +132,7 @@ def test_fast_ema_matches_core_smoothing() -> None:
     import numpy as np
 
     from core.smoothing import ema_debiased
-    from tui.widgets.plots import fast_ema
+    from tui.widgets.curve_lines import fast_ema
 
     rng = np.random.default_rng(0)
     values = list(rng.normal(size=1000) * 10 + 3)
