@@ -190,11 +190,12 @@ def web_cmd(
     public_url: Annotated[str | None, typer.Option(help="URL the browser uses, when it differs from "
                                                         "http://HOST:PORT (e.g. behind a proxy).")] = None,
 ) -> None:
-    """Serve the dashboard in a browser (textual-serve): each browser tab runs its own `ncanvas` session."""
+    """Serve the dashboard in a browser (textual-serve): each browser tab runs its own `ncanvas` session, which ends
+    when the tab closes or its connection drops (and with the server)."""
     import shlex
 
     try:
-        from textual_serve.server import Server
+        from tui.web import DashboardServer
     except ImportError:
         raise NcanvasError("ncanvas web needs textual-serve: pip install 'ncanvas[web]'") from None
     st = state(ctx)
@@ -206,7 +207,8 @@ def web_cmd(
             raise NcanvasError(f"unknown theme {st.theme!r}; themes: {', '.join(sorted(BUILTIN_THEMES))}")
         argv += ["--theme", st.theme]
     typer.echo(f"ncanvas web: http://{host}:{port} (Ctrl-C stops the server; jobs go on)", err=True)
-    Server(shlex.join(argv), host=host, port=port, title="ncanvas", public_url=public_url).serve()
+    # exec: the session is the server's own child (no shell in between), so it can tell when the server is gone
+    DashboardServer("exec " + shlex.join(argv), host=host, port=port, title="ncanvas", public_url=public_url).serve()
 
 
 for _module in (cli_jobs, cli_data, cli_vision, cli_llm, cli_art):

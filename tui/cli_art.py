@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from core.errors import NcanvasError
+from core.sampling_defaults import ANALYZE
 from tui.cli_base import Threads, apply_threads, checkpoint_path, echo_json, workspace
 from tui.cli_data import data_app
 
@@ -130,11 +131,11 @@ def analyze(
     cmap: Annotated[str, typer.Option("--cmap", help="viridis, inferno, jet or gray.")] = "jet",
     colors: Annotated[str | None, typer.Option("--colors", help="truecolor or 256 (default: from $COLORTERM).")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Folder for the CAM PNGs (default: <workspace>/analyze/<image>).")] = None,
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, max=4096)] = 160,
-    temperature: Annotated[float, typer.Option("--temperature", min=0.0, max=5.0, help="0: greedy.")] = 0.7,
-    top_k_sampling: Annotated[int, typer.Option("--sample-top-k", min=0, help="top-k sampling (0: off).")] = 50,
-    top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0)] = 0.95,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, max=4096)] = ANALYZE.max_new_tokens,
+    temperature: Annotated[float, typer.Option("--temperature", min=0.0, max=5.0, help="0: greedy.")] = ANALYZE.temperature,
+    top_k_sampling: Annotated[int, typer.Option("--sample-top-k", min=0, help="top-k sampling (0: off).")] = ANALYZE.top_k,
+    top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0)] = ANALYZE.top_p,
+    seed: Annotated[int, typer.Option("--seed")] = int(ANALYZE.seed or 0),
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output (no pictures, no streaming).")] = False,
     threads: Threads = None,
 ) -> None:
@@ -162,7 +163,7 @@ def analyze(
     if not as_json:
         _print_pictures(base, preds, overlays, width, colors)
         typer.echo(f"(CAM PNGs in {folder}; CNN {t_cams - t_llm:.2f}s)")
-    settings = SamplingSettings(max_new_tokens, temperature, top_k_sampling, top_p, 1.1, seed)
+    settings = SamplingSettings(max_new_tokens, temperature, top_k_sampling, top_p, ANALYZE.repetition_penalty, seed)
     texts = _explain(explainers, prompt, settings, stream=not as_json) if explainers else []
     total = time.perf_counter() - t0
     if not as_json:

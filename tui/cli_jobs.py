@@ -20,7 +20,7 @@ from core.paths import validate_job_id
 from jobs.config import LOOP_OPTIONS, option_specs
 from jobs.kinds import KINDS, kind_config
 from tui.cli_base import AsJson, JobId, echo_json, workspace
-from tui.fmt import fmt_duration, fmt_num, fmt_progress, headline_metric, throughput
+from tui.fmt import fmt_duration, fmt_eta, fmt_num, fmt_progress, headline_metric, throughput
 
 jobs_app = typer.Typer(help="List and control training jobs.", no_args_is_help=True)
 ckpt_app = typer.Typer(help="Inspect checkpoints.", no_args_is_help=True)
@@ -64,10 +64,9 @@ def jobs_ls(ctx: typer.Context, as_json: AsJson = False) -> None:
         if s.record.kind == "?":  # unreadable: the reason takes the progress column
             table.add_row(s.id, "-", f"[bold red]{s.state}[/]", escape(s.reason or ""), *["-"] * 6)
             continue
-        eta = "paused" if s.state == "paused" else fmt_duration(s.eta_s)
         table.add_row(s.id, s.record.kind, f"[{STATE_STYLE.get(s.state, '')}]{s.state}[/]", fmt_progress(p),
-                      fmt_num(p.get("loss")), headline_metric(p), throughput(p), fmt_duration(s.elapsed_s),
-                      eta, s.record.gpu)
+                      fmt_num(p.get("loss")), headline_metric(p, s.record.kind), throughput(p, s.record.kind),
+                      fmt_duration(s.elapsed_s), fmt_eta(s.state, s.eta_s), s.record.gpu)
     console = Console()
     if not console.is_terminal:
         console = Console(width=200)  # piped into a script or a file: never truncate cells
@@ -94,9 +93,9 @@ def jobs_show(ctx: typer.Context, job_id: JobId, as_json: AsJson = False) -> Non
         return
     r = st.record
     typer.echo(f"{r.id}  {r.kind}  {st.state}{f'  (alive, pid {r.pid})' if st.alive else ''}")
-    eta = "paused" if st.state == "paused" else fmt_duration(st.eta_s)
     typer.echo(f"  progress: {fmt_progress(r.progress)}   loss {fmt_num(r.progress.get('loss'))}   "
-               f"{headline_metric(r.progress)}   elapsed {fmt_duration(st.elapsed_s)}{_elapsed_note(st)}   ETA {eta}")
+               f"{headline_metric(r.progress, r.kind)}   elapsed {fmt_duration(st.elapsed_s)}{_elapsed_note(st)}   "
+               f"ETA {fmt_eta(st.state, st.eta_s)}")
     typer.echo(f"  gpu: {r.gpu}   attempts: {r.attempts}   after: {r.after or '-'}   code: "
                f"{r.code.get('commit', '?')[:10]}{' (dirty)' if r.code.get('dirty') else ''}")
     if st.reason:

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from core.errors import NcanvasError
+from core.sampling_defaults import EXPLAIN
 from tui.cli_base import Threads, apply_threads, checkpoint_path, echo_json
 from tui.cli_data import data_app
 
@@ -113,12 +114,12 @@ def explain_cmd(
     conf: Annotated[str, typer.Option(help="Confidence %: one for all heads or artist,style,genre.")] = "90,90,90",
     prompt_file: Annotated[Path | None, typer.Option("--prompt-file", help="A full prompt in a file.")] = None,
     compare: Annotated[str | None, typer.Option("--compare", help="Second checkpoint (or job id), streamed side by side.")] = None,
-    max_new_tokens: Annotated[int, typer.Option(min=1, max=4096)] = 200,
-    temperature: Annotated[float, typer.Option(min=0.0, help="0 = greedy.")] = 0.8,
-    top_k: Annotated[int, typer.Option(min=0, help="0 = off.")] = 50,
-    top_p: Annotated[float, typer.Option(min=0.0, max=1.0, help="1 = off.")] = 0.95,
-    repetition_penalty: Annotated[float, typer.Option(min=1.0)] = 1.1,
-    seed: Annotated[int | None, typer.Option(help="Sampling seed (same seed, same text).")] = None,
+    max_new_tokens: Annotated[int, typer.Option(min=1, max=4096)] = EXPLAIN.max_new_tokens,
+    temperature: Annotated[float, typer.Option(min=0.0, help="0 = greedy.")] = EXPLAIN.temperature,
+    top_k: Annotated[int, typer.Option(min=0, help="0 = off.")] = EXPLAIN.top_k,
+    top_p: Annotated[float, typer.Option(min=0.0, max=1.0, help="1 = off.")] = EXPLAIN.top_p,
+    repetition_penalty: Annotated[float, typer.Option(min=1.0)] = EXPLAIN.repetition_penalty,
+    seed: Annotated[int | None, typer.Option(help="Sampling seed (same seed, same text).")] = EXPLAIN.seed,
     device: Annotated[str, typer.Option(help="cpu or cuda[:N].")] = "cpu",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of streaming.")] = False,
     threads: Threads = None,

@@ -90,15 +90,26 @@ def _enlarge(picture: Any, width: int) -> Any:
 
 def classify_cmd(ctx: typer.Context, checkpoint: Checkpoint, image: ImageArg = None, sample: Sample = None,
                  top_k: Annotated[int, typer.Option("--top-k", help="How many classes to list.", min=1)] = 5,
-                 data_dir: DataDir = None, as_json: AsJson = False, threads: Threads = None) -> None:
+                 data_dir: DataDir = None, as_json: AsJson = False, threads: Threads = None,
+                 invert: Annotated[bool, typer.Option("--invert", help="Classify the negative of the image (a dark "
+                                                      "digit drawn on white, for an MNIST model).")] = False) -> None:
     """Classify an image with a trained CNN checkpoint: top-k classes with probabilities."""
     from core.vision.api import classify
+    from core.vision.checks import invert as negative
+    from core.vision.checks import opposite_polarity
 
     clf = _classifier(ctx, checkpoint, threads=threads)
     img, what, label = _image(clf, image, sample, data_dir)
-    top = classify(clf, img, top_k)
+    pixels = clf.pixels(img)
+    flipped = not invert and opposite_polarity(pixels, clf.mean)
+    if flipped:
+        typer.echo(f"note: {what} looks {'dark on light' if sum(clf.mean) / len(clf.mean) < 0.5 else 'light on dark'}"
+                   f", the opposite of {clf.dataset}'s training images: the classes below may be wrong; "
+                   "--invert classifies its negative", err=True)
+    top = classify(clf, negative(pixels) if invert else pixels, top_k)
     if as_json:
         echo_json({"image": what, "label": label, "arch": clf.arch, "dataset": clf.dataset,
+                   "inverted": invert, "opposite_polarity": flipped,
                    "top": [{"class": c, "index": clf.class_names.index(c), "prob": p} for c, p in top]})
         return
     typer.echo(f"{what}  [{clf.arch} on {clf.dataset}, epoch {clf.epoch}]")
@@ -119,7 +130,7 @@ def gradcam_cmd(
 ) -> None:
     """Explain a prediction: a heat map over the image, printed with ANSI half blocks (and to --png)."""
     from core.render import COLORMAP_NAMES, overlay
-    from core.vision.api import METHODS, explain, layer_names
+    from core.vision.api import METHODS, explain, explanation_warning, layer_names
 
     clf = _classifier(ctx, checkpoint, png, threads)
     if list_layers:
@@ -131,16 +142,19 @@ def gradcam_cmd(
         raise NcanvasError(f"--cmap must be one of {', '.join(COLORMAP_NAMES)}; got {cmap!r}")
     img, what, label = _image(clf, image, sample, data_dir)
     ex = explain(clf, img, method, class_, layer)
+    warning = explanation_warning(clf, ex)
     names = clf.class_names
     if as_json:
         echo_json({"image": what, "label": label, "method": method, "layer": ex.layer, "target": ex.target,
-                   "predicted": ex.predicted, "prob": float(ex.probs[ex.predicted]),
+                   "predicted": ex.predicted, "prob": float(ex.probs[ex.predicted]), "warning": warning,
                    "heat": [[round(float(v), 4) for v in row] for row in ex.heat]})
         return
-    picture = overlay(clf.display(img), ex.heat, cmap=cmap, alpha=alpha)
     _header(f"{what}: predicted {names[ex.predicted]} ({ex.probs[ex.predicted]:.1%}); {method} for class "
             f"{names[ex.target]}" + (f" at {ex.layer}" if ex.layer else ""), png)
-    _show(picture, width, colors, png)
+    if warning:  # the map would only paint noise: say why instead of drawing it
+        _header(f"{warning} (no heat map drawn" + (", no PNG written)" if png else ")"), png)
+        return
+    _show(overlay(clf.display(img), ex.heat, cmap=cmap, alpha=alpha), width, colors, png)
 
 
 @viz_app.command("filters")
@@ -177,10 +191,12 @@ def viz_maxact(ctx: typer.Context, checkpoint: Checkpoint, layer: Layer = None,
                png: Png = None, width: Width = 56, colors: Colors = None) -> None:
     """Activation maximisation: the input pattern that most excites one filter (default: last conv)."""
     from core.vision.api import layer_names, maxact_image
+    from core.vision.checks import stretch
 
     clf = _classifier(ctx, checkpoint, png)
-    picture = maxact_image(clf, layer, filter_, steps, seed)
-    _header(f"the input that most excites filter {filter_} of {layer or layer_names(clf)[-1]} ({steps} steps)", png)
+    picture, lo, hi = stretch(maxact_image(clf, layer, filter_, steps, seed))
+    _header(f"the input that most excites filter {filter_} of {layer or layer_names(clf)[-1]} ({steps} steps; "
+            f"scaled from its own range {lo:.2f}..{hi:.2f} to black..white)", png)
     _show(picture, width, colors, png)
 
 

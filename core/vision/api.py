@@ -194,11 +194,13 @@ class Explanation:
     predicted: int
     probs: np.ndarray  # (classes,)
     gradient: np.ndarray | None = None  # (C, H, W) guided gradients, for the guided methods
+    state: str | None = None  # "empty" or "flat" when the CAM shows no evidence (core.vision.checks.cam_state)
 
 
 def explain(clf: Classifier, image: ImageInput, method: str = "gradcam", target: int | str | None = None,
             layer: str | None = None) -> Explanation:
     """Explain one prediction with Grad-CAM, Grad-CAM++, guided backprop or guided Grad-CAM."""
+    from core.vision.checks import cam_state
     from core.vision.interpret.cam import CAM_METHODS, resolve_layer
     from core.vision.interpret.guided import GuidedBackprop, guided_gradcam, saliency
 
@@ -211,11 +213,12 @@ def explain(clf: Classifier, image: ImageInput, method: str = "gradcam", target:
     target_idx = predicted if cls is None else cls
     if layer is not None:
         resolve_layer(clf.model, layer)
-    grad = None
+    grad, state = None, None
     if method in CAM_METHODS:
         layer = layer or default_layer(clf)
         with CAM_METHODS[method](clf.model, layer) as cam:
             heat = cam(x, [target_idx])[0]
+            state = cam_state(cam.raw[0])
     elif method == "guided":
         layer = None
         with GuidedBackprop(clf.model) as gb:
@@ -225,7 +228,16 @@ def explain(clf: Classifier, image: ImageInput, method: str = "gradcam", target:
         layer = layer or default_layer(clf)
         grad = guided_gradcam(clf.model, x, [target_idx], layer)[0].cpu().numpy()
         heat = saliency(grad)
-    return Explanation(heat.astype(np.float32), method, layer, target_idx, predicted, probs, grad)
+        state = None if np.any(grad) else "empty"  # masked by an all-zero Grad-CAM map
+    return Explanation(heat.astype(np.float32), method, layer, target_idx, predicted, probs, grad, state)
+
+
+def explanation_warning(clf: Classifier, ex: Explanation) -> str | None:
+    """One line when the map of :func:`explain` is empty or nearly flat, naming what to try instead."""
+    from core.vision.checks import cam_warning
+
+    name = clf.class_names[ex.target] if 0 <= ex.target < len(clf.class_names) else str(ex.target)
+    return cam_warning(ex.state, name, ex.layer, ex.method, layer_names(clf))
 
 
 def explain_map(clf: Classifier, image: ImageInput, method: str = "gradcam", target: int | str | None = None,
