@@ -49,6 +49,7 @@ class JobRecord:
     prior_s: float = 0.0  # training time of the earlier attempts (queued and paused time excluded)
     exit_code: int | None = None
     error: str | None = None
+    cause: dict[str, Any] | None = None  # why it failed: jobs.triage.Cause.to_json() (code, reason, summary, fix...)
     progress: dict[str, Any] = field(default_factory=dict)
     schema: int = SCHEMA_VERSION
 
@@ -81,7 +82,7 @@ _FIELD_TYPES: dict[str, tuple[tuple[type, ...], bool]] = {
     "started": ((int, float), True), "ended": ((int, float), True), "pid": ((int,), True), "pgid": ((int,), True),
     "gpu": ((str,), False), "nproc": ((int,), False), "after": ((str,), True), "max_per_gpu": ((int,), False),
     "resume": ((bool,), False), "attempts": ((int,), False), "prior_s": ((int, float), False), "exit_code": ((int,), True), "error": ((str,), True),
-    "progress": ((dict,), False), "schema": ((int,), False),
+    "cause": ((dict,), True), "progress": ((dict,), False), "schema": ((int,), False),
 }
 _TYPE_WORDS = {str: "a string", dict: "an object", list: "a list", int: "an integer", bool: "true or false"}
 _FIELD_NAMES = {k: ("a number" if float in types else _TYPE_WORDS[types[0]]) + (" or null" if optional else "")

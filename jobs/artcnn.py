@@ -48,7 +48,7 @@ def preflight(cfg: ArtCNNConfig) -> None:
     if cfg.backbone.lower() not in names:
         close = difflib.get_close_matches(cfg.backbone.lower(), names, n=3)
         hint = f"did you mean {', '.join(close)}?" if close else "e.g. resnet18, resnet50, mobilenet_v3_small"
-        raise NcanvasError(f"unknown backbone {cfg.backbone!r}; {hint}")
+        raise NcanvasError(f"--backbone {cfg.backbone!r}: unknown backbone; {hint}")
 
 
 CONFIG = ArtCNNConfig

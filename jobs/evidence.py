@@ -8,6 +8,7 @@ kernel's OOM-kill counter, the memory limit, the boot time, a process's memory) 
 
 from __future__ import annotations
 
+import resource
 import shutil
 import sys
 from pathlib import Path
@@ -67,6 +68,12 @@ def memory_limit_mb(cgroup: Path | None) -> float | None:
     return None
 
 
+def address_space_limit_mb() -> float | None:
+    """This process's ``RLIMIT_AS`` (ulimit -v) in MiB, when one is set."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    return None if soft == resource.RLIM_INFINITY else soft / 2**20
+
+
 def boot_time() -> float | None:
     for line in (_read(Path("/proc/stat")) or "").splitlines():
         if line.startswith("btime "):
@@ -115,10 +122,12 @@ def _disk_free(path: Path) -> dict[str, int]:
 def from_exception(exc: BaseException, *, job_id: str, kind: str, config: dict[str, Any], code_root: str,
                    ckpt_dir: Path, latest_step: int | None) -> Evidence:
     """The job process's own account of the exception that ended it."""
+    limits = [x for x in (memory_limit_mb(memory_cgroup()), address_space_limit_mb()) if x is not None]
     return Evidence(job_id=job_id, kind=kind, config=config, exc_type=type(exc).__name__,
                     exc_bases=tuple(c.__name__ for c in type(exc).__mro__[1:]), message=str(exc),
                     frames=frames_from_traceback(exc.__traceback__, code_root), gpu_mem=_gpu_memory(),
-                    disk_free=_disk_free(ckpt_dir), latest_step=latest_step)
+                    disk_free=_disk_free(ckpt_dir), latest_step=latest_step, rss_mb=rss_mb(),
+                    mem_limit_mb=min(limits, default=None))
 
 
 def from_vanished(*, job_id: str, kind: str, config: dict[str, Any], progress: dict[str, Any],

@@ -9,6 +9,7 @@ outcome into a final state: finished, stopped or failed.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import os
 import re
 import signal
@@ -16,6 +17,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -36,7 +38,9 @@ from core.runrec import (
     write_record,
 )
 from jobs.config import build_config
+from jobs.evidence import code_root, from_exception, start_facts
 from jobs.locks import FileLock
+from jobs.triage import diagnose
 
 HEARTBEAT_S = 1.0
 EXIT_ALREADY_RUNNING = 3
@@ -354,13 +358,30 @@ def _hold_reserve(paths: RunPaths) -> None:
         _reserve(paths).unlink(missing_ok=True)  # no room even for that: the failure is then only in stdout.log
 
 
-def _record_failure(rt: JobRuntime, line: str) -> None:
+def diagnose_failure(exc: BaseException, rt: JobRuntime, line: str) -> dict[str, Any] | None:
+    """The failure's cause (:mod:`jobs.triage`) from the exception and what the job knows, printed as a ``fix:``
+    line under the error; None if triage itself fails (the error line is then all there is). Its modules are
+    imported with this one: a job out of memory could not import them now."""
+    try:
+        ev = from_exception(exc, job_id=rt.record.id, kind=rt.kind, config=rt.record.config, code_root=code_root(),
+                            ckpt_dir=rt.paths.ckpt_dir, latest_step=rt._latest_step)
+        cause = diagnose(replace(ev, line=line))
+    except Exception as e:  # noqa: BLE001 - triage must never hide the failure it explains
+        print(f"[ncanvas] (could not diagnose the failure: {type(e).__name__}: {e})", flush=True)
+        return None
+    if rt.is_main:
+        print(f"[ncanvas] cause: {cause.summary}\n[ncanvas] fix: {cause.fix}", flush=True)
+    return cause.to_json()
+
+
+def _record_failure(rt: JobRuntime, line: str, cause: dict[str, Any] | None = None) -> None:
     """The failed event and state; on a full disk these small writes may fail too, which must not hide ``line``
     behind a traceback (the job then shows as crashed, with this line as its last log line)."""
     if rt.is_main:
         _reserve(rt.paths).unlink(missing_ok=True)
-    for write in (lambda: rt.event("failed", step=rt.record.progress.get("step"), error=line),
-                  lambda: rt.write_state(FAILED, ended=time.time(), exit_code=1, error=line)):
+    code = cause["code"] if cause else "error"
+    for write in (lambda: rt.event("failed", step=rt.record.progress.get("step"), error=line, cause=code),
+                  lambda: rt.write_state(FAILED, ended=time.time(), exit_code=1, error=line, cause=cause)):
         try:
             write()
         except OSError as e:
@@ -378,6 +399,7 @@ def run_job(config_cls: type, train_fn: Callable[[JobRuntime, Any], None],
             argv: list[str] | None = None) -> NoReturn:
     """Run one attempt of a job in this process and exit with its status (0 finished/stopped, 1 failed)."""
     args = _parse(argv)
+    faulthandler.enable()  # a segfault leaves "Fatal Python error" and the stack in stdout.log: triage reads it
     paths = RunPaths.from_log_dir(args.run_dir)
     rank = int(os.environ.get("RANK", "0"))
     lock = FileLock(paths.lock)
@@ -411,15 +433,16 @@ def run_job(config_cls: type, train_fn: Callable[[JobRuntime, Any], None],
 
 def _run(rt: JobRuntime, ws: Workspace, train_fn: Callable[[JobRuntime, Any], None]) -> int:
     pid = os.getpid()
-    rt.write_state(rt.record.state, pid=pid, pgid=os.getpgid(pid), exit_code=None, error=None)
+    rt.write_state(rt.record.state, pid=pid, pgid=os.getpgid(pid), exit_code=None, error=None, cause=None)
     try:
         slots = _wait_for_turn(rt, ws)
         if rt._stop:
             rt.write_state(STOPPED, ended=time.time(), exit_code=0)
             return 0
         # running from here: joining DDP, importing torch and loading latest.pt are this attempt's work, not a queue
-        progress = {k: v for k, v in rt.record.progress.items() if k != "queued"}
-        rt.write_state(RUNNING, started=time.time(), ended=None, progress=progress)
+        # start facts (the cgroup's OOM-kill count now) let the supervisor tell an OOM kill from any other SIGKILL
+        progress = {**{k: v for k, v in rt.record.progress.items() if k != "queued"}, **start_facts()}
+        rt.write_state(RUNNING, started=time.time(), ended=None, cause=None, progress=progress)
         rt.setup_distributed()
         rt._load_resume()
         step = int(rt._resume_ckpt["step"]) if rt._resume_ckpt else 0
@@ -435,7 +458,8 @@ def _run(rt: JobRuntime, ws: Workspace, train_fn: Callable[[JobRuntime, Any], No
         for s in slots:
             s.release()
     except BaseException as e:  # noqa: BLE001 - every failure must become a recorded state
-        _record_failure(rt, failure_line(e, rt))
+        line = failure_line(e, rt)
+        _record_failure(rt, line, diagnose_failure(e, rt, line))
         return 1
     final_step = rt.record.progress.get("step")
     if rt._stop:

@@ -58,6 +58,15 @@ class JobStatus:
     reason: str | None = None
     gpu_mem_mb: float | None = None
     pauses: tuple[tuple[float, float | None], ...] = ()  # (from, to) of every pause by `jobs pause`; to None: now
+    cause: dict[str, Any] | None = None  # why it failed (jobs.triage.Cause.to_json()): code, reason, summary, fix...
+    health: tuple[dict[str, str], ...] = ()  # badges while it runs (jobs.health): code, text
+
+    @property
+    def note(self) -> str:
+        """A few words for a table: the failure's short reason, else the health badges' codes."""
+        if self.state == FAILED:
+            return str((self.cause or {}).get("reason") or "")
+        return ", ".join(b["code"].replace("_", " ") for b in self.health)
 
     @property
     def starting(self) -> bool:
@@ -124,18 +133,44 @@ def status_of(ws: Workspace, rec: JobRecord) -> JobStatus:
             from core.gpu import process_gpu_memory_mb
 
             mem = process_gpu_memory_mb(_group_pids(rec.pgid))
-        return JobStatus(rec, state, True, gpu_mem_mb=mem, pauses=pauses)
+        return JobStatus(rec, state, True, gpu_mem_mb=mem, pauses=pauses, health=_health(rec, state))
     if rec.state in LIVE_STATES:
         # a launch time far in the future (a clock stepped back, a record from another host) is stale, not starting
         if rec.state == QUEUED and rec.pid is None and -2.0 < time.time() - launched_at(rec) < LAUNCH_WAIT_S:
             return JobStatus(rec, QUEUED, False, reason="starting", pauses=pauses)
-        tail = " | ".join(ln for ln in last_lines(run.stdout, 5) if ln.strip())
-        reason = "process ended without a final state (crashed, killed or out of memory)"
         if rec.started is not None:  # its elapsed time stops at its last sign of life, not now
             seen = [p.stat().st_mtime for p in (run.metrics, run.stdout, run.job_json) if p.exists()]
             rec.ended = max(seen, default=None)
-        return JobStatus(rec, FAILED, False, reason=f"{reason}; last log: {tail}" if tail else reason, pauses=pauses)
-    return JobStatus(rec, rec.state, False, reason=rec.error, pauses=pauses)
+        cause = _vanished_cause(run, rec)
+        return JobStatus(rec, FAILED, False, reason=cause["summary"], pauses=pauses, cause=cause)
+    return JobStatus(rec, rec.state, False, reason=rec.error, pauses=pauses,
+                     cause=rec.cause if rec.state == FAILED else None)
+
+
+def _vanished_cause(run: RunPaths, rec: JobRecord) -> dict[str, Any]:
+    """Why a process ended without writing a final state: the stop marker, the cgroup's OOM kills since it started,
+    its last heartbeat's memory, a reboot, a fatal-error line in its log (:mod:`jobs.triage`)."""
+    from jobs.evidence import from_vanished
+    from jobs.triage import diagnose
+
+    tail = last_lines(run.stdout, 80)
+    ev = from_vanished(job_id=rec.id, kind=rec.kind, config=rec.config, progress=rec.progress,
+                       stop_requested=_stop_marker(run).exists(), log_tail=tail)
+    cause = diagnose(ev).to_json()
+    last = [ln for ln in tail if ln.strip()][-3:]
+    cause["evidence"] = [*cause["evidence"], *(f"log: {ln.strip()}" for ln in last)]
+    return cause
+
+
+def _health(rec: JobRecord, state: str) -> tuple[dict[str, str], ...]:
+    """The job's own badges (its heartbeat) and, for a running job that stopped beating, ``stalled``."""
+    from jobs.health import stalled
+
+    raw = rec.progress.get("health")
+    badges = [b for b in raw if isinstance(b, dict) and isinstance(b.get("code"), str)] if isinstance(raw, list) else []
+    if state == RUNNING and (b := stalled(rec.progress, time.time())) is not None:
+        badges.append(b.to_json())
+    return tuple({"code": str(b["code"]), "text": str(b.get("text", ""))} for b in badges)
 
 
 # ===================================================================================== pauses
@@ -499,7 +534,8 @@ def resume(ws: Workspace, job_id: str, foreground: bool = False, from_scratch: b
             _end_pause(run, at=rec.ended)
             rec.prior_s = 0.0 if from_scratch else (st.elapsed_s or 0.0)  # this attempt's clock starts at 0
             rec.state, rec.attempts, rec.resume = QUEUED, rec.attempts + 1, not fresh
-            rec.started = rec.ended = rec.exit_code = rec.error = rec.pid = rec.pgid = None  # the new process's
+            rec.started = rec.ended = rec.exit_code = rec.pid = rec.pgid = None  # the new process's
+            rec.error = rec.cause = None
             rec.progress.pop("eta_s", None)  # the last attempt's estimate; the new process makes its own
             if from_scratch:
                 rec.progress = {}

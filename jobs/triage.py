@@ -38,6 +38,7 @@ class Evidence:
     exc_type: str | None = None  # the exception's class name (and its bases', for matching)
     exc_bases: tuple[str, ...] = ()
     message: str = ""
+    line: str = ""  # the one line the job printed for its failure (e.g. "disk full: ... is kept")
     frames: tuple[Frame, ...] = ()
     gpu_mem: dict[str, float] = field(default_factory=dict)  # peak_gib, total_gib, free_gib of the job's GPU
     disk_free: dict[str, int] = field(default_factory=dict)  # path -> free bytes
@@ -169,14 +170,16 @@ def host_oom(ev: Evidence) -> Cause | None:
         lines.append(f"the kernel's OOM killer ended {ev.oom_kills} process(es) of the job's cgroup")
     if ev.rss_mb is not None:
         limit = f" of a {ev.mem_limit_mb:.0f} MiB limit" if ev.mem_limit_mb else ""
-        lines.append(f"last heartbeat: {ev.rss_mb:.0f} MiB resident{limit}")
+        lines.append(f"{'last heartbeat' if ev.vanished else 'at the failure'}: {ev.rss_mb:.0f} MiB resident{limit}")
     if raised:
         lines.append(_first_line(ev.message))
     bs = int(ev.config.get("batch_size") or 0)
     fix = (f"--batch-size {bs // 2}" if bs >= 2 else "a smaller batch") + ", fewer jobs at once on this machine"
     if ev.kind == "artcnn":
         fix += ", or --stream (decode images per batch instead of holding them in memory)"
-    summary = "killed by the kernel's OOM killer: out of host memory" if killed else "out of host memory"
+    asked = re.search(r"tried to allocate (\d+) bytes", ev.message)
+    summary = ("killed by the kernel's OOM killer: out of host memory" if killed else "out of host memory" +
+               (f" allocating {_bytes(int(asked.group(1)))}" if asked else "") + (f" at batch {bs}" if bs else ""))
     return Cause("host_oom", "host out of memory", summary, fix, tuple(lines), where(ev.frames))
 
 
@@ -185,7 +188,8 @@ def disk_full(ev: Evidence) -> Cause | None:
             (_says(ev, "unexpected pos") and any(v < 64 << 20 for v in ev.disk_free.values()))):
         return None
     free = ", ".join(f"{_bytes(v)} free on {k}" for k, v in ev.disk_free.items()) or "the disk is full"
-    return Cause("disk_full", "disk full", f"disk full: {free}; {_kept(ev)}",
+    summary = ev.line if ev.line.startswith("disk full: ") else f"disk full: {free}; {_kept(ev)}"
+    return Cause("disk_full", "disk full", summary,
                  "free space (old runs: ncanvas jobs rm <old job>), then: {resume}",
                  (_first_line(ev.message),), where(ev.frames))
 
@@ -239,7 +243,7 @@ def missing_package(ev: Evidence) -> Cause | None:
 
 
 def bad_value(ev: Evidence) -> Cause | None:
-    option = re.search(r"(--[a-z][a-z0-9-]+)", ev.message)
+    option = re.match(r"\s*(--[a-z][a-z0-9-]+)\b", ev.message)  # the message names the option first
     if not (option and _is(ev, "NcanvasError", "ValueError", "CheckpointError")):
         return None
     msg = _first_line(ev.message)
@@ -294,6 +298,15 @@ def crashed(ev: Evidence) -> Cause | None:
                  f"cgroup evidence); {_kept(ev)}", "{resume}", lines)
 
 
+def expected(ev: Evidence) -> Cause | None:
+    """An error ncanvas raised on purpose (an NcanvasError): its message already says what is wrong."""
+    if not _is(ev, "NcanvasError") or ev.vanished:
+        return None
+    msg = _first_line(ev.message) or ev.exc_type or "error"
+    return Cause("job_error", "error: " + (msg if len(msg) <= 40 else msg[:39] + "…"), msg,
+                 "correct what the message says, then: {resume}", (msg,), where(ev.frames))
+
+
 def error(ev: Evidence) -> Cause:
     """Anything else: the exception in one line and the place in ncanvas's code (or the user's data) it came from."""
     msg = _first_line(ev.message)
@@ -304,7 +317,7 @@ def error(ev: Evidence) -> Cause:
 
 
 RULES: tuple[Rule, ...] = (slurm, diverged, cuda_oom, host_oom, disk_full, data_missing, no_cuda, driver_mismatch,
-                           nccl, missing_package, bad_value, crashed)
+                           nccl, missing_package, bad_value, crashed, expected)
 
 
 def diagnose(ev: Evidence) -> Cause:

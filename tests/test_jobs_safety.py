@@ -124,6 +124,8 @@ def test_a_disk_that_fills_up_mid_run_is_named_with_the_checkpoint_kept(tmpfs: P
     assert rec.state == "failed", rec
     assert rec.error.startswith("disk full: ") and rec.error.endswith(" is kept"), rec.error
     assert f"bytes free on {run.ckpt_dir}; latest.pt from step " in rec.error
+    assert rec.cause is not None and rec.cause["code"] == "disk_full" and rec.cause["summary"] == rec.error
+    assert rec.cause["fix"] == "free space (old runs: ncanvas jobs rm <old job>), then: ncanvas jobs resume x"
     log = run.stdout.read_text()
     assert "Traceback" not in log and "enforce fail" not in log
     (tmpfs / "filler").unlink(missing_ok=True)

@@ -94,8 +94,17 @@ def test_data_missing_offline_environment_and_packages() -> None:
 
 def test_bad_values_and_slurm_causes() -> None:
     bad = diagnose(Evidence(kind="artcnn", exc_type="NcanvasError",
-                            message="unknown backbone 'resnet19'; did you mean resnet18? (--backbone)"))
+                            message="--backbone 'resnet19': unknown backbone; did you mean resnet18?"))
     assert bad.code == "bad_value" and bad.reason == "bad value for --backbone"
+    # an option named in passing is not a bad value of that option; the message is still the summary
+    dep = diagnose(Evidence(job_id="b", exc_type="NcanvasError",
+                            message="dependency a ended failed; not starting (started with --after a)"))
+    assert dep.code == "job_error" and dep.summary.startswith("dependency a ended failed")
+    assert dep.fix == "correct what the message says, then: ncanvas jobs resume b"
+    disk = diagnose(Evidence(exc_type="RuntimeError", message="[enforce fail at inline_container.cc:672] unexpected pos",
+                             line="disk full: 12 bytes free on /x; latest.pt from step 5 is kept",
+                             disk_free={"/x": 12}))
+    assert disk.code == "disk_full" and disk.summary == "disk full: 12 bytes free on /x; latest.pt from step 5 is kept"
     for state, code in (("TIMEOUT", "slurm_timeout"), ("PREEMPTED", "slurm_preempted"),
                         ("OUT_OF_MEMORY", "slurm_oom"), ("NODE_FAIL", "slurm_node_fail")):
         c = diagnose(Evidence(vanished=True, slurm_state=state, latest_step=9))

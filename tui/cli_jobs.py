@@ -33,8 +33,11 @@ def _status_json(st: Any) -> dict[str, Any]:
     if st.state == UNREADABLE:  # no record to show: what is known and why
         return {"id": st.id, "kind": None, "state": st.state, "alive": False, "reason": st.reason}
     rec = st.record.to_json()
-    rec.update(state=st.state, alive=st.alive, reason=st.reason, elapsed_s=st.elapsed_s, paused_s=st.paused_s,
-               eta_s=st.eta_s, gpu_mem_mb=st.gpu_mem_mb, recorded_state=st.record.state)
+    cause = st.cause or {}
+    rec.update(state=st.state, alive=st.alive, reason=st.note or st.reason, error=st.reason,
+               cause=cause.get("summary"), cause_code=cause.get("code"), fix=cause.get("fix"), evidence=cause.get("evidence", []), where=cause.get("where"),
+               health=list(st.health), elapsed_s=st.elapsed_s, paused_s=st.paused_s, eta_s=st.eta_s,
+               gpu_mem_mb=st.gpu_mem_mb, recorded_state=st.record.state)
     return rec
 
 
@@ -57,16 +60,17 @@ def jobs_ls(ctx: typer.Context, as_json: AsJson = False) -> None:
     from tui.fmt import STATE_STYLE
 
     table = Table(box=None, header_style="bold")
-    for col in ("ID", "KIND", "STATE", "PROGRESS", "LOSS", "METRIC", "SPEED", "ELAPSED", "ETA", "GPU"):
+    for col in ("ID", "KIND", "STATE", "PROGRESS", "LOSS", "METRIC", "SPEED", "ELAPSED", "ETA", "GPU", "NOTE"):
         table.add_column(col)
     for s in statuses:
         p = s.record.progress
         if s.record.kind == "?":  # unreadable: the reason takes the progress column
-            table.add_row(s.id, "-", f"[bold red]{s.state}[/]", escape(s.reason or ""), *["-"] * 6)
+            table.add_row(s.id, "-", f"[bold red]{s.state}[/]", escape(s.reason or ""), *["-"] * 7)
             continue
         table.add_row(s.id, s.record.kind, f"[{STATE_STYLE.get(s.state, '')}]{s.state}[/]", fmt_progress(p),
                       fmt_num(p.get("loss")), headline_metric(p, s.record.kind), throughput(p, s.record.kind),
-                      fmt_duration(s.elapsed_s), fmt_eta(s.state, s.eta_s), s.record.gpu)
+                      fmt_duration(s.elapsed_s), fmt_eta(s.state, s.eta_s), s.record.gpu,
+                      f"[{'red' if s.state == 'failed' else 'yellow'}]{escape(s.note)}[/]")
     console = Console()
     if not console.is_terminal:
         console = Console(width=200)  # piped into a script or a file: never truncate cells
@@ -98,8 +102,9 @@ def jobs_show(ctx: typer.Context, job_id: JobId, as_json: AsJson = False) -> Non
                f"ETA {fmt_eta(st.state, st.eta_s)}")
     typer.echo(f"  gpu: {r.gpu}   attempts: {r.attempts}   after: {r.after or '-'}   code: "
                f"{r.code.get('commit', '?')[:10]}{' (dirty)' if r.code.get('dirty') else ''}")
-    if st.reason:
-        typer.echo(f"  reason: {st.reason}")
+    _echo_cause(st)
+    for badge in st.health:
+        typer.echo(f"  health: {badge['code'].replace('_', ' ')}: {badge['text']}")
     typer.echo("  config: " + ", ".join(f"{k}={v}" for k, v in r.config.items()))
     typer.echo(f"  logs: {run.log_dir}")
     typer.echo(f"  checkpoints: {run.ckpt_dir}  [{', '.join(info['checkpoints']) or 'none yet'}]")
@@ -108,6 +113,24 @@ def jobs_show(ctx: typer.Context, job_id: JobId, as_json: AsJson = False) -> Non
         typer.echo("  last log lines:")
         for ln in lines:
             typer.echo(f"    {ln}")
+
+
+def _echo_cause(st: Any) -> None:
+    """Why it failed, what to do, what shows it and where it was raised (``jobs show``)."""
+    cause = st.cause
+    if not cause:
+        if st.reason:
+            typer.echo(f"  reason: {st.reason}")
+        return
+    typer.echo(f"  cause: {cause.get('summary')}")
+    if st.reason and st.reason != cause.get("summary"):
+        typer.echo(f"  error: {st.reason}")
+    typer.echo(f"  fix: {cause.get('fix')}")
+    for line in cause.get("evidence") or []:
+        if line and line not in (cause.get("summary"), st.reason):
+            typer.echo(f"  evidence: {line}")
+    if cause.get("where"):
+        typer.echo(f"  raised at: {cause['where']}  (traceback: ncanvas logs {st.id})")
 
 
 def _elapsed_note(st: Any) -> str:
