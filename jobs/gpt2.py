@@ -12,12 +12,11 @@ from typing import Any
 from jobs.config import opt
 from jobs.lmbase import LMTrainConfig
 
-DESCRIPTION = "GPT-2 fine-tune on the explanation dataset (gpt2, distilgpt2 or a local model folder)"
-
 
 @dataclass
 class GPT2Config(LMTrainConfig):
-    base: str = opt("gpt2", "gpt2, distilgpt2 (hub or cache) or a local folder saved with save_pretrained")
+    base: str = opt("gpt2", "gpt2, distilgpt2 (hub or cache) or a local folder saved with save_pretrained",
+                    path="or-name")
     epochs: int = opt(10, "passes over the training pairs", min=1, max=10_000)
     patience: int = opt(3, "stop after this many epochs without a better val loss (0: never)", min=0)
     batch_size: int = opt(16, "sequences per micro-batch", min=1, max=4096)
@@ -38,13 +37,22 @@ class GPT2Config(LMTrainConfig):
 CONFIG = GPT2Config
 
 
-def train(rt: Any, cfg: GPT2Config) -> None:
-    from core.llm.trainer import GPT2Hooks, train_lm
+def task(cfg: GPT2Config) -> Any:
+    """The ``gpt2`` task: the shared LM task with GPT2Hooks."""
+    from core.llm.hooks import GPT2Hooks
+    from jobs.lm import LMTask
 
-    train_lm(rt, cfg, GPT2Hooks())
+    return LMTask(cfg, GPT2Hooks(), "gpt2")
+
+
+def train(rt: Any, cfg: GPT2Config) -> None:
+    """Train under ``rt`` in this process (the entry point below, and tests)."""
+    from jobs.loop import fit
+
+    fit(rt, task(cfg))
 
 
 if __name__ == "__main__":
-    from jobs.runtime import run_job
+    from jobs.loop import entry
 
-    run_job(CONFIG, train)
+    entry(CONFIG, task)

@@ -13,8 +13,6 @@ from typing import Any
 from jobs.config import opt
 from jobs.lmbase import LMTrainConfig
 
-DESCRIPTION = "From-scratch art-expert transformer (Llama-style: RoPE, GQA, RMSNorm, SwiGLU; ~56M)"
-
 
 @dataclass
 class LLMConfig(LMTrainConfig):
@@ -41,13 +39,22 @@ class LLMConfig(LMTrainConfig):
 CONFIG = LLMConfig
 
 
-def train(rt: Any, cfg: LLMConfig) -> None:
-    from core.llm.trainer import OwnLMHooks, train_lm
+def task(cfg: LLMConfig) -> Any:
+    """The ``llm`` task: the shared LM task with OwnLMHooks."""
+    from core.llm.hooks import OwnLMHooks
+    from jobs.lm import LMTask
 
-    train_lm(rt, cfg, OwnLMHooks())
+    return LMTask(cfg, OwnLMHooks(), "llm")
+
+
+def train(rt: Any, cfg: LLMConfig) -> None:
+    """Train under ``rt`` in this process (the entry point below, and tests)."""
+    from jobs.loop import fit
+
+    fit(rt, task(cfg))
 
 
 if __name__ == "__main__":
-    from jobs.runtime import run_job
+    from jobs.loop import entry
 
-    run_job(CONFIG, train)
+    entry(CONFIG, task)

@@ -6,30 +6,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import NcanvasError
-from jobs.config import opt
+from jobs.config import LoopConfig, opt
 
 
 @dataclass
-class LMTrainConfig:
-    data: str = opt("", "folder from `ncanvas data explanations` (empty: generate --n-pairs pairs in memory)")
+class LMTrainConfig(LoopConfig):
+    epochs: int = opt(20, "passes over the training pairs", min=1, max=10_000)
+    patience: int = opt(5, "stop after this many evaluations without a better val loss (0: never)", min=0)
+    batch_size: int = opt(32, "sequences per micro-batch (on each process under DDP)", min=1, max=4096)
+    lr: float = opt(3e-4, "peak AdamW learning rate", min=0.0, max=1.0)
+    grad_clip: float = opt(1.0, "clip the gradient norm to this (0: off)", min=0.0, max=1e6)
+    checkpoint_every: int = opt(500, "also save latest.pt every N steps inside an epoch (0: at evaluations only)",
+                                min=0)
+    data: str = opt("", "folder from `ncanvas data explanations` (empty: generate --n-pairs pairs in memory)",
+                    path=True)
     n_pairs: int = opt(100_000, "pairs to generate when --data is empty", min=10, max=10_000_000)
     data_seed: int = opt(0, "seed of the generated pairs", min=0)
     block_size: int = opt(512, "longest training sequence in tokens", min=16, max=4096)
-    epochs: int = opt(20, "passes over the training pairs", min=1, max=10_000)
-    patience: int = opt(5, "stop after this many epochs without a better val loss (0: never)", min=0)
-    batch_size: int = opt(32, "sequences per micro-batch", min=1, max=4096)
-    grad_accum: int = opt(1, "micro-batches per optimizer step", min=1, max=1024)
-    lr: float = opt(3e-4, "peak AdamW learning rate", min=0.0, max=1.0)
     min_lr_frac: float = opt(0.1, "cosine floor as a fraction of --lr", min=0.0, max=1.0)
     warmup_steps: int = opt(200, "linear warmup steps (capped at 10% of the schedule)", min=0)
     weight_decay: float = opt(0.1, "AdamW weight decay (matrices only)", min=0.0, max=1.0)
-    grad_clip: float = opt(1.0, "clip the gradient norm to this (0: off)", min=0.0)
-    amp: bool = opt(True, "bf16 autocast on CUDA (fp16 + GradScaler where bf16 is missing)")
-    compile: bool = opt(False, "torch.compile the model (CUDA)")
     eval_max: int = opt(2000, "val/test pairs scored per evaluation (0: all)", min=0)
-    max_steps: int = opt(0, "stop after this many optimizer steps in total (0: the full schedule)", min=0)
-    checkpoint_every: int = opt(500, "also save latest.pt every N steps inside an epoch (0: per epoch only)", min=0)
-    seed: int = opt(0, "training seed (init, batch order)", min=0)
 
     def validate(self) -> None:
         if self.data and not (Path(self.data).expanduser() / "train.jsonl").is_file():

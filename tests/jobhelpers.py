@@ -22,9 +22,17 @@ def wait_for(pred: Callable[[], Any], timeout: float = 60.0, interval: float = 0
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+# what depends on the clock, not on the computation: the time of a row and the throughputs (kinds' units)
+TIMING_KEYS = frozenset({"t", "tok_s", "img_s", "samples_s"})
+
+
+def untimed(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k not in TIMING_KEYS}
+
+
 def metric_rows(path: Path) -> list[dict[str, Any]]:
-    """Metric rows without timestamps or events: what must be identical across a stop/resume."""
-    return [{k: v for k, v in r.items() if k != "t"} for r in iter_rows(path) if "event" not in r]
+    """Metric rows without timestamps, throughputs or events: what must be identical across a stop/resume."""
+    return [untimed(r) for r in iter_rows(path) if "event" not in r]
 
 
 def effective_rows(path: Path) -> list[dict[str, Any]]:
@@ -35,7 +43,7 @@ def effective_rows(path: Path) -> list[dict[str, Any]]:
             while out and out[-1]["step"] > r["step"]:
                 out.pop()
         elif "event" not in r:
-            out.append({k: v for k, v in r.items() if k != "t"})
+            out.append(untimed(r))
     return out
 
 

@@ -49,7 +49,7 @@ def test_llm_job_trains_and_lowers_the_loss(llm_run) -> None:
     assert train[-1]["loss"] < train[0]["loss"] - 1.5
     assert val[1]["loss"] < val[0]["loss"]
     assert all({"loss", "ppl", "lr", "tok_s"} <= set(r) for r in train)
-    from core.llm.trainer import lr_lambda
+    from core.llm.training import lr_lambda
 
     f = lr_lambda(len(train), TINY_LLM["warmup_steps"], 0.1)  # each row logs the rate its own step used
     assert [r["lr"] for r in train] == pytest.approx([TINY_LLM["lr"] * f(i) for i in range(len(train))])
@@ -116,7 +116,7 @@ def test_cli_explain_compare_and_eval(llm_run, tmp_path: Path) -> None:
             "landscape", "--conf", "96.2,94.8,91.3", "--max-new-tokens", "20", "--seed", "0"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
-    assert "Artist: Claude Monet (96.2% confidence)" in res.output and len(res.output) > 200
+    assert "Artist: Claude Monet, confidence 96.2%" in res.output and len(res.output) > 200
     res = CliRunner().invoke(app, [*args, "--compare", str(ws.run(jid).ckpt_dir), "--json"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
@@ -291,7 +291,7 @@ def test_bf16_only_where_the_gpu_has_it_natively(monkeypatch) -> None:
     import torch
 
     from core.amp import native_bf16
-    from core.llm.trainer import _amp_settings
+    from jobs.loop import AmpPolicy
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     asked: list[bool] = []
@@ -302,11 +302,13 @@ def test_bf16_only_where_the_gpu_has_it_natively(monkeypatch) -> None:
 
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", emulating_gpu)
     assert native_bf16() is False and asked == [False]
-    amp, scaler = _amp_settings(SimpleNamespace(amp=True), torch.device("cuda"))
-    assert amp == {"dtype": torch.float16, "enabled": True} and scaler is not None
+    monkeypatch.setattr(torch.amp, "GradScaler", lambda *a, **k: SimpleNamespace())  # no CUDA here to scale on
+    amp = AmpPolicy(True, torch.device("cuda"))
+    assert (amp.enabled, amp.dtype, str(amp)) == (True, torch.float16, "fp16 + grad scaling") and amp.scaler
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)  # an A100
-    amp, scaler = _amp_settings(SimpleNamespace(amp=True), torch.device("cuda"))
-    assert amp == {"dtype": torch.bfloat16, "enabled": True} and scaler is None
+    amp = AmpPolicy(True, torch.device("cuda"))
+    assert (amp.dtype, amp.scaler, str(amp)) == (torch.bfloat16, None, "bf16")
+    assert str(AmpPolicy(True, torch.device("cpu"))) == "fp32" and not AmpPolicy(False, torch.device("cuda")).enabled
     # An older torch without the keyword: its True may mean "a bf16 tensor can be made"; the capability decides.
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
     monkeypatch.setattr(torch.version, "hip", None, raising=False)
@@ -318,17 +320,21 @@ def test_bf16_only_where_the_gpu_has_it_natively(monkeypatch) -> None:
 
 
 def test_padding_follows_compile_and_tok_s_counts_real_tokens(monkeypatch) -> None:
-    """A wrapped model (DDP) without torch.compile pads nothing, and the step reports non-padding tokens."""
+    """A wrapped model (DDP) without torch.compile pads nothing, a step weighs micro-batches by target tokens,
+    and throughput counts non-padding input tokens."""
     from types import SimpleNamespace
 
     import numpy as np
     import torch
 
     from core.explain.dataset import generate
-    from core.llm import trainer
+    from core.llm import data as lmdata
+    from core.llm import training
     from core.llm.data import tokenize
+    from core.llm.hooks import OwnLMHooks
     from core.llm.model import ArtExpertLM, LMConfig
     from core.llm.tokenizer import train_bpe
+    from jobs.lm import LMTask
 
     recs = list(generate(40, seed=4))
     tok = train_bpe((r["prompt"] + "\n" + r["explanation"] for r in recs), 400)
@@ -336,40 +342,34 @@ def test_padding_follows_compile_and_tok_s_counts_real_tokens(monkeypatch) -> No
     torch.manual_seed(0)
     model = ArtExpertLM(LMConfig(vocab_size=tok.vocab_size, block_size=512, n_layer=1, n_head=2, n_kv_head=1,
                                  d_model=32, d_ff=64))
-
-    class Wrapper(torch.nn.Module):  # what DistributedDataParallel looks like to the loop: another module
-        def __init__(self, inner: torch.nn.Module) -> None:
-            super().__init__()
-            self.module = inner
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.module(x)
-
+    task = LMTask(SimpleNamespace(compile=False, block_size=512), OwnLMHooks(), "llm")
+    task.model, task.device, task.splits, task.pad = model, torch.device("cpu"), {"train": split}, 1
+    task.lengths, task.targets = split.lengths, split.lengths - split.n_prompt
     pads: list[int] = []
-    real_collate = trainer.collate
-    monkeypatch.setattr(trainer, "collate", lambda sp, idx, pad=1: pads.append(pad) or real_collate(sp, idx, pad))
-    rt = SimpleNamespace(device=torch.device("cpu"), world_size=1, shard=lambda idx: idx)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
-    cfg = SimpleNamespace(compile=False, block_size=512, grad_clip=1.0)
-    ctx = trainer._Ctx(rt, cfg, trainer.OwnLMHooks(), model, Wrapper(model), tok, opt, sched, None,
-                       {"enabled": False}, {"train": split}, 10, 10)
+    real_collate = lmdata.collate
+    monkeypatch.setattr(lmdata, "collate", lambda sp, idx, pad=1: pads.append(pad) or real_collate(sp, idx, pad))
     micro = [np.array([0, 1, 2, 3]), np.array([4, 5, 6])]
-    _, n_real, _, _ = ctx.train_step(micro)
+    losses = [task.loss(model, idx, 1).detach() for idx in micro]
     assert pads == [1, 1]
+    # one large batch's mean loss = the micro-batches' losses weighted by their target tokens
+    x, y = real_collate(split, np.concatenate(micro))
+    from core.llm.model import lm_loss
+
+    whole = lm_loss(model(x), y)
+    w = [task.weight(idx) for idx in micro]
+    assert float(sum(lo * wi for lo, wi in zip(losses, w)) / sum(w)) == pytest.approx(float(whole), rel=1e-5)
+    n_real = sum(task.count(idx) for idx in micro)
     assert n_real == sum(len(split.seqs[i]) - 1 for b in micro for i in b)  # inputs, padding excluded
     assert n_real < sum(len(b) * (max(len(split.seqs[i]) for i in b) - 1) for b in micro)
     # Under torch.compile (CUDA only) lengths round up to 64 when the block size allows it.
-    assert trainer.pad_multiple(True, 512) == 64 and trainer.pad_multiple(True, 300) == 1
-    assert trainer.pad_multiple(False, 512) == 1
-    assert not trainer.compiles(SimpleNamespace(compile=True), torch.device("cpu"))
-    assert trainer.compiles(SimpleNamespace(compile=True), torch.device("cuda"))
-    # Two ranks each see half of a batch; the step counts the whole batch's real tokens once.
-    assert trainer.real_tokens(split.lengths, micro) == n_real
+    assert training.pad_multiple(True, 512) == 64 and training.pad_multiple(True, 300) == 1
+    assert training.pad_multiple(False, 512) == 1
+    assert not training.compiles(SimpleNamespace(compile=True), torch.device("cpu"))
+    assert training.compiles(SimpleNamespace(compile=True), torch.device("cuda"))
 
 
 def test_lr_schedule_warms_up_then_decays_to_the_floor() -> None:
-    from core.llm.trainer import lr_lambda
+    from core.llm.training import lr_lambda
 
     f = lr_lambda(1000, 50, 0.1)
     assert f(0) == pytest.approx(1 / 50) and f(49) == pytest.approx(1.0)

@@ -17,28 +17,26 @@ import typer
 
 from core.errors import NcanvasError
 from core.paths import validate_job_id
-from jobs.config import option_specs
-from jobs.kinds import KINDS, available_kinds, kind_config
-from tui.fmt import fmt_duration, fmt_num, fmt_progress, headline_metric, throughput
+from jobs.config import LOOP_OPTIONS, option_specs
+from jobs.kinds import KINDS, kind_config
+from tui.cli_base import AsJson, JobId, echo_json, workspace
+from tui.fmt import fmt_duration, fmt_eta, fmt_num, fmt_progress, headline_metric, throughput
 
 jobs_app = typer.Typer(help="List and control training jobs.", no_args_is_help=True)
 ckpt_app = typer.Typer(help="Inspect checkpoints.", no_args_is_help=True)
 train_app = typer.Typer(help="Start a training job (runs in the background; --foreground to watch).",
                         no_args_is_help=True)
 
-JobId = Annotated[str, typer.Argument(help="Job id, e.g. cnn-0001.", show_default=False)]
-AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-
-
-def _ws(ctx: typer.Context) -> Any:
-    from tui.cli import workspace
-
-    return workspace(ctx)
-
-
 def _status_json(st: Any) -> dict[str, Any]:
+    from jobs.supervisor import UNREADABLE
+
+    if st.state == UNREADABLE:  # no record to show: what is known and why
+        return {"id": st.id, "kind": None, "state": st.state, "alive": False, "reason": st.reason}
     rec = st.record.to_json()
-    rec.update(state=st.state, alive=st.alive, reason=st.reason, elapsed_s=st.elapsed_s, eta_s=st.eta_s,
+    cause = st.cause or {}
+    rec.update(state=st.state, alive=st.alive, reason=st.note or st.reason, error=st.reason,
+               cause=cause.get("summary"), cause_code=cause.get("code"), fix=cause.get("fix"), evidence=cause.get("evidence", []), where=cause.get("where"),
+               health=list(st.health), elapsed_s=st.elapsed_s, paused_s=st.paused_s, eta_s=st.eta_s,
                gpu_mem_mb=st.gpu_mem_mb, recorded_state=st.record.state)
     return rec
 
@@ -51,23 +49,28 @@ def jobs_ls(ctx: typer.Context, as_json: AsJson = False) -> None:
     """List jobs: id, kind, state, progress, last loss/metric, elapsed, ETA, GPU."""
     from jobs.supervisor import list_status
 
-    statuses = list_status(_ws(ctx))
+    statuses = list_status(workspace(ctx), unreadable=True)
     if as_json:
-        typer.echo(json.dumps([_status_json(s) for s in statuses], indent=2, default=str))
+        echo_json([_status_json(s) for s in statuses], indent=2)
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from tui.fmt import STATE_STYLE
 
     table = Table(box=None, header_style="bold")
-    for col in ("ID", "KIND", "STATE", "PROGRESS", "LOSS", "METRIC", "SPEED", "ELAPSED", "ETA", "GPU"):
+    for col in ("ID", "KIND", "STATE", "PROGRESS", "LOSS", "METRIC", "SPEED", "ELAPSED", "ETA", "GPU", "NOTE"):
         table.add_column(col)
     for s in statuses:
         p = s.record.progress
+        if s.record.kind == "?":  # unreadable: the reason takes the progress column
+            table.add_row(s.id, "-", f"[bold red]{s.state}[/]", escape(s.reason or ""), *["-"] * 7)
+            continue
         table.add_row(s.id, s.record.kind, f"[{STATE_STYLE.get(s.state, '')}]{s.state}[/]", fmt_progress(p),
-                      fmt_num(p.get("loss")), headline_metric(p), throughput(p), fmt_duration(s.elapsed_s),
-                      fmt_duration(s.eta_s), s.record.gpu)
+                      fmt_num(p.get("loss")), headline_metric(p, s.record.kind), throughput(p, s.record.kind),
+                      fmt_duration(s.elapsed_s), fmt_eta(s.state, s.eta_s), s.record.gpu,
+                      f"[{'red' if s.state == 'failed' else 'yellow'}]{escape(s.note)}[/]")
     console = Console()
     if not console.is_terminal:
         console = Console(width=200)  # piped into a script or a file: never truncate cells
@@ -83,23 +86,25 @@ def jobs_show(ctx: typer.Context, job_id: JobId, as_json: AsJson = False) -> Non
     from core.logtext import last_lines
     from jobs.supervisor import job_status
 
-    ws = _ws(ctx)
+    ws = workspace(ctx)
     st = job_status(ws, job_id)
     run = ws.run(job_id)
     info = _status_json(st)
     info["checkpoints"] = sorted(p.name for p in run.ckpt_dir.glob("*")) if run.ckpt_dir.is_dir() else []
     info["log_dir"], info["ckpt_dir"] = str(run.log_dir), str(run.ckpt_dir)
     if as_json:
-        typer.echo(json.dumps(info, indent=2, default=str))
+        echo_json(info, indent=2)
         return
     r = st.record
     typer.echo(f"{r.id}  {r.kind}  {st.state}{f'  (alive, pid {r.pid})' if st.alive else ''}")
     typer.echo(f"  progress: {fmt_progress(r.progress)}   loss {fmt_num(r.progress.get('loss'))}   "
-               f"{headline_metric(r.progress)}   elapsed {fmt_duration(st.elapsed_s)}   ETA {fmt_duration(st.eta_s)}")
+               f"{headline_metric(r.progress, r.kind)}   elapsed {fmt_duration(st.elapsed_s)}{_elapsed_note(st)}   "
+               f"ETA {fmt_eta(st.state, st.eta_s)}")
     typer.echo(f"  gpu: {r.gpu}   attempts: {r.attempts}   after: {r.after or '-'}   code: "
                f"{r.code.get('commit', '?')[:10]}{' (dirty)' if r.code.get('dirty') else ''}")
-    if st.reason:
-        typer.echo(f"  reason: {st.reason}")
+    _echo_cause(st)
+    for badge in st.health:
+        typer.echo(f"  health: {badge['code'].replace('_', ' ')}: {badge['text']}")
     typer.echo("  config: " + ", ".join(f"{k}={v}" for k, v in r.config.items()))
     typer.echo(f"  logs: {run.log_dir}")
     typer.echo(f"  checkpoints: {run.ckpt_dir}  [{', '.join(info['checkpoints']) or 'none yet'}]")
@@ -110,11 +115,37 @@ def jobs_show(ctx: typer.Context, job_id: JobId, as_json: AsJson = False) -> Non
             typer.echo(f"    {ln}")
 
 
+def _echo_cause(st: Any) -> None:
+    """Why it failed, what to do, what shows it and where it was raised (``jobs show``)."""
+    cause = st.cause
+    if not cause:
+        if st.reason:
+            typer.echo(f"  reason: {st.reason}")
+        return
+    typer.echo(f"  cause: {cause.get('summary')}")
+    if st.reason and st.reason != cause.get("summary"):
+        typer.echo(f"  error: {st.reason}")
+    typer.echo(f"  fix: {cause.get('fix')}")
+    for line in cause.get("evidence") or []:
+        if line and line not in (cause.get("summary"), st.reason):
+            typer.echo(f"  evidence: {line}")
+    if cause.get("where"):
+        typer.echo(f"  raised at: {cause['where']}  (traceback: ncanvas logs {st.id})")
+
+
+def _elapsed_note(st: Any) -> str:
+    """`` (3 attempts; paused 2m05s, not counted)``: what the elapsed training time adds up and leaves out."""
+    parts = [f"{st.record.attempts} attempts"] if st.record.attempts > 1 else []
+    if st.paused_s >= 1:
+        parts.append(f"paused {fmt_duration(st.paused_s)}, not counted")
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
 def _verb(name: str, doc: str, fn_name: str, **extra: Any) -> None:
     def command(ctx: typer.Context, job_id: JobId) -> None:
         from jobs import supervisor
 
-        typer.echo(getattr(supervisor, fn_name)(_ws(ctx), validate_job_id(job_id), **extra))
+        typer.echo(getattr(supervisor, fn_name)(workspace(ctx), validate_job_id(job_id), **extra))
 
     command.__doc__ = doc
     jobs_app.command(name)(command)
@@ -122,7 +153,19 @@ def _verb(name: str, doc: str, fn_name: str, **extra: Any) -> None:
 
 _verb("pause", "Pause a job (SIGSTOP to its process group; GPU memory stays held).", "pause")
 _verb("cont", "Continue a paused job (SIGCONT).", "cont")
-_verb("resume", "Relaunch a stopped/failed/killed job from latest.pt; its curve continues.", "resume")
+
+
+@jobs_app.command("resume")
+def jobs_resume(
+    ctx: typer.Context, job_id: JobId,
+    from_scratch: Annotated[bool, typer.Option("--from-scratch", help="Start again from step 0 (needed when there "
+                                               "is no latest.pt); the old metric rows move to "
+                                               "metrics.attempt-N.jsonl.")] = False,
+) -> None:
+    """Relaunch a stopped/failed/killed job from latest.pt; its curve continues."""
+    from jobs import supervisor
+
+    typer.echo(supervisor.resume(workspace(ctx), validate_job_id(job_id), from_scratch=from_scratch))
 
 
 @jobs_app.command("stop")
@@ -134,7 +177,7 @@ def jobs_stop(
     """Stop a job: it finishes the current step, saves latest.pt and exits (a second stop kills)."""
     from jobs import supervisor
 
-    typer.echo(supervisor.stop(_ws(ctx), validate_job_id(job_id), wait=not no_wait, timeout=timeout))
+    typer.echo(supervisor.stop(workspace(ctx), validate_job_id(job_id), wait=not no_wait, timeout=timeout))
 
 
 @jobs_app.command("kill")
@@ -143,7 +186,7 @@ def jobs_kill(ctx: typer.Context, job_id: JobId,
     """Kill a job's whole process group (SIGTERM, grace period, SIGKILL)."""
     from jobs import supervisor
 
-    typer.echo(supervisor.kill(_ws(ctx), validate_job_id(job_id), grace=grace))
+    typer.echo(supervisor.kill(workspace(ctx), validate_job_id(job_id), grace=grace))
 
 
 @jobs_app.command("rm")
@@ -152,7 +195,7 @@ def jobs_rm(ctx: typer.Context, job_id: JobId,
     """Delete a job's logs and checkpoints (refuses a live job unless --force)."""
     from jobs import supervisor
 
-    typer.echo(supervisor.remove(_ws(ctx), validate_job_id(job_id), force=force))
+    typer.echo(supervisor.remove(workspace(ctx), validate_job_id(job_id), force=force))
 
 
 # ===================================================================================== logs
@@ -167,7 +210,7 @@ def logs_cmd(
     from core.logtext import last_lines
     from jobs.supervisor import job_status
 
-    ws = _ws(ctx)
+    ws = workspace(ctx)
     job_status(ws, job_id)  # an unknown id is one clear line
     path = ws.run(job_id).stdout
     if not follow:
@@ -222,7 +265,7 @@ def ckpt_inspect(path: Annotated[Path, typer.Argument(help="A .pt checkpoint.")]
 
     info = summary(load_checkpoint(path))
     if as_json:
-        typer.echo(json.dumps(info, indent=2, default=str))
+        echo_json(info, indent=2)
         return
     for key in ("kind", "arch", "step", "epoch", "batch_in_epoch", "best_metric", "parameters", "tensors", "dtypes"):
         typer.echo(f"{key:>14}: {info[key]}")
@@ -242,7 +285,7 @@ def _choice_enum(name: str, choices: tuple[str, ...]) -> type[enum.Enum]:
 
 def _train_command(kind: str) -> Any:
     cfg_cls = kind_config(kind)
-    specs = option_specs(cfg_cls)
+    specs = sorted(option_specs(cfg_cls), key=lambda s: s.name in LOOP_OPTIONS)  # the kind's own panel first
     params = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)]
     for s in specs:
         typ: Any = s.type
@@ -256,7 +299,7 @@ def _train_command(kind: str) -> Any:
             typ = typ | None
         flag = s.flag if s.type is not bool else f"{s.flag}/--no-{s.flag[2:]}"
         params.append(inspect.Parameter(s.name, inspect.Parameter.KEYWORD_ONLY, default=default,
-                                        annotation=Annotated[typ, typer.Option(flag, help=s.help, rich_help_panel=f"{kind} options")]))
+                                        annotation=Annotated[typ, typer.Option(flag, help=s.help, rich_help_panel=_panel(kind, s.name))]))
     common: list[tuple[str, Any, Any]] = [
         ("gpu", Annotated[str, typer.Option("--gpu", help="auto (most free memory), N, or cpu.", rich_help_panel="Job")], "auto"),
         ("gpus", Annotated[int, typer.Option("--gpus", min=1, help="Processes for DDP through torchrun: one per GPU (gloo ranks with --gpu cpu).", rich_help_panel="Job")], 1),
@@ -279,6 +322,11 @@ def _train_command(kind: str) -> Any:
     return command
 
 
+def _panel(kind: str, option: str) -> str:
+    """The --help panel of an option: the kind's own, or the training loop's (shared by every kind)."""
+    return "Training loop" if option in LOOP_OPTIONS else f"{kind} options"
+
+
 def _plain(value: Any, spec: Any) -> Any:
     if isinstance(value, enum.Enum):
         return value.value
@@ -296,15 +344,36 @@ def _start(ctx: typer.Context, kind: str, values: dict[str, Any], *, gpu: str, g
 
     if name is not None:
         validate_job_id(name)
-    ws = _ws(ctx)
+    ws = workspace(ctx)
     rec, proc = supervisor.start_job(ws, kind, values, gpu=gpu, gpus=gpus, after=after, max_per_gpu=max_per_gpu,
-                                     job_id=name, foreground=foreground, preflight=True)
+                                     job_id=name, foreground=foreground, preflight=True, cwd=Path.cwd())
     if as_json:
-        typer.echo(json.dumps(rec.to_json(), indent=2, default=str))
+        echo_json(rec.to_json(), indent=2)
     else:
-        typer.echo(f"started {rec.id} ({kind} on {rec.gpu}); logs: {ws.run(rec.id).log_dir}")
+        waits = _queued_because(ws, rec, wait=0.0 if foreground else 3.0)
+        what = f"queued {rec.id} ({kind} on {rec.gpu}; {waits})" if waits else f"started {rec.id} ({kind} on {rec.gpu})"
+        typer.echo(f"{what}; logs: {ws.run(rec.id).log_dir}")
     if foreground:
         raise typer.Exit(_watch(ws, rec.id, proc))
+
+
+def _queued_because(ws: Any, rec: Any, wait: float) -> str:
+    """Why a job just launched waits in the queue ('' once it runs): its ``--after`` job has not finished, or
+    (after up to ``wait`` seconds for the job to say so) no GPU slot is free."""
+    from core.runrec import QUEUED, read_record
+    from jobs.supervisor import job_status
+
+    if rec.after is not None and job_status(ws, rec.after).state != "finished":
+        return f"starts when {rec.after} has finished"
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            now = read_record(ws.run(rec.id).job_json)
+        except NcanvasError:
+            return ""
+        if now.state != QUEUED or now.progress.get("queued") or time.monotonic() >= deadline:
+            return str(now.progress.get("queued") or "") if now.state == QUEUED else ""
+        time.sleep(0.05)
 
 
 def _watch(ws: Any, job_id: str, proc: Any) -> int:
@@ -383,5 +452,5 @@ def register(app: typer.Typer) -> None:
     app.add_typer(ckpt_app, name="ckpt")
     app.add_typer(train_app, name="train")
     app.command("logs")(logs_cmd)
-    for kind in available_kinds():
+    for kind in KINDS:
         train_app.command(kind)(_train_command(kind))

@@ -5,13 +5,14 @@ Module scope is light: torch and the model code are imported inside the commands
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from core.errors import NcanvasError
+from core.sampling_defaults import EXPLAIN
+from tui.cli_base import Threads, apply_threads, checkpoint_path, echo_json
 from tui.cli_data import data_app
 
 
@@ -27,7 +28,7 @@ def data_explanations(
 
     meta = write_dataset(out, n, seed)
     if as_json:
-        typer.echo(json.dumps(meta))
+        echo_json(meta)
     else:
         c = meta["counts"]
         typer.echo(f"wrote {n} pairs to {out} (train {c['train']}, val {c['val']}, test {c['test']}) "
@@ -118,13 +119,6 @@ def _stream_side_by_side(explainers: list[Any], prompt: str, settings: Any, deco
     return [r.text for r in _grounded_columns(explainers, prompt, settings, decode, tries)]
 
 
-def _source(ctx: typer.Context, value: str) -> Path:
-    """A path as given, or a job id's best_model.pt (else latest.pt) in the workspace."""
-    from tui.cli_vision import _checkpoint_path
-
-    return _checkpoint_path(ctx, value)
-
-
 def _verdict_json(res: Any) -> dict[str, Any]:
     """The checker's part of an output object: ``pass``, ``facts`` (per fact: ok, applies, detail[, items]) and
     ``reasons``; null facts for a free-form prompt (nothing to check against)."""
@@ -165,20 +159,24 @@ def explain_cmd(
     compare: Annotated[str | None, typer.Option("--compare", help="Second checkpoint (or job id), streamed side by side.")] = None,
     decode: Annotated[str, typer.Option("--decode", help=DECODE_HELP)] = "both",
     tries: Annotated[int, typer.Option("--tries", min=1, max=32, help="Most texts written per prompt when resampling.")] = 4,
-    max_new_tokens: Annotated[int, typer.Option(min=1, max=4096)] = 320,
-    temperature: Annotated[float, typer.Option(min=0.0, help="0 = greedy.")] = 0.8,
-    top_k: Annotated[int, typer.Option(min=0, help="0 = off.")] = 50,
-    top_p: Annotated[float, typer.Option(min=0.0, max=1.0, help="1 = off.")] = 0.95,
-    repetition_penalty: Annotated[float, typer.Option(min=1.0)] = 1.1,
-    seed: Annotated[int | None, typer.Option(help="Sampling seed (same seed, same text).")] = None,
+    max_new_tokens: Annotated[int, typer.Option(min=1, max=4096)] = EXPLAIN.max_new_tokens,
+    temperature: Annotated[float, typer.Option(min=0.0, help="0 = greedy.")] = EXPLAIN.temperature,
+    top_k: Annotated[int, typer.Option(min=0, help="0 = off.")] = EXPLAIN.top_k,
+    top_p: Annotated[float, typer.Option(min=0.0, max=1.0, help="1 = off.")] = EXPLAIN.top_p,
+    repetition_penalty: Annotated[float, typer.Option(min=1.0)] = EXPLAIN.repetition_penalty,
+    seed: Annotated[int | None, typer.Option(help="Sampling seed (same seed, same text).")] = EXPLAIN.seed,
     device: Annotated[str, typer.Option(help="cpu or cuda[:N].")] = "cpu",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of streaming.")] = False,
+    threads: Threads = None,
 ) -> None:
     """Stream an explanation of CNN classification results from a trained explainer, with a ✓/✗ per fact."""
+    from core.devices import check_device
     from core.llm.grounded import DECODES
 
     if decode not in DECODES:
         raise NcanvasError(f"--decode must be one of {', '.join(DECODES)}; got {decode!r}")
+    device = check_device(device)
+    apply_threads(ctx, threads)
     settings = _settings(max_new_tokens, temperature, top_k, top_p, repetition_penalty, seed)
     if batch is not None:
         if artist or style or genre or prompt_file or compare:
@@ -189,22 +187,22 @@ def explain_cmd(
         lines = _batch_lines(batch)
         from core.llm.generate import load_explainer
 
-        _explain_batch(load_explainer(_source(ctx, checkpoint), device), lines, settings, decode, tries)
+        _explain_batch(load_explainer(checkpoint_path(ctx, checkpoint), device), lines, settings, decode, tries)
         return
     prompt = build_prompt(artist, style, genre, conf, prompt_file)
     from core.llm.generate import load_explainer
     from core.llm.grounded import grounded_explain
 
-    explainers = [load_explainer(_source(ctx, checkpoint), device)]
+    explainers = [load_explainer(checkpoint_path(ctx, checkpoint), device)]
     if compare is not None:
-        explainers.append(load_explainer(_source(ctx, compare), device))
+        explainers.append(load_explainer(checkpoint_path(ctx, compare), device))
     if as_json:
         out = []
         for ex in explainers:
             res = grounded_explain(ex, prompt, settings, decode, tries)
             out.append({"checkpoint": str(ex.name), "kind": ex.kind, "text": res.text, **_verdict_json(res),
                         "seconds": round(res.seconds, 3)})
-        typer.echo(json.dumps({"prompt": prompt, "explanations": out}))
+        echo_json({"prompt": prompt, "explanations": out})
         return
     if len(explainers) == 2:
         for ex, res in zip(explainers, _grounded_columns(explainers, prompt, settings, decode, tries)):
@@ -256,14 +254,14 @@ def _explain_batch(ex: Any, lines: list[str], settings: Any, decode: str, tries:
         total += 1
         if item.case is None:
             errors.append(item.error)
-            typer.echo(json.dumps({"line": item.line, "error": item.error}, ensure_ascii=False))
+            echo_json({"line": item.line, "error": item.error}, ensure_ascii=False)
             continue
         prompt = prompt_of(item.case)
         res = grounded_explain(ex, prompt, settings, decode, tries, case=item.case)
         row = {"line": item.line, **({"id": item.id} if item.id is not None else {}), "artist": item.case.artist,
                "style": item.case.style, "genre": item.case.genre, "confidences": list(item.case.confidences),
                "prompt": prompt, "text": res.text, **_verdict_json(res), "seconds": round(res.seconds, 3)}
-        typer.echo(json.dumps(row, ensure_ascii=False))
+        echo_json(row, ensure_ascii=False)
     if errors:
         raise NcanvasError(f"{len(errors)} of {total} batch lines were not valid (first: {errors[0]})")
 
@@ -280,21 +278,26 @@ def eval_llm_cmd(
     seed: Annotated[int, typer.Option(help="Sampling seed for the samples.")] = 0,
     device: Annotated[str, typer.Option(help="cpu or cuda[:N].")] = "cpu",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    threads: Threads = None,
 ) -> None:
     """Val/test loss and perplexity of an explainer, its faithfulness rates (greedy and sampled) on three prompt
     sets, and a few generated samples."""
+    from core.devices import check_device
+
+    device = check_device(device)
+    apply_threads(ctx, threads)
     if data and not (Path(data) / "val.jsonl").is_file():
         raise NcanvasError(f"--data {data}: no val.jsonl there (make one with `ncanvas data explanations`)")
     from core.llm.evaluate import evaluate_explainer, faith_sets_report
     from core.llm.generate import load_explainer
     from core.llm.sampling import SamplingSettings
 
-    ex = load_explainer(_source(ctx, checkpoint), device)
+    ex = load_explainer(checkpoint_path(ctx, checkpoint), device)
     res = evaluate_explainer(ex, data, max_examples, samples, SamplingSettings(320, 0.7, 50, 0.95, 1.1, seed))
     if prompts:
         res["faithfulness"] = faith_sets_report(ex, data, prompts, failures, seed)
     if as_json:
-        typer.echo(json.dumps(res))
+        echo_json(res)
         return
     typer.echo(f"{res['checkpoint']} ({res['kind']})")
     for split in ("val", "test"):

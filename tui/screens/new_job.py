@@ -13,10 +13,10 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static, Switch
 
 from core.errors import NcanvasError
-from jobs.config import OptionSpec, build_config, option_specs
-from jobs.kinds import KINDS, available_kinds, kind_config
+from jobs.config import LOOP_OPTIONS, OptionSpec, build_config, option_specs
+from jobs.kinds import KINDS, kind_config
 
-# the fields users change most, first; the rest of a kind's options follow in declaration order
+# the fields users change most, first; then the kind's own options, then the training loop's (declaration order)
 FIRST = ("model", "arch", "dataset", "epochs", "lr", "batch_size")
 
 
@@ -29,7 +29,7 @@ class NewJobRequest:
 
 def ordered(specs: list[OptionSpec]) -> list[OptionSpec]:
     rank = {name: i for i, name in enumerate(FIRST)}
-    return sorted(specs, key=lambda s: rank.get(s.name, len(FIRST)))
+    return sorted(specs, key=lambda s: rank.get(s.name, len(FIRST) + (s.name in LOOP_OPTIONS)))
 
 
 def field_widget(spec: OptionSpec) -> Any:
@@ -71,7 +71,7 @@ class NewJobScreen(ModalScreen[NewJobRequest | None]):
 
     def __init__(self, kind: str | None = None) -> None:
         super().__init__()
-        self.kinds = [k for k in available_kinds()]
+        self.kinds = list(KINDS)
         self.kind = kind if kind in self.kinds else (self.kinds[0] if self.kinds else "")
         self.specs: list[OptionSpec] = []
 

@@ -1,0 +1,119 @@
+"""The explainer-LM task shared by the ``llm`` and ``gpt2`` kinds: data, masked loss, evaluation, checkpoints.
+
+What differs between the two kinds (building model and tokenizer, what a checkpoint carries, the HF export) is a
+hooks object from :mod:`core.llm.hooks`; the training itself is the one loop (:mod:`jobs.loop`). Torch is
+imported inside the methods: the kind modules that name this task stay light.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from jobs.task import Evaluation, Task
+
+
+class LMTask(Task):
+    """Prompt -> explanation pairs, prompt tokens masked out of the loss, batches of similar length.
+
+    Args:
+        cfg: an ``LMTrainConfig`` (``jobs.lmbase``) subclass.
+        hooks: ``OwnLMHooks()`` (``llm``) or ``GPT2Hooks()`` (``gpt2``).
+        kind: the kind name.
+    """
+
+    def __init__(self, cfg: Any, hooks: Any, kind: str) -> None:
+        super().__init__(cfg)
+        self.hooks, self.kind = hooks, kind
+
+    def setup(self, rt: Any, ckpt: dict[str, Any] | None) -> None:
+        from core.llm.data import load_records, tokenize
+        from core.llm.training import compiles, pad_multiple
+
+        cfg, t0 = self.cfg, time.perf_counter()
+        self.device, self.paths = rt.device, rt.paths
+        records = load_records(cfg.data, cfg.n_pairs, cfg.data_seed)
+        if not records["train"] or not records["val"]:
+            from core.errors import NcanvasError
+
+            got = ", ".join(f"{k} {len(v)}" for k, v in records.items())
+            raise NcanvasError(f"the explanation data needs train and val pairs; got {got}")
+        model, self.tok = self.hooks.build(cfg, records, ckpt)
+        self.model = model.to(self.device)
+        limit = {"train": None, "val": cfg.eval_max or None, "test": cfg.eval_max or None}
+        self.splits = {s: tokenize(self.tok, recs[:limit[s]], cfg.block_size) for s, recs in records.items()}
+        train = self.splits["train"]
+        self.lengths, self.targets = train.lengths, train.lengths - train.n_prompt
+        self.pad = pad_multiple(compiles(cfg, self.device), cfg.block_size)
+        if rt.is_main:
+            print(f"[ncanvas] {len(records['train'])} train / {len(records['val'])} val / {len(records['test'])} "
+                  f"test pairs, tokenizer {self.tok.name} (vocab {self.tok.vocab_size}), {train.n_target_tokens()} "
+                  f"target tokens per epoch; ready in {time.perf_counter() - t0:.1f}s", flush=True)
+
+    def optimizers(self, total_steps: int) -> tuple[Any, Any]:
+        import torch
+
+        from core.llm.training import lr_lambda, make_optimizer
+
+        cfg = self.cfg
+        opt_ = make_optimizer(self.model, cfg, self.device)
+        return opt_, torch.optim.lr_scheduler.LambdaLR(opt_, lr_lambda(total_steps, cfg.warmup_steps,
+                                                                       cfg.min_lr_frac))
+
+    def epoch_batches(self, epoch: int, batch_size: int) -> list[Any]:
+        from core.llm.data import epoch_batches
+
+        return epoch_batches(self.lengths, batch_size, self.cfg.seed, epoch)
+
+    def weight(self, idx: Any) -> float:
+        return float(self.targets[idx].sum())  # target tokens: accumulation weighs tokens, not sequences
+
+    def count(self, idx: Any) -> int:
+        from core.llm.training import real_tokens
+
+        return real_tokens(self.lengths, idx)
+
+    def loss(self, model: Any, idx: Any, step: int) -> Any:
+        from core.llm.data import collate
+        from core.llm.model import lm_loss
+
+        x, y = collate(self.splits["train"], idx, self.pad)
+        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        return lm_loss(self.hooks.logits(model, x), y)
+
+    def train_metrics(self, loss: float) -> dict[str, float]:
+        return {"ppl": math.exp(min(loss, 50.0))}
+
+    def _score(self, split: str, autocast: Callable[[], Any]) -> dict[str, float]:
+        from core.llm.training import evaluate_split
+
+        self.model.eval()
+        try:
+            return evaluate_split(lambda x: self.hooks.logits(self.model, x), self.splits[split],
+                                  self.cfg.batch_size, self.device, autocast)
+        finally:
+            self.model.train()
+
+    def evaluate(self, autocast: Callable[[], Any]) -> Evaluation:
+        self.autocast = autocast
+        return Evaluation({"val": self._score("val", autocast)})
+
+    def finish(self, loop: Any) -> None:
+        """The test split, scored by ``best_model.pt``'s weights (the model the run hands over), not the last."""
+        if not loop.rt.is_main or not self.splits["test"]:
+            return
+        loop.load_best()
+        test = self._score("test", loop.amp.autocast)
+        loop.rt.log(step=loop.state.step, epoch=loop.state.epoch, split="test", **test)
+        loop.rt.event("test", step=loop.state.step, weights="best_model.pt", **{f"test_{k}": v for k, v in test.items()})
+
+    def describe(self) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        config = dict(asdict(self.cfg), **self.hooks.config_extra(self.model))
+        return self.hooks.arch(self.model), config, self.hooks.extra(self.model, self.tok)
+
+    def on_best(self, ckpt_dir: Path) -> None:
+        self.hooks.on_best(self.model, self.tok, ckpt_dir)
