@@ -88,8 +88,19 @@ class Dashboard(Vertical):
     # ----------------------------------------------------------------------------------- data in
 
     def show_statuses(self, statuses: list[Any]) -> None:
+        before = {st.id: st.state for st in self.statuses}
         self.statuses = statuses
         self._show_rows()
+        for st in statuses:  # a job that fails while the dashboard watches: say why and what to do, once
+            if st.state == "failed" and before.get(st.id) in ("queued", "running", "paused", "stopping"):
+                self._notify_failure(st)
+
+    def _notify_failure(self, st: Any) -> None:
+        cause = st.cause or {}
+        text = f"{st.id} failed: {cause.get('summary') or st.reason or 'see its log'}"
+        if cause.get("fix"):
+            text += f"\nfix: {cause['fix']}"
+        self.notify(text, title="job failed", severity="error", timeout=20, markup=False)
 
     def _show_rows(self) -> None:
         self.table.show(self.statuses, self.needle)
