@@ -20,6 +20,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "warmup_steps": 100,
         "min_lr_frac": 0.05,
         "patience": 0,           # two epochs: nothing to stop early
+        "eval_every": 275,       # four evaluations: a faithfulness curve, not two points
+        "faith_eval": 64,        # greedy faithfulness eval at each evaluation
+        "select_by": "faith",    # best_model.pt is the most faithful evaluation, not the lowest loss
     },
 }
 

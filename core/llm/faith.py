@@ -10,7 +10,8 @@ model and tokenizer and returns flat val metrics::
     cases = validation_cases(records, n=64)           # once per run (fixed prompts)
     ...
     val.update(faith_metrics(model, tok, cases, kind="llm", prompt_format=hooks.prompt_format))
-    # -> {"faith": 0.97, "faith_labels": 1.0, "faith_numbers": 0.98, "faith_low_confidence": 0.94, ...}
+    # -> {"faith": 0.97, "faith_labels": 1.0, "faith_numbers": 0.98, "faith_low_confidence": 0.94, ...,
+    #     "faith_n": 64.0}
 
 Greedy decoding by default (``GREEDY``: temperature 0, no repetition penalty, 320 new tokens), batched over prompts
 of equal token length (``Explainer.generate_batch``): 64 prompts take seconds on a GPU and tens of seconds on two
@@ -22,7 +23,7 @@ confidence in the set) is left out rather than logged as 0 or 1.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,7 +78,8 @@ def score_texts(cases: Sequence[Output], texts: Sequence[str], keep_failures: in
 
 
 def faithfulness(ex: Explainer, cases: Sequence[Output], settings: SamplingSettings | None = None,
-                 keep_failures: int = 5, batch_size: int = 32) -> FaithReport:
+                 keep_failures: int = 5, batch_size: int = 32, max_seconds: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> FaithReport:
     """Generate one explanation per case (greedy unless ``settings`` say otherwise) and score them.
 
     Args:
@@ -86,12 +88,18 @@ def faithfulness(ex: Explainer, cases: Sequence[Output], settings: SamplingSetti
         settings: decoding settings; default :data:`GREEDY`.
         keep_failures: how many failing samples (prompt, text, reasons) the report keeps.
         batch_size: prompts decoded together.
+        max_seconds: a time budget: once spent, no further batch starts (at least one always runs), and the
+            report covers the cases decoded (``n``). None: no budget.
+        clock: the time source of the budget (injected by tests).
     """
-    t0 = time.perf_counter()
+    t0 = clock()
+    until = None if max_seconds is None else (lambda: clock() - t0 > max_seconds)
     prompts = [prompt_of(c) for c in cases]
-    texts = ex.generate_batch(prompts, settings or GREEDY, batch_size)
-    report = score_texts(cases, texts, keep_failures, prompts)
-    report.seconds = time.perf_counter() - t0
+    texts = ex.generate_batch(prompts, settings or GREEDY, batch_size, until=until)
+    done = [i for i, t in enumerate(texts) if t is not None]
+    report = score_texts([cases[i] for i in done], [texts[i] or "" for i in done], keep_failures,
+                         [prompts[i] for i in done])
+    report.seconds = clock() - t0
     return report
 
 
@@ -104,11 +112,16 @@ def explainer_for(model: torch.nn.Module, tokenizer: TextTokenizer, kind: str = 
 
 
 def faith_metrics(model: torch.nn.Module, tokenizer: TextTokenizer, cases: Sequence[Output], kind: str = "llm",
-                  prompt_format: int | None = None, settings: SamplingSettings | None = None) -> dict[str, float]:
-    """Faithfulness rates of a model mid-training, as flat val metrics (see the module docstring); the model is
-    put back in training mode if it was in it."""
+                  prompt_format: int | None = None, settings: SamplingSettings | None = None,
+                  batch_size: int = 32, max_seconds: float | None = None,
+                  clock: Callable[[], float] = time.monotonic) -> dict[str, float]:
+    """Faithfulness rates of a model mid-training, as flat val metrics (see the module docstring) plus
+    ``faith_n``, the prompts scored (fewer than ``cases`` when ``max_seconds`` ran out); the model is put back in
+    training mode if it was in it."""
     was_training = model.training
     try:
-        return faithfulness(explainer_for(model, tokenizer, kind, prompt_format), cases, settings).rates
+        rep = faithfulness(explainer_for(model, tokenizer, kind, prompt_format), cases, settings,
+                           batch_size=batch_size, max_seconds=max_seconds, clock=clock)
+        return dict(rep.rates, faith_n=float(rep.n))
     finally:
         model.train(was_training)

@@ -198,21 +198,25 @@ class Explainer:
         return "".join(self.stream(prompt, settings, constraint=constraint))
 
     def generate_batch(self, prompts: Sequence[str], settings: SamplingSettings | None = None,
-                       batch_size: int = 32) -> list[str]:
+                       batch_size: int = 32, until: Callable[[], bool] | None = None) -> list[str | None]:
         """Explanations of many prompts, decoded in batches of prompts with the same token length (so rows share
         positions and need no mask): several times faster than one by one on a CPU. Sampling (not greedy) draws
-        from one generator per batch, so a text depends on its batch-mates; greedy texts equal ``explain``'s."""
+        from one generator per batch, so a text depends on its batch-mates; greedy texts equal ``explain``'s.
+
+        ``until``: asked before each batch after the first; once it says True no further batch starts, and the
+        prompts left out get ``None`` (a time budget: the training loop's faithfulness eval)."""
         s = settings or SamplingSettings()
         encoded = [self.prompt_ids(p) for p in prompts]
         by_len: dict[int, list[int]] = {}
         for i, ids in enumerate(encoded):
             by_len.setdefault(len(ids), []).append(i)
-        texts = [""] * len(prompts)
-        for idx in by_len.values():
-            for k in range(0, len(idx), batch_size):
-                rows = idx[k:k + batch_size]
-                for i, ids in zip(rows, self._decode_rows([encoded[i] for i in rows], s)):
-                    texts[i] = self.tokenizer.decode(ids).strip()
+        texts: list[str | None] = [None] * len(prompts)
+        batches = [idx[k:k + batch_size] for idx in by_len.values() for k in range(0, len(idx), batch_size)]
+        for n, rows in enumerate(batches):
+            if n and until is not None and until():
+                break
+            for i, ids in zip(rows, self._decode_rows([encoded[i] for i in rows], s)):
+                texts[i] = self.tokenizer.decode(ids).strip()
         return texts
 
     @torch.inference_mode()
