@@ -20,3 +20,8 @@ class SamplingDefaults:
 EXPLAIN = SamplingDefaults()
 # analyze tells the same story each time (seed 0) and a little more conservatively
 ANALYZE = replace(EXPLAIN, temperature=0.7, seed=0)
+
+# grounded decoding (core.llm.grounded): offered everywhere an explanation is written, and the default
+DECODES = ("both", "resample", "constrain", "off")
+DEFAULT_DECODE = "both"
+DEFAULT_TRIES = 4

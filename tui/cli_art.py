@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from core.errors import NcanvasError
-from core.sampling_defaults import ANALYZE
+from core.sampling_defaults import ANALYZE, DEFAULT_DECODE, DEFAULT_TRIES
 from tui.cli_base import Threads, apply_threads, checkpoint_path, echo_json, workspace
 from tui.cli_data import data_app
 
@@ -152,9 +152,9 @@ def analyze(
     top_k_sampling: Annotated[int, typer.Option("--sample-top-k", min=0, help="top-k sampling (0: off).")] = ANALYZE.top_k,
     top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0)] = ANALYZE.top_p,
     seed: Annotated[int, typer.Option("--seed")] = int(ANALYZE.seed or 0),
-    decode: Annotated[str, typer.Option("--decode", help="Grounded decoding of the explanation: off (as the Analyze "
-                                        "pane, for now), both, resample or constrain; the verdict is shown either way.")] = "off",
-    tries: Annotated[int, typer.Option("--tries", min=1, max=32, help="Most texts written when resampling.")] = 4,
+    decode: Annotated[str, typer.Option("--decode", help="Grounded decoding of the explanation (as the Analyze pane): "
+                                        "both, resample, constrain or off; the verdict is shown either way.")] = DEFAULT_DECODE,
+    tries: Annotated[int, typer.Option("--tries", min=1, max=32, help="Most texts written when resampling.")] = DEFAULT_TRIES,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output (no pictures, no streaming).")] = False,
     threads: Threads = None,
 ) -> None:

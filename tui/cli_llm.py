@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from core.errors import NcanvasError
-from core.sampling_defaults import EXPLAIN
+from core.sampling_defaults import DEFAULT_DECODE, DEFAULT_TRIES, EXPLAIN
 from tui.cli_base import Threads, apply_threads, checkpoint_path, echo_json
 from tui.cli_data import data_app
 
@@ -157,8 +157,8 @@ def explain_cmd(
     batch: Annotated[str | None, typer.Option("--batch", help="JSON lines of CNN outputs ('-': stdin); one JSON "
                                               "line out per line in, in order (needs --json).")] = None,
     compare: Annotated[str | None, typer.Option("--compare", help="Second checkpoint (or job id), streamed side by side.")] = None,
-    decode: Annotated[str, typer.Option("--decode", help=DECODE_HELP)] = "both",
-    tries: Annotated[int, typer.Option("--tries", min=1, max=32, help="Most texts written per prompt when resampling.")] = 4,
+    decode: Annotated[str, typer.Option("--decode", help=DECODE_HELP)] = DEFAULT_DECODE,
+    tries: Annotated[int, typer.Option("--tries", min=1, max=32, help="Most texts written per prompt when resampling.")] = DEFAULT_TRIES,
     max_new_tokens: Annotated[int, typer.Option(min=1, max=4096)] = EXPLAIN.max_new_tokens,
     temperature: Annotated[float, typer.Option(min=0.0, help="0 = greedy.")] = EXPLAIN.temperature,
     top_k: Annotated[int, typer.Option(min=0, help="0 = off.")] = EXPLAIN.top_k,

@@ -328,13 +328,6 @@ def load_explainer(path: str) -> Any:
         return _explainers[key]
 
 
-def explain_stream(ckpt: str, prompt: str, settings: GenSettings, cancel: threading.Event) -> Iterator[str]:
-    """Stream an explanation (text deltas) from an LLM checkpoint; stops at the next token after ``cancel``."""
-    _spare_running_jobs(ckpt)
-    explainer = load_explainer(ckpt)
-    yield from explainer.stream(prompt, _sampling(settings), cancel)
-
-
 def explain_grounded(ckpt: str, prompt: str, settings: GenSettings, cancel: threading.Event,
                      decode: str | None = None, tries: int = 4) -> Iterator[Any]:
     """Grounded explanation events for a pane (``core.llm.grounded.Event``): ``delta`` (text of the try shown),

@@ -30,10 +30,11 @@ from core.explain.check import CheckResult, Output, as_output, check, matching_h
 from core.explain.labels import ARTIST_TABLE, STYLE_TABLE, STYLES
 from core.llm.generate import Explainer
 from core.llm.sampling import SamplingSettings
+from core.sampling_defaults import DECODES, DEFAULT_DECODE, DEFAULT_TRIES
 
-DECODES = ("both", "resample", "constrain", "off")
-DEFAULT_DECODE = "both"
-DEFAULT_TRIES = 4
+__all__ = ["DECODES", "DEFAULT_DECODE", "DEFAULT_TRIES", "Event", "GroundedText", "GroundingConstraint",
+           "grounded_explain", "grounded_stream"]
+
 RETRY_TEMPERATURE = 0.8  # a greedy first try is retried with sampling: greedy would only repeat itself
 
 
