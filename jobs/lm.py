@@ -30,7 +30,7 @@ class LMTask(Task):
         super().__init__(cfg)
         self.hooks, self.kind = hooks, kind
         self.faith_cases: list[Any] = []
-        if getattr(cfg, "select_by", "loss") == "faith":  # every grounding check together, higher is better
+        if cfg.select_by == "faith":  # every grounding check together, higher is better
             self.select_key, self.select_higher = "faith", True
 
     def setup(self, rt: Any, ckpt: dict[str, Any] | None) -> None:
@@ -49,8 +49,8 @@ class LMTask(Task):
         if cfg.faith_eval:
             from core.explain.faithsets import validation_cases
 
-            self.faith_cases = validation_cases(records, cfg.faith_eval)  # fixed for the run: the curve moves
-            # only with the model
+            # fixed for the run (same seed, same prompts): the curve moves only with the model
+            self.faith_cases = validation_cases(records, cfg.faith_eval)
         self.model = model.to(self.device)
         limit = {"train": None, "val": cfg.eval_max or None, "test": cfg.eval_max or None}
         self.splits = {s: tokenize(self.tok, recs[:limit[s]], cfg.block_size) for s, recs in records.items()}

@@ -96,6 +96,7 @@ def test_gpt2_finetunes_from_a_local_folder(ws, tmp_path: Path) -> None:
                                   "eval_max": 48, "warmup_steps": 4, "checkpoint_every": 0})
     train, val = rows(ws, jid, "train"), rows(ws, jid, "val")
     assert train[-1]["loss"] < train[0]["loss"] - 1.0 and val[1]["loss"] < val[0]["loss"]
+    assert all(r["faith_n"] == 64 and 0.0 <= r["faith"] <= 1.0 for r in val)  # the faithfulness eval runs on GPT-2
     hf_dir = ws.run(jid).ckpt_dir / "best_model_hf"
     assert (hf_dir / "config.json").is_file() and (hf_dir / "tokenizer.json").is_file()
     from core.llm.generate import load_explainer
