@@ -30,7 +30,7 @@ class LMTask(Task):
         super().__init__(cfg)
         self.hooks, self.kind = hooks, kind
         self.faith_cases: list[Any] = []
-        if cfg.select_by == "faith":  # every grounding check together, higher is better
+        if getattr(cfg, "select_by", "loss") == "faith":  # every grounding check together, higher is better
             self.select_key, self.select_higher = "faith", True
 
     def setup(self, rt: Any, ckpt: dict[str, Any] | None) -> None:
