@@ -2,6 +2,8 @@
 
 The record holds the job's spec (kind, config, argv, code version) and its state. The supervisor writes it
 while no job process is alive (create, resume, kill); the job process writes it while it holds the run lock.
+Fields added later (``backend``, ``slurm``, ``requeues``) have defaults, so records written before them load as
+local jobs.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ STOPPED, FINISHED, FAILED, KILLED = "stopped", "finished", "failed", "killed"
 STATES = (QUEUED, RUNNING, PAUSED, STOPPING, STOPPED, FINISHED, FAILED, KILLED)
 LIVE_STATES = frozenset({QUEUED, RUNNING, PAUSED, STOPPING})
 TERMINAL_STATES = frozenset({STOPPED, FINISHED, FAILED, KILLED})
+BACKENDS = ("local", "slurm")  # where a job's process runs (jobs/backends)
 
 
 @dataclass
@@ -49,6 +52,11 @@ class JobRecord:
     exit_code: int | None = None
     error: str | None = None
     progress: dict[str, Any] = field(default_factory=dict)
+    # where the job runs: "local" (a detached process group here) or "slurm" (a batch job; see ``slurm``)
+    backend: str = "local"
+    # Slurm only: {"job_id", "options", "history" (earlier job ids), "nodes", "state" (last seen), "shared_fs"}
+    slurm: dict[str, Any] = field(default_factory=dict)
+    requeues: int = 0  # times the job checkpointed at a walltime warning and was requeued (Slurm)
     schema: int = SCHEMA_VERSION
 
     def to_json(self) -> dict[str, Any]:
@@ -70,6 +78,8 @@ class JobRecord:
                 raise NcanvasError(f"job.json: {key!r} should be {_FIELD_NAMES[key]}; got {value!r:.60}")
         if known.get("state", QUEUED) not in STATES:
             raise NcanvasError(f"job.json: unknown state {known['state']!r}")
+        if known.get("backend", "local") not in BACKENDS:
+            raise NcanvasError(f"job.json: unknown backend {known['backend']!r}; this ncanvas knows {', '.join(BACKENDS)}")
         return cls(**known)
 
 
@@ -81,6 +91,7 @@ _FIELD_TYPES: dict[str, tuple[tuple[type, ...], bool]] = {
     "gpu": ((str,), False), "nproc": ((int,), False), "after": ((str,), True), "max_per_gpu": ((int,), False),
     "resume": ((bool,), False), "attempts": ((int,), False), "exit_code": ((int,), True), "error": ((str,), True),
     "progress": ((dict,), False), "schema": ((int,), False),
+    "backend": ((str,), False), "slurm": ((dict,), False), "requeues": ((int,), False),
 }
 _TYPE_WORDS = {str: "a string", dict: "an object", list: "a list", int: "an integer", bool: "true or false"}
 _FIELD_NAMES = {k: ("a number" if float in types else _TYPE_WORDS[types[0]]) + (" or null" if optional else "")

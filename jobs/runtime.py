@@ -4,6 +4,12 @@
 job's liveness), waits its turn in the queue (``--after``, per-GPU slots), installs graceful-stop signal handling,
 writes state and heartbeat into ``job.json`` and events into ``metrics.jsonl``, and turns the training function's
 outcome into a final state: finished, stopped or failed.
+
+Under Slurm (``NCANVAS_BACKEND=slurm``, set by the batch script) there is a second request besides stop: SIGUSR1,
+Slurm's warning before the time limit (``--signal=USR1@N``) or a preemption, asks for a requeue. The loop sees it
+as a stop (it finishes its step and saves ``latest.pt``), then the job records a ``requeued`` event, goes back to
+``queued`` and exits with :data:`EXIT_REQUEUE`, on which the batch script runs ``scontrol requeue``; the next run
+resumes from ``latest.pt``. At most ``NCANVAS_MAX_REQUEUES`` times: after that the warning is an ordinary stop.
 """
 
 from __future__ import annotations
@@ -37,6 +43,10 @@ from jobs.locks import FileLock
 
 HEARTBEAT_S = 1.0
 EXIT_ALREADY_RUNNING = 3
+EXIT_REQUEUE = 75  # Slurm: latest.pt saved after the walltime warning; the batch script requeues the job
+# Slurm: stopped (latest.pt saved) but not finished. Non-zero, so that Slurm's ``afterok`` dependents wait for a run
+# that finishes, as ``--after`` does locally. A local stopped job exits 0.
+EXIT_STOPPED_SLURM = 76
 
 
 class JobRuntime:
@@ -52,6 +62,7 @@ class JobRuntime:
         self._time = get_time
         self.metrics = MetricsWriter(paths.metrics, get_time=get_time)
         self._stop = False
+        self._requeue = False  # SIGUSR1 under Slurm: checkpoint, then run again (a stop request wins over it)
         self._last_beat = 0.0
         self._resume_ckpt: dict[str, Any] | None = None
         self._start_step: int | None = None
@@ -102,7 +113,7 @@ class JobRuntime:
         if not force and now - self._last_beat < HEARTBEAT_S:
             return
         self._last_beat = now
-        if self._stop and self.record.state == RUNNING:
+        if (self._stop or self._requeue) and self.record.state == RUNNING:
             self.record.state = STOPPING
         if self.is_main:
             write_record(self.paths.job_json, self.record)
@@ -111,21 +122,27 @@ class JobRuntime:
     def request_stop(self, *_: Any) -> None:
         self._stop = True
 
-    def should_stop(self) -> bool:
-        """True once SIGTERM/SIGINT arrived: finish the step, save ``latest.pt``, return from training.
+    def request_requeue(self, *_: Any) -> None:
+        """SIGUSR1 under Slurm (walltime warning, preemption): checkpoint like a stop, then run again."""
+        self._requeue = True
 
-        Under DDP the ranks agree (all-reduce MAX), so every rank stops after the same step.
+    def should_stop(self) -> bool:
+        """True once SIGTERM/SIGINT (stop) or, under Slurm, SIGUSR1 (requeue) arrived: finish the step, save
+        ``latest.pt``, return from training.
+
+        Under DDP the ranks agree (all-reduce MAX of 0 none, 1 requeue, 2 stop), so every rank stops after the same
+        step, and a stop wins over a requeue.
         """
         if self.world_size > 1 and self._dist_ready:
             import torch
             import torch.distributed as dist
 
-            flag = torch.tensor([1.0 if self._stop else 0.0], device=self.device)
+            flag = torch.tensor([2.0 if self._stop else 1.0 if self._requeue else 0.0], device=self.device)
             dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-            self._stop = bool(flag.item())
-        if self._stop and self.record.state == RUNNING:
+            self._stop, self._requeue = flag.item() == 2.0, flag.item() == 1.0
+        if (self._stop or self._requeue) and self.record.state == RUNNING:
             self.write_state(STOPPING)
-        return self._stop
+        return self._stop or self._requeue
 
     # --------------------------------------------------------------------------------- distributed
     def setup_distributed(self) -> None:
@@ -212,6 +229,8 @@ def _wait_for_turn(rt: JobRuntime, ws: Workspace) -> list[FileLock]:
     from jobs.supervisor import job_status  # light; avoids an import cycle at module load
 
     rec = rt.record
+    if rec.backend == "slurm":  # Slurm queued it already: the dependency (afterok) and the GPUs are Slurm's
+        return []
     # DDP: rank 0 waits its turn, then writes a go file naming this torchrun launch; the other ranks wait for that
     # file instead of in init_process_group, whose rendezvous would time out (30 min) on a long queue
     go, launch = rt.paths.log_dir / ".ddp-go", str(os.getppid())
@@ -295,6 +314,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _under_slurm() -> bool:
+    """Started by an ncanvas Slurm batch script (not merely inside some Slurm allocation)."""
+    return os.environ.get("NCANVAS_BACKEND") == "slurm"
+
+
 def run_job(config_cls: type, train_fn: Callable[[JobRuntime, Any], None],
             argv: list[str] | None = None) -> NoReturn:
     """Run one attempt of a job in this process and exit with its status (0 finished/stopped, 1 failed)."""
@@ -312,6 +336,8 @@ def run_job(config_cls: type, train_fn: Callable[[JobRuntime, Any], None],
     rt = JobRuntime(paths, record, cfg, resuming=args.resume)
     signal.signal(signal.SIGTERM, rt.request_stop)
     signal.signal(signal.SIGINT, rt.request_stop)
+    if _under_slurm():
+        signal.signal(signal.SIGUSR1, rt.request_requeue)
     ws = Workspace(paths.log_dir.parent.parent)
     code = _run(rt, ws, train_fn)
     if rt._dist_ready:
@@ -356,7 +382,13 @@ def _run(rt: JobRuntime, ws: Workspace, train_fn: Callable[[JobRuntime, Any], No
         rt.write_state(FAILED, ended=time.time(), exit_code=1, error=line)
         return 1
     final_step = rt.record.progress.get("step")
-    if rt._stop:
+    if rt._requeue and not rt._stop:
+        code, say = _requeue_or_stop(rt, final_step)
+        if code == EXIT_REQUEUE:
+            if rt.is_main:
+                print(f"[ncanvas] {say}", flush=True)
+            return code
+    elif rt._stop:
         rt.event("stopped", step=final_step)
         rt.write_state(STOPPED, ended=time.time(), exit_code=0)
         say = f"stopped at step {final_step}; resume with: ncanvas jobs resume {rt.record.id}"
@@ -366,4 +398,20 @@ def _run(rt: JobRuntime, ws: Workspace, train_fn: Callable[[JobRuntime, Any], No
         say = f"finished at step {final_step}"
     if rt.is_main:  # one line, not one per DDP rank
         print(f"[ncanvas] {say}", flush=True)
-    return 0
+    return EXIT_STOPPED_SLURM if _under_slurm() and (rt._stop or rt._requeue) else 0
+
+
+def _requeue_or_stop(rt: JobRuntime, step: Any) -> tuple[int, str]:
+    """After a requeue request (``latest.pt`` is saved): back to queued for the next run, or, past the bound
+    ``NCANVAS_MAX_REQUEUES``, stopped with the reason."""
+    rec, limit = rt.record, int(os.environ.get("NCANVAS_MAX_REQUEUES", "0"))
+    if rec.requeues >= limit:
+        why = f"walltime warning at step {step}: already requeued {rec.requeues} time(s) (limit {limit})"
+        rt.event("stopped", step=step, reason=why)
+        rt.write_state(STOPPED, ended=time.time(), exit_code=0, error=why)
+        return 0, f"stopped: {why}; resume with: ncanvas jobs resume {rec.id}"
+    why = f"requeued after the walltime warning ({rec.requeues + 1}/{limit}); resumes from latest.pt"
+    rt.event("requeued", step=step, requeues=rec.requeues + 1)
+    rt.write_state(QUEUED, requeues=rec.requeues + 1, attempts=rec.attempts + 1, resume=True, pid=None, pgid=None,
+                   progress=dict(rec.progress, queued=why, eta_s=None))
+    return EXIT_REQUEUE, f"saved latest.pt at step {step}; {why}"

@@ -3,6 +3,9 @@
 Jobs are detached processes (own session, stdout+stderr to ``stdout.log``) that outlive the dashboard and the SSH
 session. Liveness is the job's flock on ``run.lock``; a job whose lock is free but whose record still says it is
 live crashed, and is shown as failed with its last log lines.
+
+That is the ``local`` backend, the code of this module. A job whose record names another backend (``slurm``) is
+handed to it (:mod:`jobs.backends`) at the top of each verb, so callers never care where a job runs.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ class JobStatus:
     alive: bool
     reason: str | None = None
     gpu_mem_mb: float | None = None
+    slurm: dict[str, Any] | None = None  # Slurm jobs: {"job_id", "state", "reason", "nodes"} as Slurm sees them now
 
     @property
     def starting(self) -> bool:
@@ -90,7 +94,22 @@ def _proc_stopped(pid: int | None) -> bool:
         return False
 
 
+def _backend(rec: JobRecord) -> Any:
+    """The backend object of a non-local job (:mod:`jobs.backends`); None for a local one (this module)."""
+    if rec.backend == "local":
+        return None
+    from jobs.backends import get_backend
+
+    return get_backend(rec.backend)
+
+
+def _remote(ws: Workspace, job_id: str) -> Any:
+    return _backend(load_job(ws, job_id))
+
+
 def status_of(ws: Workspace, rec: JobRecord) -> JobStatus:
+    if (backend := _backend(rec)) is not None:
+        return backend.status(ws, rec)  # type: ignore[no-any-return]
     run = ws.run(rec.id)
     alive = is_locked(run.lock)
     if alive:
@@ -143,7 +162,12 @@ def job_status(ws: Workspace, job_id: str) -> JobStatus:
 
 
 def list_status(ws: Workspace) -> list[JobStatus]:
-    return [status_of(ws, r) for r in list_jobs(ws)]
+    recs = list_jobs(ws)
+    if any(r.backend == "slurm" for r in recs):  # one squeue for all of them
+        from jobs.backends import get_backend
+
+        get_backend("slurm").prefetch(recs)
+    return [status_of(ws, r) for r in recs]
 
 
 def _group_pids(pgid: int | None) -> set[int]:
@@ -225,11 +249,14 @@ def _wait_started(run: RunPaths, proc: subprocess.Popen[bytes], timeout: float =
 
 def start_job(ws: Workspace, kind: str, config: dict[str, Any], *, gpu: str = "auto", gpus: int = 1,
               after: str | None = None, max_per_gpu: int = 1, job_id: str | None = None,
-              foreground: bool = False, preflight: bool = False) -> tuple[JobRecord, subprocess.Popen[bytes]]:
+              foreground: bool = False, preflight: bool = False, backend: str = "local",
+              slurm: dict[str, Any] | None = None) -> tuple[JobRecord, subprocess.Popen[bytes] | None]:
     """Validate, create the run directory and job.json, launch the job. Nothing is created on bad input.
 
     ``preflight`` also runs the kind's heavier checks (a kind module's ``preflight(cfg)``, which may import torch):
-    the CLI asks for them; the dashboard does not, to stay free of torch."""
+    the CLI asks for them; the dashboard does not, to stay free of torch. ``backend="slurm"`` submits a batch job
+    instead (``slurm``: its options, see :class:`jobs.backends.slurm_opts.SlurmOptions`); there is no process here
+    to return then."""
     spec = get_kind(kind)
     if gpus > 1 and not spec.ddp:
         raise NcanvasError(f"{kind} does not train data-parallel; --gpus must be 1")
@@ -239,6 +266,15 @@ def start_job(ws: Workspace, kind: str, config: dict[str, Any], *, gpu: str = "a
         check(cfg)
     if after is not None:
         load_job(ws, after)  # refuse an unknown dependency before creating anything
+    if backend != "local":
+        if foreground:
+            raise NcanvasError(f"--foreground runs on this machine; follow a {backend} job with: ncanvas logs ID -f")
+        from jobs.backends import get_backend
+
+        return get_backend(backend).submit(ws, kind, cfg, gpu=gpu, gpus=gpus, after=after, job_id=job_id,
+                                           options=slurm or {}), None
+    if slurm:
+        raise NcanvasError(f"--{next(iter(slurm)).replace('_', '-')} is a Slurm option: add --backend slurm")
     check_gpu_syntax(gpu)  # even for CPU-only kinds: a typo is an error, not silently ignored
     gpu_sel = "cpu" if not spec.uses_gpu else resolve_gpu(gpu, gpus)
     if gpu_sel != "cpu" and len(gpu_sel.split(",")) < gpus:
@@ -275,7 +311,8 @@ def _claim_run_dir(ws: Workspace, kind: str, job_id: str | None) -> RunPaths:
 def resume(ws: Workspace, job_id: str, foreground: bool = False) -> str:
     """Relaunch a stopped/failed/killed job from ``latest.pt``; racing calls start exactly one process."""
     run = ws.run(job_id)
-    load_job(ws, job_id)  # an unknown id is refused before anything (the lock file) is created
+    if (backend := _remote(ws, job_id)) is not None:  # also refuses an unknown id before anything is created
+        return backend.resume(ws, job_id)  # type: ignore[no-any-return]
     with exclusive(_control_lock(run)):
         st = _exited(ws, job_id)
         if st.alive or st.starting:
@@ -357,6 +394,8 @@ def _signalable(ws: Workspace, job_id: str, verb: str, wait: float = 10.0) -> Jo
 
 
 def pause(ws: Workspace, job_id: str) -> str:
+    if (backend := _remote(ws, job_id)) is not None:
+        return backend.pause(ws, job_id)  # type: ignore[no-any-return]
     st = _signalable(ws, job_id, "pause")
     if st.state == PAUSED:
         raise NcanvasError(f"{job_id} is already paused")
@@ -372,6 +411,8 @@ def pause(ws: Workspace, job_id: str) -> str:
 
 
 def cont(ws: Workspace, job_id: str) -> str:
+    if (backend := _remote(ws, job_id)) is not None:
+        return backend.cont(ws, job_id)  # type: ignore[no-any-return]
     st = _live(ws, job_id, "continue")
     if st.state != PAUSED:
         raise NcanvasError(f"{job_id} is {st.state}, not paused")
@@ -381,6 +422,8 @@ def cont(ws: Workspace, job_id: str) -> str:
 
 def stop(ws: Workspace, job_id: str, wait: bool = False, timeout: float = 60.0) -> str:
     """SIGTERM: the trainer checkpoints and exits. A second stop, or ``timeout`` when waiting, kills."""
+    if (backend := _remote(ws, job_id)) is not None:
+        return backend.stop(ws, job_id, wait, timeout)  # type: ignore[no-any-return]
     st = _live(ws, job_id, "stop")
     if st.state == STOPPING:
         return kill(ws, job_id) + " (second stop)"
@@ -407,6 +450,8 @@ def _wait_dead(run: RunPaths, timeout: float) -> bool:
 
 def kill(ws: Workspace, job_id: str, grace: float = 5.0) -> str:
     """SIGTERM, ``grace`` seconds, then SIGKILL to the whole process group; state becomes killed."""
+    if (backend := _remote(ws, job_id)) is not None:
+        return backend.kill(ws, job_id, grace)  # type: ignore[no-any-return]
     run = ws.run(job_id)
     _terminate(ws, job_id, grace)
     with exclusive(_control_lock(run)):
@@ -440,14 +485,16 @@ def remove(ws: Workspace, job_id: str, force: bool = False) -> str:
     import shutil
 
     run = ws.run(job_id)
-    load_job(ws, job_id)
+    backend = _remote(ws, job_id)
     with exclusive(_control_lock(run)):
         st = _exited(ws, job_id)
         if st.alive or st.starting:
             if not force:
                 what = "starting" if st.starting else st.state
                 raise NcanvasError(f"{job_id} is {what}; stop it first or use --force")
-            if _settled(ws, job_id).alive:  # a starting job is killed once it holds its lock (or has crashed)
+            if backend is not None:  # a Slurm job: cancelled, and gone from Slurm's queue, before its files go
+                backend.cancel(ws, st.record, grace=2.0)
+            elif _settled(ws, job_id).alive:  # a starting job is killed once it holds its lock (or has crashed)
                 _terminate(ws, job_id, grace=2.0)
         shutil.rmtree(run.ckpt_dir, ignore_errors=True)
         shutil.rmtree(run.log_dir, ignore_errors=True)

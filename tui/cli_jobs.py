@@ -30,7 +30,7 @@ train_app = typer.Typer(help="Start a training job (runs in the background; --fo
 def _status_json(st: Any) -> dict[str, Any]:
     rec = st.record.to_json()
     rec.update(state=st.state, alive=st.alive, reason=st.reason, elapsed_s=st.elapsed_s, eta_s=st.eta_s,
-               gpu_mem_mb=st.gpu_mem_mb, recorded_state=st.record.state)
+               gpu_mem_mb=st.gpu_mem_mb, recorded_state=st.record.state, slurm_now=st.slurm)
     return rec
 
 
@@ -47,18 +47,21 @@ def jobs_ls(ctx: typer.Context, as_json: AsJson = False) -> None:
         typer.echo(json.dumps([_status_json(s) for s in statuses], indent=2, default=str))
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    from tui.fmt import STATE_STYLE
+    from tui.fmt import STATE_STYLE, fmt_slurm
 
     table = Table(box=None, header_style="bold")
-    for col in ("ID", "KIND", "STATE", "PROGRESS", "LOSS", "METRIC", "SPEED", "ELAPSED", "ETA", "GPU"):
+    slurm = any(s.record.backend == "slurm" for s in statuses)  # the column only where Slurm jobs are
+    for col in ("ID", "KIND", "STATE", "PROGRESS", "LOSS", "METRIC", "SPEED", "ELAPSED", "ETA", "GPU",
+                *(["SLURM"] if slurm else [])):
         table.add_column(col)
     for s in statuses:
         p = s.record.progress
         table.add_row(s.id, s.record.kind, f"[{STATE_STYLE.get(s.state, '')}]{s.state}[/]", fmt_progress(p),
                       fmt_num(p.get("loss")), headline_metric(p), throughput(p), fmt_duration(s.elapsed_s),
-                      fmt_duration(s.eta_s), s.record.gpu)
+                      fmt_duration(s.eta_s), s.record.gpu, *([escape(fmt_slurm(s))] if slurm else []))
     console = Console()
     if not console.is_terminal:
         console = Console(width=200)  # piped into a script or a file: never truncate cells
@@ -89,6 +92,8 @@ def jobs_show(ctx: typer.Context, job_id: JobId, as_json: AsJson = False) -> Non
                f"{headline_metric(r.progress)}   elapsed {fmt_duration(st.elapsed_s)}   ETA {fmt_duration(st.eta_s)}")
     typer.echo(f"  gpu: {r.gpu}   attempts: {r.attempts}   after: {r.after or '-'}   code: "
                f"{r.code.get('commit', '?')[:10]}{' (dirty)' if r.code.get('dirty') else ''}")
+    if r.backend == "slurm":
+        typer.echo("  " + _slurm_line(st))
     if st.reason:
         typer.echo(f"  reason: {st.reason}")
     typer.echo("  config: " + ", ".join(f"{k}={v}" for k, v in r.config.items()))
@@ -101,6 +106,25 @@ def jobs_show(ctx: typer.Context, job_id: JobId, as_json: AsJson = False) -> Non
             typer.echo(f"    {ln}")
 
 
+def _slurm_line(st: Any) -> str:
+    """``jobs show``'s Slurm line: job id, Slurm's state and node list (or pending reason), partition, requeues."""
+    r, now = st.record, st.slurm or {}
+    opts = r.slurm.get("options", {})
+    parts = [f"slurm: job {r.slurm.get('job_id') or '(being submitted)'}"]
+    if now.get("state"):
+        parts.append(now["state"] + (f" ({now['reason']})" if now.get("reason") not in (None, "None") else ""))
+    if now.get("nodes"):
+        parts.append(f"nodes {now['nodes']}")
+    parts.append(f"partition {opts.get('partition') or 'default'}")
+    if opts.get("time"):
+        parts.append(f"time {opts['time']}")
+    parts.append(f"requeues {r.requeues}/{opts.get('max_requeues', '?')}")
+    if r.slurm.get("history"):
+        parts.append(f"earlier {', '.join(map(str, r.slurm['history']))}")
+    parts.append(f"script {r.slurm.get('script', '-')}")
+    return "   ".join(parts)
+
+
 def _verb(name: str, doc: str, fn_name: str, **extra: Any) -> None:
     def command(ctx: typer.Context, job_id: JobId) -> None:
         from jobs import supervisor
@@ -111,9 +135,11 @@ def _verb(name: str, doc: str, fn_name: str, **extra: Any) -> None:
     jobs_app.command(name)(command)
 
 
-_verb("pause", "Pause a job (SIGSTOP to its process group; GPU memory stays held).", "pause")
+_verb("pause", "Pause a job (SIGSTOP to its process group, scancel --signal=STOP under Slurm; GPU memory and the "
+      "allocation stay held).", "pause")
 _verb("cont", "Continue a paused job (SIGCONT).", "cont")
-_verb("resume", "Relaunch a stopped/failed/killed job from latest.pt; its curve continues.", "resume")
+_verb("resume", "Relaunch a stopped/failed/killed job from latest.pt (a new submission under Slurm); its curve "
+      "continues.", "resume")
 
 
 @jobs_app.command("stop")
@@ -256,6 +282,8 @@ def _train_command(kind: str) -> Any:
         ("name", Annotated[str | None, typer.Option("--name", help="Job id instead of <kind>-NNNN.", rich_help_panel="Job")], None),
         ("foreground", Annotated[bool, typer.Option("--foreground", "-F", help="Run attached with a progress bar.", rich_help_panel="Job")], False),
         ("as_json", Annotated[bool, typer.Option("--json", help="Print the job record as JSON.", rich_help_panel="Job")], False),
+        ("backend", Annotated[Backend, typer.Option("--backend", help="Where the job runs: local (this machine) or slurm (a batch job; defaults from \\[slurm] in ncanvas.toml).", rich_help_panel="Slurm")], Backend.local),
+        *_SLURM_OPTIONS,
     ]
     for name, ann, default in common:
         params.append(inspect.Parameter(f"_{name}", inspect.Parameter.KEYWORD_ONLY, default=default, annotation=ann))
@@ -268,6 +296,32 @@ def _train_command(kind: str) -> Any:
     command.__annotations__ = {p.name: p.annotation for p in params}
     command.__doc__ = KINDS[kind].description
     return command
+
+
+class Backend(str, enum.Enum):
+    local = "local"
+    slurm = "slurm"
+
+
+def _slurm_opt(flag: str, typ: Any, help: str, metavar: str | None = None) -> Any:
+    return Annotated[typ, typer.Option(flag, help=help, rich_help_panel="Slurm", show_default=False, metavar=metavar)]
+
+
+# (name, annotation, default): sbatch's options; None = not given (ncanvas.toml's [slurm] or Slurm's default)
+_SLURM_OPTIONS: list[tuple[str, Any, Any]] = [
+    ("partition", _slurm_opt("--partition", str | None, "Slurm partition."), None),
+    ("time", _slurm_opt("--time", str | None, "Time limit (minutes, HH:MM:SS, D-HH:MM); the job checkpoints and "
+                        "requeues itself before it."), None),
+    ("nodes", _slurm_opt("--nodes", int | None, "Nodes (DDP across them; rendezvous on the first)."), None),
+    ("gpus_per_node", _slurm_opt("--gpus-per-node", int | None, "GPUs per node; one DDP process each."), None),
+    ("cpus_per_task", _slurm_opt("--cpus-per-task", int | None, "CPUs per process."), None),
+    ("mem", _slurm_opt("--mem", str | None, "Memory per node (e.g. 64G)."), None),
+    ("account", _slurm_opt("--account", str | None, "Slurm account to charge."), None),
+    ("qos", _slurm_opt("--qos", str | None, "Slurm quality of service."), None),
+    ("slurm_arg", _slurm_opt("--slurm-arg", list[str] | None, "Any other sbatch option, passed through (repeatable: "
+                             "--slurm-arg=--constraint=a100).", "OPTION"), None),
+]
+SLURM_FLAGS = tuple(name for name, _, _ in _SLURM_OPTIONS)
 
 
 def _panel(kind: str, option: str) -> str:
@@ -287,19 +341,26 @@ def _plain(value: Any, spec: Any) -> Any:
 
 
 def _start(ctx: typer.Context, kind: str, values: dict[str, Any], *, gpu: str, gpus: int, after: str | None,
-           max_per_gpu: int, name: str | None, foreground: bool, as_json: bool) -> None:
+           max_per_gpu: int, name: str | None, foreground: bool, as_json: bool, backend: Backend = Backend.local,
+           **slurm: Any) -> None:
     from jobs import supervisor
 
     if name is not None:
         validate_job_id(name)
     ws = workspace(ctx)
+    given = {("args" if k == "slurm_arg" else k): v for k, v in slurm.items() if v is not None}
     rec, proc = supervisor.start_job(ws, kind, values, gpu=gpu, gpus=gpus, after=after, max_per_gpu=max_per_gpu,
-                                     job_id=name, foreground=foreground, preflight=True)
+                                     job_id=name, foreground=foreground, preflight=True, backend=backend.value,
+                                     slurm=given)
     if as_json:
         typer.echo(json.dumps(rec.to_json(), indent=2, default=str))
+    elif rec.backend == "slurm":
+        typer.echo(f"submitted {rec.id} ({kind}) as Slurm job {rec.slurm['job_id']}; script: {rec.slurm['script']}; "
+                   f"logs: {ws.run(rec.id).log_dir}")
+        typer.echo(f"  shared filesystem: {rec.slurm['shared_fs']}")
     else:
         typer.echo(f"started {rec.id} ({kind} on {rec.gpu}); logs: {ws.run(rec.id).log_dir}")
-    if foreground:
+    if foreground and proc is not None:
         raise typer.Exit(_watch(ws, rec.id, proc))
 
 

@@ -57,3 +57,13 @@ def throughput(progress: dict[str, Any]) -> str:
     if progress.get("img_s"):
         return f"{progress['img_s']:.0f} img/s"
     return "-"
+
+
+def fmt_slurm(st: Any, width: int | None = None) -> str:
+    """Where a Slurm job is, for tables: ``#123 node01``, ``#123 Priority`` while pending; '' for a local job."""
+    info = getattr(st, "slurm", None)
+    if not info or not info.get("job_id"):
+        return "submitting" if getattr(st.record, "backend", "local") == "slurm" else ""
+    where = info.get("nodes") or (info.get("reason") if info.get("state") in ("PENDING", "REQUEUED") else "") or ""
+    text = f"#{info['job_id']} {where}".strip()
+    return text if width is None or len(text) <= width else text[: width - 1] + "…"
