@@ -26,10 +26,33 @@ from typing import Any
 from core.errors import NcanvasError
 from core.logtext import last_lines
 from core.paths import RunPaths, Workspace
-from core.runrec import FAILED, FINISHED, KILLED, LIVE_STATES, PAUSED, QUEUED, RUNNING, STOPPED, STOPPING, \
-    TERMINAL_STATES, JobRecord, list_jobs, load_job, read_record, write_record
-from jobs.backends.slurm_opts import LOCAL_FS, NETWORK_FS, ScriptPlan, SlurmOptions, asks_for_gpus, render_script, \
-    resolve, toml_defaults
+from core.runrec import (
+    FAILED,
+    FINISHED,
+    KILLED,
+    LIVE_STATES,
+    PAUSED,
+    QUEUED,
+    RUNNING,
+    STOPPED,
+    STOPPING,
+    TERMINAL_STATES,
+    JobRecord,
+    list_jobs,
+    load_job,
+    read_record,
+    write_record,
+)
+from jobs.backends.slurm_opts import (
+    LOCAL_FS,
+    NETWORK_FS,
+    ScriptPlan,
+    SlurmOptions,
+    asks_for_gpus,
+    render_script,
+    resolve,
+    toml_defaults,
+)
 from jobs.backends.slurm_state import ACTIVE, NO_ANSWER, PENDING, Seen, Verdict, decide, summary
 from jobs.locks import FileLock, exclusive
 
@@ -240,6 +263,9 @@ class SlurmBackend:
     def _trainer_up(self, ws: Workspace, job_id: str, verb: str, wait: float = 30.0) -> Any:
         """A running job whose trainer has installed its signal handlers (it records its pid then): a signal
         before that would kill the interpreter instead of being handled."""
+        st = self._fresh(ws, job_id)
+        if st.alive and st.slurm and st.slurm.get("state") in PENDING:
+            raise NcanvasError(f"{job_id} is queued in Slurm ({st.reason}); nothing to {verb} yet")
         st = self._wait(ws, job_id, lambda s: not s.alive or s.record.pid or s.state not in (QUEUED, RUNNING), wait)
         if not st.alive or st.state not in LIVE_STATES:
             raise NcanvasError(f"{job_id} is {st.state}; nothing to {verb}")

@@ -13,8 +13,19 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from core.runrec import FAILED, FINISHED, KILLED, LIVE_STATES, PAUSED, QUEUED, RUNNING, STOPPED, STOPPING, \
-    TERMINAL_STATES, JobRecord
+from core.runrec import (
+    FAILED,
+    FINISHED,
+    KILLED,
+    LIVE_STATES,
+    PAUSED,
+    QUEUED,
+    RUNNING,
+    STOPPED,
+    STOPPING,
+    TERMINAL_STATES,
+    JobRecord,
+)
 
 HEARTBEAT_STALE_S = 300.0  # a running job silent this long is flagged (hung, or its node lost the filesystem)
 
@@ -100,6 +111,8 @@ def decide(rec: JobRecord, seen: Seen | str | None, *, stop_requested: bool = Fa
 def _pending_reason(rec: JobRecord, seen: Seen) -> str:
     why = WHY_PENDING.get(seen.reason, "")
     text = f"Slurm: {seen.reason}" + (f" ({why})" if why else "")
+    if seen.reason in ("None", ""):
+        text = "Slurm: pending (not looked at by the scheduler yet)"
     if seen.state == "CONFIGURING":
         text = f"Slurm: configuring its nodes ({seen.nodes})"
     queued = rec.progress.get("queued")
@@ -115,10 +128,13 @@ def _active(rec: JobRecord, seen: Seen, stop_requested: bool, now: float, stale_
     this_run = rec.ended is None or seen.start is None or rec.ended >= seen.start - 1.0
     if rec.state in TERMINAL_STATES and this_run:  # wrote its final state; Slurm is ending the job
         return Verdict(rec.state, True, rec.error)
+    queued, beat = rec.progress.get("queued"), rec.progress.get("heartbeat")
+    if (rec.state == QUEUED and isinstance(queued, str) and "requeue" in queued and isinstance(beat, (int, float))
+            and seen.start is not None and beat >= seen.start - 1.0):  # this run checkpointed and asks to go again
+        return Verdict(QUEUED, True, f"{queued}; Slurm is requeueing it")
     if rec.state in TERMINAL_STATES or rec.state == QUEUED:  # a (re)started run whose trainer is not up yet
         return Verdict(STOPPING if stop_requested else QUEUED, True, f"starting {where}".strip())
     state = STOPPING if stop_requested and rec.state in (RUNNING, PAUSED) else rec.state
-    beat = rec.progress.get("heartbeat")
     if state == RUNNING and isinstance(beat, (int, float)) and now - beat > stale_s:
         return Verdict(state, True, f"no heartbeat for {now - beat:.0f}s: the process may hang, or its node may "
                                     "have lost the shared filesystem")
