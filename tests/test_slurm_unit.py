@@ -257,3 +257,29 @@ def test_a_kind_without_ddp_is_refused_many_ranks(ws) -> None:
     with pytest.raises(NcanvasError, match="does not train data-parallel; --nodes and --gpus-per-node must be 1"):
         SLURM._layout("x", spec, SlurmOptions(nodes=2), "auto", 1)
     assert SLURM._layout("x", spec, SlurmOptions(), "auto", 1) == (1, False)
+
+
+# ===================================================================================== what the tables show
+
+
+def test_tables_show_the_slurm_job_id_node_and_pending_reason() -> None:
+    from jobs.supervisor import JobStatus
+    from tui.fmt import fmt_slurm, slurm_line
+    from tui.screens.details import render_details
+    from tui.widgets.jobs_table import COLUMNS, row_cells
+
+    rec = rec_of("queued", progress={})
+    rec.slurm["options"] = {"partition": "gpu", "max_requeues": 10}
+    pending = JobStatus(rec, "queued", True, reason="Slurm: Priority",
+                        slurm={"job_id": "7", "state": "PENDING", "reason": "Priority", "nodes": ""})
+    cells = dict(zip([c[0] for c in COLUMNS], row_cells(pending, False)))
+    assert cells["gpu"] == "#7" and cells["eta"] == "Priority"
+    assert fmt_slurm(pending) == "#7 Priority"
+    running = JobStatus(rec_of(), "running", True, slurm={"job_id": "7", "state": "RUNNING", "reason": "None",
+                                                          "nodes": "node01"})
+    assert dict(zip([c[0] for c in COLUMNS], row_cells(running, False)))["gpu"] == "#7 node…"  # 8 wide
+    assert slurm_line(pending).startswith("slurm: job 7   PENDING (Priority)   partition gpu   requeues 0/10")
+    texts = [str(r) for r in render_details({"status": running, "checkpoints": [], "events": [], "log": []})]
+    assert any("slurm: job 7   RUNNING   nodes node01" in t for t in texts)
+    local = JobStatus(JobRecord(id="demo-0002", kind="demo"), "running", True)
+    assert fmt_slurm(local) == "" and dict(zip([c[0] for c in COLUMNS], row_cells(local, False)))["gpu"] == "cpu"

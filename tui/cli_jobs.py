@@ -20,7 +20,7 @@ from core.paths import validate_job_id
 from jobs.config import LOOP_OPTIONS, option_specs
 from jobs.kinds import KINDS, kind_config
 from tui.cli_base import AsJson, JobId, workspace
-from tui.fmt import fmt_duration, fmt_num, fmt_progress, headline_metric, throughput
+from tui.fmt import fmt_duration, fmt_num, fmt_progress, headline_metric, slurm_line, throughput
 
 jobs_app = typer.Typer(help="List and control training jobs.", no_args_is_help=True)
 ckpt_app = typer.Typer(help="Inspect checkpoints.", no_args_is_help=True)
@@ -93,7 +93,7 @@ def jobs_show(ctx: typer.Context, job_id: JobId, as_json: AsJson = False) -> Non
     typer.echo(f"  gpu: {r.gpu}   attempts: {r.attempts}   after: {r.after or '-'}   code: "
                f"{r.code.get('commit', '?')[:10]}{' (dirty)' if r.code.get('dirty') else ''}")
     if r.backend == "slurm":
-        typer.echo("  " + _slurm_line(st))
+        typer.echo("  " + slurm_line(st))
     if st.reason:
         typer.echo(f"  reason: {st.reason}")
     typer.echo("  config: " + ", ".join(f"{k}={v}" for k, v in r.config.items()))
@@ -104,25 +104,6 @@ def jobs_show(ctx: typer.Context, job_id: JobId, as_json: AsJson = False) -> Non
         typer.echo("  last log lines:")
         for ln in lines:
             typer.echo(f"    {ln}")
-
-
-def _slurm_line(st: Any) -> str:
-    """``jobs show``'s Slurm line: job id, Slurm's state and node list (or pending reason), partition, requeues."""
-    r, now = st.record, st.slurm or {}
-    opts = r.slurm.get("options", {})
-    parts = [f"slurm: job {r.slurm.get('job_id') or '(being submitted)'}"]
-    if now.get("state"):
-        parts.append(now["state"] + (f" ({now['reason']})" if now.get("reason") not in (None, "None") else ""))
-    if now.get("nodes"):
-        parts.append(f"nodes {now['nodes']}")
-    parts.append(f"partition {opts.get('partition') or 'default'}")
-    if opts.get("time"):
-        parts.append(f"time {opts['time']}")
-    parts.append(f"requeues {r.requeues}/{opts.get('max_requeues', '?')}")
-    if r.slurm.get("history"):
-        parts.append(f"earlier {', '.join(map(str, r.slurm['history']))}")
-    parts.append(f"script {r.slurm.get('script', '-')}")
-    return "   ".join(parts)
 
 
 def _verb(name: str, doc: str, fn_name: str, **extra: Any) -> None:

@@ -59,11 +59,32 @@ def throughput(progress: dict[str, Any]) -> str:
     return "-"
 
 
-def fmt_slurm(st: Any, width: int | None = None) -> str:
-    """Where a Slurm job is, for tables: ``#123 node01``, ``#123 Priority`` while pending; '' for a local job."""
+def fmt_slurm(st: Any, width: int | None = None, reason: bool = True) -> str:
+    """Where a Slurm job is, for tables: ``#123 node01``, ``#123 Priority`` while pending (``reason``); '' for a
+    local job."""
     info = getattr(st, "slurm", None)
     if not info or not info.get("job_id"):
         return "submitting" if getattr(st.record, "backend", "local") == "slurm" else ""
-    where = info.get("nodes") or (info.get("reason") if info.get("state") in ("PENDING", "REQUEUED") else "") or ""
+    pending = reason and info.get("state") in ("PENDING", "REQUEUED") and info.get("reason") != "None"
+    where = info.get("nodes") or (info.get("reason") if pending else "") or ""
     text = f"#{info['job_id']} {where}".strip()
     return text if width is None or len(text) <= width else text[: width - 1] + "…"
+
+
+def slurm_line(st: Any) -> str:
+    """``jobs show``'s Slurm line: job id, Slurm's state and node list (or pending reason), partition, requeues."""
+    r, now = st.record, st.slurm or {}
+    opts = r.slurm.get("options", {})
+    parts = [f"slurm: job {r.slurm.get('job_id') or '(being submitted)'}"]
+    if now.get("state"):
+        parts.append(now["state"] + (f" ({now['reason']})" if now.get("reason") not in (None, "None") else ""))
+    if now.get("nodes"):
+        parts.append(f"nodes {now['nodes']}")
+    parts.append(f"partition {opts.get('partition') or 'default'}")
+    if opts.get("time"):
+        parts.append(f"time {opts['time']}")
+    parts.append(f"requeues {r.requeues}/{opts.get('max_requeues', '?')}")
+    if r.slurm.get("history"):
+        parts.append(f"earlier {', '.join(map(str, r.slurm['history']))}")
+    parts.append(f"script {r.slurm.get('script', '-')}")
+    return "   ".join(parts)

@@ -18,7 +18,7 @@ from textual.widgets import Static
 from core.errors import NcanvasError
 from core.gpu import fmt_mb
 from core.paths import Workspace
-from tui.fmt import STATE_STYLE, fmt_duration
+from tui.fmt import STATE_STYLE, fmt_duration, slurm_line
 
 
 def _when(t: float | None) -> str:
@@ -53,6 +53,8 @@ def render_details(info: dict[str, Any]) -> list[Any]:
     head.append(f"  attempts {rec.attempts}  gpu {rec.gpu}  elapsed {fmt_duration(st.elapsed_s)}")
     head.append(f"\ncreated {_when(rec.created)}  started {_when(rec.started)}  ended {_when(rec.ended)}")
     out: list[Any] = [head]
+    if rec.backend == "slurm":
+        out.append(Text("\n" + slurm_line(st)))
     if st.reason or rec.error:
         out.append(Text(f"\nreason: {st.reason or rec.error}", style="bold red"))
     out.append(Text("\nconfig", style="bold underline"))

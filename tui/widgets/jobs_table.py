@@ -10,7 +10,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowDoesNotExist
 
-from tui.fmt import STATE_STYLE, fmt_duration, fmt_num, fmt_progress, headline_metric, throughput
+from tui.fmt import STATE_STYLE, fmt_duration, fmt_num, fmt_progress, fmt_slurm, headline_metric, throughput
 from tui.messages import SelectionChanged
 
 # (key, label, width): fixed widths so a growing value ("running", "ep 12/50 · 3000/9000") is never cut
@@ -20,11 +20,19 @@ COLUMNS = (("mark", " ", 1), ("id", "id", 10), ("kind", "kind", 6), ("state", "s
 
 
 def _gpu_cell(st: Any) -> str:
+    if getattr(st.record, "backend", "local") == "slurm":  # the Slurm job id and its node (details: enter)
+        return fmt_slurm(st, width=8, reason=False)
     gpu = st.record.gpu or "cpu"
     where = "cpu" if gpu == "cpu" else f"gpu{gpu}"
     if st.gpu_mem_mb:
         where += f" {st.gpu_mem_mb:.0f}M"  # a paused job still holds its memory: show it
     return where
+
+
+def _pending(st: Any) -> str:
+    """A Slurm job waiting in Slurm's queue shows why in the ETA cell (Priority, Resources, Dependency...)."""
+    info = getattr(st, "slurm", None)
+    return str(info["reason"]) if info and info.get("state") == "PENDING" and info.get("reason") != "None" else ""
 
 
 def row_cells(st: Any, marked: bool) -> list[Any]:
@@ -33,7 +41,7 @@ def row_cells(st: Any, marked: bool) -> list[Any]:
     state = Text(st.state, style=STATE_STYLE.get(st.state, ""))
     return ["●" if marked else " ", st.id, st.record.kind, state, fmt_progress(prog), fmt_num(prog.get("loss")),
             headline_metric(prog), throughput(prog), fmt_duration(st.elapsed_s),
-            "paused" if st.state == "paused" else fmt_duration(st.eta_s),
+            "paused" if st.state == "paused" else _pending(st) or fmt_duration(st.eta_s),
             _gpu_cell(st)]
 
 
