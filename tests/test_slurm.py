@@ -89,7 +89,8 @@ def test_pause_cont_stop_resume_continue_the_same_curve(sws) -> None:
     assert last_step(sws.run(jid).job_json) == at  # frozen
     sv.cont(sws, jid)
     wait_for(lambda: last_step(sws.run(jid).job_json) > at + 3, 60, what="progress after cont")
-    assert sv.stop(sws, jid, wait=True, timeout=60) == f"stopped {jid}"
+    sv.pause(sws, jid)
+    assert sv.stop(sws, jid, wait=True, timeout=60) == f"stopped {jid}"  # a paused job is continued to stop
     assert state(sws, jid) == "stopped"
     stopped_at = load_checkpoint(sws.run(jid).latest)["step"]
     assert 0 < stopped_at < 200

@@ -283,3 +283,27 @@ def test_tables_show_the_slurm_job_id_node_and_pending_reason() -> None:
     assert any("slurm: job 7   RUNNING   nodes node01" in t for t in texts)
     local = JobStatus(JobRecord(id="demo-0002", kind="demo"), "running", True)
     assert fmt_slurm(local) == "" and dict(zip([c[0] for c in COLUMNS], row_cells(local, False)))["gpu"] == "cpu"
+
+
+def test_shared_filesystem_check_says_what_it_could_check(tmp_path, monkeypatch) -> None:
+    import socket
+    import subprocess as sp
+
+    from jobs.backends import slurm as backend
+
+    def sinfo(nodes: str):
+        return lambda argv, timeout=30: sp.CompletedProcess(argv, 0, stdout=nodes, stderr="")
+
+    here = socket.gethostname().split(".")[0]
+    monkeypatch.setattr(backend, "command", sinfo(f"{here}\n"))
+    assert backend.shared_fs_check(tmp_path, None)[0] is True  # this machine is the whole partition
+    monkeypatch.setattr(backend, "command", sinfo("gpu01\ngpu02\n"))
+    monkeypatch.setattr(backend, "_fs_type", lambda p: "ext4")
+    ok, why = backend.shared_fs_check(tmp_path, "gpu")
+    assert ok is False and "on ext4, a filesystem of this machine only" in why and "gpu01, gpu02" in why
+    monkeypatch.setattr(backend, "_fs_type", lambda p: "nfs4")
+    assert backend.shared_fs_check(tmp_path, "gpu") == (True, f"workspace {tmp_path} is on nfs4, a network "
+                                                              "filesystem: taken as shared with the nodes")
+    monkeypatch.setattr(backend, "_fs_type", lambda p: "zfs")
+    ok, why = backend.shared_fs_check(tmp_path, "gpu")
+    assert ok is None and why.startswith(f"cannot check that workspace {tmp_path} (zfs) is shared")
