@@ -44,7 +44,7 @@ class Backend(Protocol):
 
     def resume(self, ws: Workspace, job_id: str) -> str: ...
 
-    def cancel(self, ws: Workspace, rec: JobRecord) -> None:
+    def cancel(self, ws: Workspace, rec: JobRecord, grace: float = 5.0) -> None:
         """End whatever of the job still runs or waits (``rm --force``), without touching its record."""
 
 

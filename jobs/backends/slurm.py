@@ -153,7 +153,8 @@ def _fs_type(path: Path) -> str | None:
         mounts = Path("/proc/mounts").read_text().splitlines()
     except OSError:
         return None
-    real, best = str(path.resolve()), ("", None)
+    real = str(path.resolve())
+    best: tuple[str, str | None] = ("", None)
     for line in mounts:
         parts = line.split()
         if len(parts) >= 3:
