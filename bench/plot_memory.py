@@ -27,9 +27,7 @@ def rss_mb() -> float:
 
 
 def main() -> None:
-    from textual_plotext.plot import Plot
-
-    from tui.widgets.plots import build_lines
+    from tui.widgets.curve_lines import PlotSpec, build_lines, build_picture
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--redraws", type=int, default=2000)
@@ -38,17 +36,11 @@ def main() -> None:
     xs = list(range(1, 4001))
     snap = {f"job-{j}": {"train/loss": (xs, [math.exp(-x / 900) + 0.01 * j for x in xs]),
                          "val/loss": (xs[::100], [math.exp(-x / 900) for x in xs[::100]])} for j in range(8)}
-    plt = Plot()
     marks = []
     t0 = time.perf_counter()
     for i in range(args.redraws):
-        lines = build_lines(snap, "loss", 0.6, args.points)
-        plt.clear_data()
-        plt.clear_figure()
-        plt.plotsize(110, 20)
-        for ln in lines:
-            plt.plot(ln.xs, ln.ys, label=ln.label, color=ln.color, marker=ln.marker)
-        plt.build()
+        lines, _ = build_lines(snap, "loss", 0.6, args.points)
+        build_picture((110, 20), "default", lines, PlotSpec("loss"))  # a fresh figure each time, as the dashboard
         if i in (args.redraws // 10, args.redraws // 2, args.redraws - 1):
             marks.append(rss_mb())
     per = (time.perf_counter() - t0) / args.redraws

@@ -120,8 +120,19 @@ def load_checkpoint(
         raise CheckpointError(f"{path} is a damaged checkpoint ({detail})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an ncanvas checkpoint")
-    if int(ckpt.get("format_version", 0)) > FORMAT_VERSION:
-        raise CheckpointError(f"{path} has checkpoint format {ckpt['format_version']}; upgrade ncanvas to read it")
+    version = ckpt.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CheckpointError(f"{path} has a damaged header: format_version {version!r:.40} is not a number")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(f"{path} has checkpoint format {version}; upgrade ncanvas to read it")
+    model = ckpt.get("model")
+    if not isinstance(model, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in model.items()):
+        raise CheckpointError(f"{path} holds no model weights (its 'model' entry is {type(model).__name__}, not a "
+                              "table of tensors)")
+    for key in ("config", "extra", "metrics"):
+        if ckpt.get(key) is not None and not isinstance(ckpt[key], dict):
+            raise CheckpointError(f"{path} has a damaged header: {key!r} is a {type(ckpt[key]).__name__}, not a table")
     if kind is not None:
         kinds = (kind,) if isinstance(kind, str) else tuple(kind)
         if ckpt.get("kind") not in kinds:
@@ -129,6 +140,16 @@ def load_checkpoint(
                 f"{path} is a {ckpt.get('kind')!r} checkpoint ({ckpt.get('arch')}); expected {' or '.join(kinds)}"
             )
     return ckpt
+
+
+def check_finite_weights(ckpt: dict[str, Any], path: str | Path = "checkpoint") -> None:
+    """Refuse weights holding NaN or inf (a diverged run, an edited file): their outputs would be NaN too, and
+    fail later in a less clear place (a probability bar, a sampler)."""
+    bad = [k for k, v in ckpt["model"].items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+        raise CheckpointError(f"{path} holds non-finite weights (NaN or inf in {bad[0]}{more}): a diverged run? "
+                              "use an earlier checkpoint")
 
 
 def load_model_state(model: torch.nn.Module, ckpt: dict[str, Any], path: str | Path = "checkpoint") -> None:

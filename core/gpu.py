@@ -9,10 +9,12 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from core.errors import NcanvasError
 
+DRIVER_GPUS = Path("/proc/driver/nvidia/gpus")  # one folder per GPU the NVIDIA kernel driver has found
 _lock = threading.Lock()
 _state: dict[str, Any] = {"init": None}
 
@@ -150,6 +152,17 @@ def process_gpu_memory_mb(pids: set[int]) -> float | None:
 # ===================================================================================== a job's GPU
 
 
+def driver_gpu_count() -> int | None:
+    """How many GPUs the NVIDIA kernel driver has found (0 without a driver), where NVML cannot tell; None when
+    unknown."""
+    try:
+        return sum(1 for _ in DRIVER_GPUS.iterdir())
+    except FileNotFoundError:
+        return 0
+    except OSError:
+        return None
+
+
 def check_gpu_syntax(gpu: str) -> str:
     """``auto``, ``cpu`` or GPU indices like ``0`` / ``0,1`` (normalised), else one clear error."""
     gpu = str(gpu).strip().lower()
@@ -178,9 +191,14 @@ def resolve_gpu(gpu: str, gpus: int = 1) -> str:
         order = sorted(visible, key=_most_free_first)  # stable: GPUs without memory figures keep their order
         return ",".join(v.id for v in order[:gpus])
     wanted = [int(i) for i in gpu.split(",")]
-    if not visible:  # neither NVML nor the caller's CUDA_VISIBLE_DEVICES tells what exists: taken as given
+    if not visible:  # neither NVML nor the caller's CUDA_VISIBLE_DEVICES tells what exists: ask the driver
         if cvd is not None:
             raise NcanvasError(f"--gpu {gpu}: CUDA_VISIBLE_DEVICES={cvd!r} hides every GPU")
+        count = driver_gpu_count()
+        if count == 0:
+            raise NcanvasError(f"--gpu {gpu}: no GPU here (no NVIDIA driver found); use --gpu cpu or --gpu auto")
+        if count is not None and any(i >= count for i in wanted):
+            raise NcanvasError(f"--gpu {gpu}: only {count} GPU(s) visible ({_numbers(count)})")
         return gpu
     if any(i >= len(visible) for i in wanted):
         raise NcanvasError(f"--gpu {gpu}: only {len(visible)} GPU(s) visible" + _visible_note(visible, cvd))
@@ -193,7 +211,13 @@ def _most_free_first(v: VisibleGpu) -> float:
 
 
 def _visible_note(visible: list[VisibleGpu], cvd: str | None) -> str:
-    return f" (CUDA_VISIBLE_DEVICES={cvd}: physical {', '.join(v.id for v in visible)})" if cvd is not None else ""
+    if cvd is None:
+        return f" ({_numbers(len(visible))})"
+    return f" (CUDA_VISIBLE_DEVICES={cvd}: physical {', '.join(v.id for v in visible)})"
+
+
+def _numbers(count: int) -> str:
+    return "use 0, auto or cpu" if count == 1 else f"use 0 to {count - 1}, auto or cpu"
 
 
 def fmt_mb(mb: float | None) -> str:

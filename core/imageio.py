@@ -9,6 +9,7 @@ EXIF orientation of camera photos is applied.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,11 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from core.errors import NcanvasError
+
+MAX_SIDE = 4096  # larger images are downscaled on open: every model here takes 224 px or less
+# PIL warns (on stderr, around our one line of output) about images between 89 and 179 megapixels; we downscale
+# those on open instead, and it still refuses larger ones with DecompressionBombError, which is reported below.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 def open_image(path: str | os.PathLike[str]) -> Image.Image:
@@ -42,13 +48,30 @@ def open_image(path: str | os.PathLike[str]) -> Image.Image:
 
 
 def _open_and_load(p: Path) -> Image.Image:
+    """Open and decode; a huge image comes back at most ``MAX_SIDE`` pixels on its long side (JPEGs are decoded
+    at that size directly), so a 144-megapixel photo does not cost gigabytes downstream."""
     img = Image.open(p)
     try:
+        big = max(img.size) > MAX_SIDE
+        if big:
+            img.draft(img.mode, (MAX_SIDE, MAX_SIDE))  # JPEG: decode at 1/2, 1/4 or 1/8 scale; others: no-op
         img.load()
+        if big and max(img.size) > MAX_SIDE:
+            img = _downscaled(img)
     except BaseException:
         img.close()  # the file handle PIL opened: a failed decode must not leak it
         raise
     return img
+
+
+def _downscaled(img: Image.Image) -> Image.Image:
+    w, h = img.size
+    k = MAX_SIDE / max(w, h)
+    if img.mode not in ("1", "L", "P", "RGB", "RGBA", "LA", "I", "F", "CMYK", "YCbCr"):
+        img = to_mode(img, "RGB")  # e.g. 16-bit: stretched to 8 bits first, as every caller would do anyway
+    small = img.resize((max(1, round(w * k)), max(1, round(h * k))), Image.Resampling.BOX)
+    small.info = dict(img.info)
+    return small
 
 
 def _size_text(path: Path) -> str:

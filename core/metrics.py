@@ -199,6 +199,8 @@ def tail_rows(path: str | os.PathLike[str], max_bytes: int = 4 << 20) -> list[di
 
 def series_key(row: dict[str, Any], metric: str) -> str:
     split = row.get("split", "train")
+    if not isinstance(split, str) or not split or "/" in split or len(split) > 32:
+        split = "other"  # a foreign or hand-edited split value still names one bounded series
     return f"{split}/{metric}"
 
 
@@ -321,20 +323,36 @@ def split_is_train(name: str, metric: str, metrics: tuple[str, ...]) -> bool:
     return name.startswith("train/") and metric in metrics
 
 
-METRIC_KEYS = ("loss", "acc", "ppl", "lr", "tok_s", "img_s", "top5")
+# keys of a metrics row that place it (or are the format's own) and are never plotted as a series
+BOOKKEEPING_KEYS = frozenset({"v", "t", "step", "epoch", "split", "event", COUNT_KEY})
+
+
+def is_plottable(key: str, value: Any) -> bool:
+    """A row value that makes a series: any number (not a bool) under a key that is not bookkeeping."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and key not in BOOKKEEPING_KEYS
 
 
 @dataclass
 class RunSeries:
-    """Every series of one run, fed incrementally from tailer rows."""
+    """Every series of one run, fed incrementally from tailer rows.
+
+    Any numeric key a job logs becomes a series ``split/key`` (``train/grad_norm``, ``val/acc_style``): there is no
+    allow-list. Memory stays bounded: each series holds at most ``cap`` points and a run at most ``max_series``
+    series (keys past that are counted in :attr:`dropped_keys`, not stored). Non-finite values (NaN, infinities:
+    only a hand-edited or foreign file has them, the writer stores null) are kept in the series as they are and
+    counted in :attr:`nonfinite`; what draws the series decides what to do with them.
+    """
 
     cap: int = 20_000
     smooth_weights: tuple[float, ...] = ()  # debiased EMAs tracked on the raw train/* points (see Series) ...
     smooth_metrics: tuple[str, ...] = ("loss", "acc", "ppl")  # ... of these metrics
+    max_series: int = 64
     series: dict[str, Series] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
     last: dict[str, Any] = field(default_factory=dict)  # latest value per series key
     max_events: int = 1000
+    nonfinite: int = 0  # NaN / infinite values seen
+    dropped_keys: set[str] = field(default_factory=set)  # series names refused past ``max_series`` (bounded too)
 
     def feed(self, rows: Iterable[dict[str, Any]]) -> None:
         for row in rows:
@@ -342,22 +360,33 @@ class RunSeries:
                 self._event(row)
                 continue
             step = row.get("step")
-            if not isinstance(step, (int, float)):
+            if not isinstance(step, (int, float)) or isinstance(step, bool) or not math.isfinite(step):
                 continue
             count = row.get(COUNT_KEY, 1)
-            for key in METRIC_KEYS:
-                val = row.get(key)
-                if isinstance(val, (int, float)) and not isinstance(val, bool):
-                    name = series_key(row, key)
-                    series = self.series.get(name)
-                    if series is None:
-                        weights = self.smooth_weights if split_is_train(name, key, self.smooth_metrics) else ()
-                        series = self.series[name] = Series(self.cap, smooth_weights=weights)
-                    series.append(step, float(val), count)
-                    self.last[name] = val
+            for key, val in row.items():
+                if is_plottable(key, val):
+                    self._append(series_key(row, key), key, step, float(val), count)
             if "epoch" in row:
                 self.last["epoch"] = row["epoch"]
             self.last["step"] = step
+
+    def _append(self, name: str, key: str, step: float, value: float, count: Any) -> None:
+        series = self.series.get(name)
+        if series is None:
+            if len(self.series) >= self.max_series:
+                if len(self.dropped_keys) < self.max_series:
+                    self.dropped_keys.add(name)
+                return
+            weights = self.smooth_weights if split_is_train(name, key, self.smooth_metrics) else ()
+            series = self.series[name] = Series(self.cap, smooth_weights=weights)
+        if not math.isfinite(value):
+            self.nonfinite += 1
+        series.append(step, value, count if isinstance(count, int) and count > 0 else 1)
+        self.last[name] = value
+
+    def metric_names(self) -> list[str]:
+        """The metric keys this run logs (``loss``, ``acc``, ``grad_norm``, ...), in the order first seen."""
+        return list(dict.fromkeys(name.split("/", 1)[1] for name in self.series))
 
     def _event(self, row: dict[str, Any]) -> None:
         self.events.append(row)

@@ -15,14 +15,21 @@ from core.errors import BadJobId
 
 MARKER = "ncanvas.toml"
 ENV_HOME = "NCANVAS_HOME"
-JOB_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+MAX_ID_LEN = 64
+JOB_ID_RE = re.compile(rf"^[a-z0-9][a-z0-9-]{{0,{MAX_ID_LEN - 1}}}$")
 
 
 def validate_job_id(job_id: str) -> str:
-    """Return ``job_id`` if it is ``[a-z0-9-]+`` (no path traversal), else raise :class:`BadJobId`."""
-    if not isinstance(job_id, str) or not JOB_ID_RE.match(job_id):
-        raise BadJobId(f"invalid job id {job_id!r}: use lowercase letters, digits and '-' (e.g. cnn-0001)")
-    return job_id
+    """Return ``job_id`` if it is ``[a-z0-9-]+`` of at most 64 characters (no path traversal), else raise
+    :class:`BadJobId` saying which rule it breaks."""
+    if isinstance(job_id, str) and JOB_ID_RE.match(job_id):
+        return job_id
+    if isinstance(job_id, str) and len(job_id) > MAX_ID_LEN and JOB_ID_RE.match(job_id[:MAX_ID_LEN]) and \
+            re.fullmatch(r"[a-z0-9-]+", job_id):
+        raise BadJobId(f"invalid job id {job_id[:20]}... ({len(job_id)} characters): at most {MAX_ID_LEN} "
+                       "characters")
+    raise BadJobId(f"invalid job id {job_id!r}: use lowercase letters, digits and '-' (at most {MAX_ID_LEN} "
+                   "characters, e.g. cnn-0001)")
 
 
 def find_marker(start: Path) -> Path | None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from core.atomic import atomic_write_json
 from core.errors import JobNotFound, NcanvasError
-from core.paths import Workspace
+from core.paths import JOB_ID_RE, Workspace
 
 SCHEMA_VERSION = 1
 
@@ -49,8 +49,10 @@ class JobRecord:
     max_per_gpu: int = 1  # queue while this many jobs already run on the job's GPU (0 = no limit)
     resume: bool = False  # the current/last attempt was started from latest.pt
     attempts: int = 0
+    prior_s: float = 0.0  # training time of the earlier attempts (queued and paused time excluded)
     exit_code: int | None = None
     error: str | None = None
+    cause: dict[str, Any] | None = None  # why it failed: jobs.triage.Cause.to_json() (code, reason, summary, fix...)
     progress: dict[str, Any] = field(default_factory=dict)
     # where the job runs: "local" (a detached process group here) or "slurm" (a batch job; see ``slurm``)
     backend: str = "local"
@@ -89,8 +91,8 @@ _FIELD_TYPES: dict[str, tuple[tuple[type, ...], bool]] = {
     "code": ((dict,), False), "state": ((str,), False), "created": ((int, float), False),
     "started": ((int, float), True), "ended": ((int, float), True), "pid": ((int,), True), "pgid": ((int,), True),
     "gpu": ((str,), False), "nproc": ((int,), False), "after": ((str,), True), "max_per_gpu": ((int,), False),
-    "resume": ((bool,), False), "attempts": ((int,), False), "exit_code": ((int,), True), "error": ((str,), True),
-    "progress": ((dict,), False), "schema": ((int,), False),
+    "resume": ((bool,), False), "attempts": ((int,), False), "prior_s": ((int, float), False), "exit_code": ((int,), True), "error": ((str,), True),
+    "cause": ((dict,), True), "progress": ((dict,), False), "schema": ((int,), False),
     "backend": ((str,), False), "slurm": ((dict,), False), "requeues": ((int,), False),
 }
 _TYPE_WORDS = {str: "a string", dict: "an object", list: "a list", int: "an integer", bool: "true or false"}
@@ -115,15 +117,46 @@ def read_record(path: Path) -> JobRecord:
 def load_job(ws: Workspace, job_id: str) -> JobRecord:
     run = ws.run(job_id)
     if not run.job_json.is_file():
-        raise JobNotFound(f"no job {job_id!r} in {ws.root}")
+        left = " (its folders, without job.json, are left from a creation that failed: ncanvas jobs rm " \
+               f"{job_id} removes them)" if run.log_dir.is_dir() or run.ckpt_dir.is_dir() else ""
+        raise JobNotFound(f"no job {job_id!r} in {ws.root}{left}")
     rec = read_record(run.job_json)
     if rec.id != job_id:  # a copied or renamed folder: the folder name is the job's identity
         raise NcanvasError(f"{run.job_json} belongs to job {rec.id!r}, not {job_id!r}")
     return rec
 
 
+LEFTOVER_AGE_S = 10.0  # a run folder without job.json younger than this may be a job being created right now
+
+
+def unreadable_jobs(ws: Workspace) -> list[tuple[str, str]]:
+    """``(id, why)`` for every run folder of a valid id whose record cannot be read: invalid JSON, a newer schema,
+    a record of another id, or no ``job.json`` at all (a creation that failed half-way, older than a few seconds)."""
+    out = []
+    for job_id in ws.job_ids():
+        try:
+            load_job(ws, job_id)
+        except NcanvasError as e:
+            out.append((job_id, str(e)))
+    known = set(ws.job_ids())
+    for folder in (ws.logs, ws.checkpoints):
+        for p in (sorted(folder.iterdir()) if folder.is_dir() else ()):
+            if p.name in known or not JOB_ID_RE.match(p.name) or not (p.is_dir() or p.is_symlink()):
+                continue
+            try:
+                young = time.time() - p.lstat().st_mtime < LEFTOVER_AGE_S
+            except OSError:
+                continue
+            if not young:
+                known.add(p.name)
+                out.append((p.name, f"no job.json in {ws.logs / p.name} (a leftover folder; ncanvas jobs rm "
+                                     f"{p.name} removes it)"))
+    return out
+
+
 def list_jobs(ws: Workspace) -> list[JobRecord]:
-    """Every readable run record in the workspace, oldest first; unreadable ones are skipped."""
+    """Every readable run record in the workspace, oldest first; unreadable ones are skipped (see
+    :func:`unreadable_jobs`)."""
     out = []
     for job_id in ws.job_ids():
         try:

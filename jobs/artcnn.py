@@ -21,8 +21,8 @@ class ArtCNNConfig(LoopConfig):
     batch_size: int = opt(64, "images per step (on each process under DDP)", min=1, max=4096)
     lr: float = opt(1e-3, "peak AdamW learning rate", min=0.0, max=1.0)
     patience: int = opt(5, "stop after this many evaluations without a better val loss (0: never)", min=0)
-    data: str = opt("", "labels.csv (or its folder) in the WikiArt layout; empty: a synthetic set is drawn")
-    image_root: str = opt("", "folder the CSV's paths are relative to (default: the CSV's folder)")
+    data: str = opt("", "labels.csv (or its folder) in the WikiArt layout; empty: a synthetic set is drawn", path=True)
+    image_root: str = opt("", "folder the CSV's paths are relative to (default: the CSV's folder)", path=True)
     synthetic_n: int = opt(2000, "images of the synthetic set when --data is empty", min=10, max=1_000_000)
     backbone: str = opt("resnet18", "torchvision backbone (resnet18, resnet50, mobilenet_v3_small, ...)")
     pretrained: bool = opt(False, "start from ImageNet weights (needs them downloadable or cached)")
@@ -48,7 +48,7 @@ def preflight(cfg: ArtCNNConfig) -> None:
     if cfg.backbone.lower() not in names:
         close = difflib.get_close_matches(cfg.backbone.lower(), names, n=3)
         hint = f"did you mean {', '.join(close)}?" if close else "e.g. resnet18, resnet50, mobilenet_v3_small"
-        raise NcanvasError(f"unknown backbone {cfg.backbone!r}; {hint}")
+        raise NcanvasError(f"--backbone {cfg.backbone!r}: unknown backbone; {hint}")
 
 
 CONFIG = ArtCNNConfig

@@ -29,7 +29,8 @@ class CnnConfig(LoopConfig):
     lr: float = opt(0.01, "peak learning rate", min=0.0, max=10.0)
     model: str = opt("simplecnn", "architecture", choices=MODEL_CHOICES)
     dataset: str = opt("mnist", "dataset", choices=DATASET_CHOICES)
-    data_dir: str = opt("", "folder with the dataset files (default: $NCANVAS_DATA_DIR or <workspace>/data)")
+    data_dir: str = opt("", "folder with the dataset files (default: $NCANVAS_DATA_DIR or <workspace>/data)",
+                        path=True)
     optimizer: str = opt("adam", "optimizer", choices=("adam", "adamw", "sgd"))
     scheduler: str = opt("onecycle", "learning-rate schedule over the whole run", choices=("onecycle", "cosine", "none"))
     weight_decay: float = opt(0.0, "weight decay", min=0.0, max=1.0)

@@ -7,17 +7,27 @@ light at module scope (no torch), so the CLI and the dashboard can read configs 
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import typing
 from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from core.errors import NcanvasError
 
+INT_LIMIT = 2**31 - 1  # the bound of an int option without its own: seeds and counts beyond it overflow torch/numpy
+OR_NAME = "or-name"  # a path option that may also name something that is not a file (``--base gpt2``)
+
 
 def opt(default: Any, help: str, *, choices: tuple[str, ...] | None = None,
-        min: float | None = None, max: float | None = None) -> Any:
-    """A config field with a help line, optional choices and numeric bounds."""
-    meta = {"help": help, "choices": choices, "min": min, "max": max}
+        min: float | None = None, max: float | None = None, path: bool | str = False) -> Any:
+    """A config field with a help line, optional choices and numeric bounds.
+
+    ``path=True`` marks a file or folder the job reads: at submit time it is made absolute against the caller's
+    working directory (a job runs in ``logs/<id>``) and must exist (:func:`absolute_paths`). ``path="or-name"``
+    does the same for values that look like a path (or exist), and leaves a plain name (a hub model) alone."""
+    meta = {"help": help, "choices": choices, "min": min, "max": max, "path": path}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -32,6 +42,7 @@ class OptionSpec:
     choices: tuple[str, ...] | None
     min: float | None
     max: float | None
+    path: bool | str = False
 
     @property
     def flag(self) -> str:
@@ -51,7 +62,7 @@ def option_specs(cls: type) -> list[OptionSpec]:
             args = [a for a in typing.get_args(typ) if a is not type(None)]
             typ = args[0]
         out.append(OptionSpec(f.name, typ, default, f.metadata.get("help", ""), f.metadata.get("choices"),
-                              f.metadata.get("min"), f.metadata.get("max")))
+                              f.metadata.get("min"), f.metadata.get("max"), f.metadata.get("path", False)))
     return out
 
 
@@ -63,6 +74,10 @@ def check_bounds(cfg: Any) -> None:
             continue
         if spec.choices and value not in spec.choices:
             raise NcanvasError(f"{spec.flag} must be one of {', '.join(spec.choices)}; got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise NcanvasError(f"{spec.flag} must be a finite number; got {value}")
+        if isinstance(value, int) and not isinstance(value, bool) and spec.max is None and abs(value) > INT_LIMIT:
+            raise NcanvasError(f"{spec.flag} must be at most {INT_LIMIT}; got {value}")
         if spec.min is not None and value < spec.min:
             raise NcanvasError(f"{spec.flag} must be >= {spec.min}; got {value}")
         if spec.max is not None and value > spec.max:
@@ -95,6 +110,31 @@ def build_config(cls: type, values: dict[str, Any]) -> Any:
     if callable(validate):
         validate()
     return cfg
+
+
+def absolute_paths(cls: type, values: dict[str, Any], cwd: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """``values`` with every path option (``opt(path=...)``) made absolute against ``cwd`` (default: the current
+    directory), ``~`` expanded; a path that does not exist is one :class:`NcanvasError`. Called where a job is
+    submitted: the job itself runs in ``logs/<id>``, where a relative path would mean something else."""
+    base = Path(cwd) if cwd is not None else Path.cwd()
+    out = dict(values)
+    for spec in option_specs(cls):
+        value = out.get(spec.name)
+        if not spec.path or not isinstance(value, str) or not value.strip():
+            continue
+        given = Path(value).expanduser()
+        full = Path(os.path.abspath(base / given))
+        if spec.path == OR_NAME and not full.exists() and not _looks_like_path(value):
+            continue  # a name (e.g. a hub model), not a file
+        if not full.exists():
+            where = "" if str(full) == value else f" ({full})"
+            raise NcanvasError(f"{spec.flag} {value}: no such file or folder{where}")
+        out[spec.name] = str(full)
+    return out
+
+
+def _looks_like_path(value: str) -> bool:
+    return os.sep in value or value.startswith((".", "~"))
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

@@ -15,7 +15,8 @@ from jobs.lmbase import LMTrainConfig
 
 @dataclass
 class GPT2Config(LMTrainConfig):
-    base: str = opt("gpt2", "gpt2, distilgpt2 (hub or cache) or a local folder saved with save_pretrained")
+    base: str = opt("gpt2", "gpt2, distilgpt2 (hub or cache) or a local folder saved with save_pretrained",
+                    path="or-name")
     epochs: int = opt(10, "passes over the training pairs", min=1, max=10_000)
     patience: int = opt(3, "stop after this many epochs without a better val loss (0: never)", min=0)
     batch_size: int = opt(16, "sequences per micro-batch", min=1, max=4096)

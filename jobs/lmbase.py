@@ -18,7 +18,8 @@ class LMTrainConfig(LoopConfig):
     grad_clip: float = opt(1.0, "clip the gradient norm to this (0: off)", min=0.0, max=1e6)
     checkpoint_every: int = opt(500, "also save latest.pt every N steps inside an epoch (0: at evaluations only)",
                                 min=0)
-    data: str = opt("", "folder from `ncanvas data explanations` (empty: generate --n-pairs pairs in memory)")
+    data: str = opt("", "folder from `ncanvas data explanations` (empty: generate --n-pairs pairs in memory)",
+                    path=True)
     n_pairs: int = opt(100_000, "pairs to generate when --data is empty", min=10, max=10_000_000)
     data_seed: int = opt(0, "seed of the generated pairs", min=0)
     block_size: int = opt(512, "longest training sequence in tokens", min=16, max=4096)

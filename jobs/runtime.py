@@ -15,6 +15,7 @@ resumes from ``latest.pt``. At most ``NCANVAS_MAX_REQUEUES`` times: after that t
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import os
 import re
 import signal
@@ -22,8 +23,12 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 from typing import Any, NoReturn
 
+from core.errors import JobNotFound, NcanvasError
+from core.fserrors import describe_os_error
 from core.metrics import MetricsWriter
 from core.paths import RunPaths, Workspace
 from core.runrec import (
@@ -39,7 +44,9 @@ from core.runrec import (
     write_record,
 )
 from jobs.config import build_config
+from jobs.evidence import code_root, from_exception, start_facts
 from jobs.locks import FileLock
+from jobs.triage import diagnose
 
 HEARTBEAT_S = 1.0
 EXIT_ALREADY_RUNNING = 3
@@ -65,6 +72,7 @@ class JobRuntime:
         self._requeue = False  # SIGUSR1 under Slurm: checkpoint, then run again (a stop request wins over it)
         self._last_beat = 0.0
         self._resume_ckpt: dict[str, Any] | None = None
+        self._latest_step: int | None = None  # the step of the latest.pt on disk, as far as this process knows
         self._start_step: int | None = None
         self._start_time = get_time()
         self._device: Any = None
@@ -108,7 +116,7 @@ class JobRuntime:
                 "eta_s": None if eta is None else round(eta, 1), "heartbeat": round(now, 3)}
         kept = {k: v for k, v in self.record.progress.items() if k not in prog and k != "queued"}
         prog = {**kept, **prog}  # metrics from earlier calls stay until replaced
-        prog.update({k: v for k, v in last.items() if isinstance(v, (int, float, str)) or v is None})
+        prog.update({k: v for k, v in last.items() if isinstance(v, (int, float, str, list)) or v is None})
         self.record.progress = prog  # always current in memory; the file is written at most once a second
         if not force and now - self._last_beat < HEARTBEAT_S:
             return
@@ -125,6 +133,10 @@ class JobRuntime:
     def request_requeue(self, *_: Any) -> None:
         """SIGUSR1 under Slurm (walltime warning, preemption): checkpoint like a stop, then run again."""
         self._requeue = True
+
+    def continued(self, *_: Any) -> None:
+        """SIGCONT after a pause: the rate behind the ETA restarts, so the paused time does not slow it down."""
+        self._start_step = None
 
     def should_stop(self) -> bool:
         """True once SIGTERM/SIGINT (stop) or, under Slurm, SIGUSR1 (requeue) arrived: finish the step, save
@@ -201,13 +213,13 @@ class JobRuntime:
     def _load_resume(self) -> None:
         if not self.resuming:
             return
-        if not self.paths.latest.is_file():
-            print(f"[ncanvas] no {self.paths.latest.name} yet: starting from scratch", flush=True)
-            self.resuming = False
-            return
+        if not self.paths.latest.is_file():  # removed after `jobs resume` checked: not a silent restart at step 0
+            raise NcanvasError(f"no {self.paths.latest.name} to resume from; `ncanvas jobs resume "
+                               f"{self.record.id} --from-scratch` starts again from step 0")
         from core.checkpoint import load_checkpoint
 
         self._resume_ckpt = load_checkpoint(self.paths.latest, kind=self.kind)
+        self._latest_step = self._resume_ckpt.get("step")
 
     def save(self, ckpt: dict[str, Any], *names: str) -> None:
         """Atomically write one checkpoint dict under ``ckpt_dir`` for each name; log a checkpoint event."""
@@ -217,8 +229,24 @@ class JobRuntime:
 
         self.paths.ckpt_dir.mkdir(parents=True, exist_ok=True)
         for name in names or ("latest.pt",):
-            save_checkpoint(ckpt, self.paths.ckpt_dir / name)
+            try:
+                save_checkpoint(ckpt, self.paths.ckpt_dir / name)
+            except Exception as e:
+                why = describe_os_error(e, where=self.paths.ckpt_dir, kept=self.kept_checkpoint())
+                if why is None:
+                    raise
+                raise NcanvasError(why) from e
+            if name == "latest.pt":
+                self._latest_step = ckpt.get("step")
         self.event("checkpoint", step=ckpt.get("step"), epoch=ckpt.get("epoch"), files=list(names))
+
+    def kept_checkpoint(self) -> str:
+        """What a failed write leaves to resume from: ``latest.pt from step S is kept`` (atomic writes never
+        touch the old file)."""
+        if not self.paths.latest.is_file():
+            return "no latest.pt was written yet"
+        at = f" from step {self._latest_step}" if self._latest_step is not None else ""
+        return f"{self.paths.latest.name}{at} is kept"
 
 
 # ===================================================================================== queue
@@ -226,8 +254,6 @@ class JobRuntime:
 
 def _wait_for_turn(rt: JobRuntime, ws: Workspace) -> list[FileLock]:
     """Block (state queued) until ``after`` finished and a GPU slot is free. Returns held slot locks."""
-    from jobs.supervisor import job_status  # light; avoids an import cycle at module load
-
     rec = rt.record
     if rec.backend == "slurm":  # Slurm queued it already: the dependency (afterok) and the GPUs are Slurm's
         return []
@@ -247,7 +273,7 @@ def _wait_for_turn(rt: JobRuntime, ws: Workspace) -> list[FileLock]:
     while True:
         if rt._stop:
             return []
-        why = _dependency_wait(job_status(ws, rec.after), rec.after) if rec.after else ""
+        why = _dependency_wait(_dependency(ws, rec.after), rec.after) if rec.after else ""
         if not why:
             slots = _take_gpu_slots(ws, rec)
             if slots is not None:
@@ -263,6 +289,16 @@ def _wait_for_turn(rt: JobRuntime, ws: Workspace) -> list[FileLock]:
         time.sleep(1.0)
 
 
+def _dependency(ws: Workspace, dep_id: str) -> Any:
+    """The ``--after`` job's status; one clear error once it was removed (``jobs rm --force``)."""
+    from jobs.supervisor import job_status  # light; avoids an import cycle at module load
+
+    try:
+        return job_status(ws, dep_id)
+    except JobNotFound:
+        raise NcanvasError(f"dependency {dep_id} was removed; not starting") from None
+
+
 def _dependency_wait(dep: Any, dep_id: str) -> str:
     """Why to keep waiting for ``--after`` job ``dep`` ('' once it finished); raises once it ended otherwise.
 
@@ -270,7 +306,7 @@ def _dependency_wait(dep: Any, dep_id: str) -> str:
     if dep.starting:
         return f"waiting for {dep_id} (starting) to finish"
     if dep.state in (FAILED, KILLED):
-        raise RuntimeError(f"dependency {dep_id} ended {dep.state}; not starting")
+        raise NcanvasError(f"dependency {dep_id} ended {dep.state}; not starting")
     return "" if dep.state == FINISHED else f"waiting for {dep_id} ({dep.state}) to finish"
 
 
@@ -307,6 +343,70 @@ def _remove_stale_temp_files(paths: RunPaths) -> None:
                 pass
 
 
+def failure_line(exc: BaseException, rt: JobRuntime | None = None) -> str:
+    """The one line that says why a job failed. Expected errors (an :class:`NcanvasError`, a full disk, a
+    read-only folder) are printed as that line; anything else is a bug, and its traceback goes to stdout.log."""
+    where = rt.paths.ckpt_dir if rt is not None else None
+    kept = rt.kept_checkpoint() if rt is not None else ""
+    if isinstance(exc, NcanvasError):
+        line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    elif (why := describe_os_error(exc, where=where, kept=kept)) is not None:
+        line = why
+    else:
+        traceback.print_exc()
+        sys.stderr.flush()
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".strip().rstrip(":")
+    print(f"[ncanvas] error: {line}", flush=True)
+    return line
+
+
+RESERVE_BYTES = 64 << 10  # freed to record a failure on a full disk (job.json is written to a new temp file)
+
+
+def _reserve(paths: RunPaths) -> Path:
+    return paths.log_dir / ".disk-reserve"
+
+
+def _hold_reserve(paths: RunPaths) -> None:
+    """Take a little disk space (zeros, not a sparse file) that :func:`_record_failure` gives back, so that a job
+    stopped by a full disk can still write its final state atomically."""
+    try:
+        with open(_reserve(paths), "wb") as f:
+            f.write(b"\0" * RESERVE_BYTES)
+    except OSError:
+        _reserve(paths).unlink(missing_ok=True)  # no room even for that: the failure is then only in stdout.log
+
+
+def diagnose_failure(exc: BaseException, rt: JobRuntime, line: str) -> dict[str, Any] | None:
+    """The failure's cause (:mod:`jobs.triage`) from the exception and what the job knows, printed as a ``fix:``
+    line under the error; None if triage itself fails (the error line is then all there is). Its modules are
+    imported with this one: a job out of memory could not import them now."""
+    try:
+        ev = from_exception(exc, job_id=rt.record.id, kind=rt.kind, config=rt.record.config, code_root=code_root(),
+                            ckpt_dir=rt.paths.ckpt_dir, latest_step=rt._latest_step)
+        cause = diagnose(replace(ev, line=line))
+    except Exception as e:  # noqa: BLE001 - triage must never hide the failure it explains
+        print(f"[ncanvas] (could not diagnose the failure: {type(e).__name__}: {e})", flush=True)
+        return None
+    if rt.is_main:
+        print(f"[ncanvas] cause: {cause.summary}\n[ncanvas] fix: {cause.fix}", flush=True)
+    return cause.to_json()
+
+
+def _record_failure(rt: JobRuntime, line: str, cause: dict[str, Any] | None = None) -> None:
+    """The failed event and state; on a full disk these small writes may fail too, which must not hide ``line``
+    behind a traceback (the job then shows as crashed, with this line as its last log line)."""
+    if rt.is_main:
+        _reserve(rt.paths).unlink(missing_ok=True)
+    code = cause["code"] if cause else "error"
+    for write in (lambda: rt.event("failed", step=rt.record.progress.get("step"), error=line, cause=code),
+                  lambda: rt.write_state(FAILED, ended=time.time(), exit_code=1, error=line, cause=cause)):
+        try:
+            write()
+        except OSError as e:
+            print(f"[ncanvas] could not record the failure: {describe_os_error(e) or e}", flush=True)
+
+
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="ncanvas job entry point (started by the supervisor)")
     p.add_argument("--run-dir", required=True, help="logs/<id> of the job")
@@ -323,6 +423,7 @@ def run_job(config_cls: type, train_fn: Callable[[JobRuntime, Any], None],
             argv: list[str] | None = None) -> NoReturn:
     """Run one attempt of a job in this process and exit with its status (0 finished/stopped, 1 failed)."""
     args = _parse(argv)
+    faulthandler.enable()  # a segfault leaves "Fatal Python error" and the stack in stdout.log: triage reads it
     paths = RunPaths.from_log_dir(args.run_dir)
     rank = int(os.environ.get("RANK", "0"))
     lock = FileLock(paths.lock)
@@ -331,11 +432,13 @@ def run_job(config_cls: type, train_fn: Callable[[JobRuntime, Any], None],
         sys.exit(EXIT_ALREADY_RUNNING)
     if rank == 0:
         _remove_stale_temp_files(paths)
+        _hold_reserve(paths)
     record = read_record(paths.job_json)
     cfg = build_config(config_cls, record.config)
     rt = JobRuntime(paths, record, cfg, resuming=args.resume)
     signal.signal(signal.SIGTERM, rt.request_stop)
     signal.signal(signal.SIGINT, rt.request_stop)
+    signal.signal(signal.SIGCONT, rt.continued)
     if _under_slurm():
         signal.signal(signal.SIGUSR1, rt.request_requeue)
     ws = Workspace(paths.log_dir.parent.parent)
@@ -344,22 +447,28 @@ def run_job(config_cls: type, train_fn: Callable[[JobRuntime, Any], None],
         import torch.distributed as dist
 
         dist.destroy_process_group()
-    rt.metrics.close()
+    if rank == 0:
+        _reserve(paths).unlink(missing_ok=True)
+    try:
+        rt.metrics.close()
+    except OSError as e:  # the last rows could not be flushed (a full disk): the failure is recorded already
+        print(f"[ncanvas] metrics.jsonl: {describe_os_error(e) or e}", flush=True)
     lock.release()
     sys.exit(code)
 
 
 def _run(rt: JobRuntime, ws: Workspace, train_fn: Callable[[JobRuntime, Any], None]) -> int:
     pid = os.getpid()
-    rt.write_state(rt.record.state, pid=pid, pgid=os.getpgid(pid), exit_code=None, error=None)
+    rt.write_state(rt.record.state, pid=pid, pgid=os.getpgid(pid), exit_code=None, error=None, cause=None)
     try:
         slots = _wait_for_turn(rt, ws)
         if rt._stop:
             rt.write_state(STOPPED, ended=time.time(), exit_code=0)
             return 0
         # running from here: joining DDP, importing torch and loading latest.pt are this attempt's work, not a queue
-        progress = {k: v for k, v in rt.record.progress.items() if k != "queued"}
-        rt.write_state(RUNNING, started=time.time(), ended=None, progress=progress)
+        # start facts (the cgroup's OOM-kill count now) let the supervisor tell an OOM kill from any other SIGKILL
+        progress = {**{k: v for k, v in rt.record.progress.items() if k != "queued"}, **start_facts()}
+        rt.write_state(RUNNING, started=time.time(), ended=None, cause=None, progress=progress)
         rt.setup_distributed()
         rt._load_resume()
         step = int(rt._resume_ckpt["step"]) if rt._resume_ckpt else 0
@@ -375,11 +484,8 @@ def _run(rt: JobRuntime, ws: Workspace, train_fn: Callable[[JobRuntime, Any], No
         for s in slots:
             s.release()
     except BaseException as e:  # noqa: BLE001 - every failure must become a recorded state
-        traceback.print_exc()
-        sys.stderr.flush()
-        line = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".strip().rstrip(":")
-        rt.event("failed", step=rt.record.progress.get("step"), error=line)
-        rt.write_state(FAILED, ended=time.time(), exit_code=1, error=line)
+        line = failure_line(e, rt)
+        _record_failure(rt, line, diagnose_failure(e, rt, line))
         return 1
     final_step = rt.record.progress.get("step")
     if rt._requeue and not rt._stop:

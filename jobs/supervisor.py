@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.errors import NcanvasError
+from core.errors import JobNotFound, NcanvasError, NoCheckpointToResume
+from core.fserrors import describe_os_error
 from core.gpu import check_gpu_syntax, resolve_gpu
 from core.logtext import last_lines
-from core.paths import RunPaths, Workspace
+from core.paths import RunPaths, Workspace, validate_job_id
 from core.runrec import (
     FAILED,
     KILLED,
@@ -39,9 +40,10 @@ from core.runrec import (
     load_job,
     next_job_id,
     read_record,
+    unreadable_jobs,
     write_record,
 )
-from jobs.config import build_config, to_dict
+from jobs.config import absolute_paths, build_config, to_dict
 from jobs.kinds import get_kind, kind_config, kind_module
 from jobs.locks import exclusive, is_locked
 
@@ -59,6 +61,16 @@ class JobStatus:
     reason: str | None = None
     gpu_mem_mb: float | None = None
     slurm: dict[str, Any] | None = None  # Slurm jobs: {"job_id", "state", "reason", "nodes"} as Slurm sees them now
+    pauses: tuple[tuple[float, float | None], ...] = ()  # (from, to) of every pause by `jobs pause`; to None: now
+    cause: dict[str, Any] | None = None  # why it failed (jobs.triage.Cause.to_json()): code, reason, summary, fix...
+    health: tuple[dict[str, str], ...] = ()  # badges while it runs (jobs.health): code, text
+
+    @property
+    def note(self) -> str:
+        """A few words for a table: the failure's short reason, else the health badges' codes."""
+        if self.state == FAILED:
+            return str((self.cause or {}).get("reason") or "")
+        return ", ".join(b["code"].replace("_", " ") for b in self.health)
 
     @property
     def starting(self) -> bool:
@@ -69,16 +81,34 @@ class JobStatus:
     def id(self) -> str:
         return self.record.id
 
+    def _end(self) -> float:
+        r = self.record
+        return time.time() if self.alive else (r.ended or time.time())
+
     @property
     def elapsed_s(self) -> float | None:
+        """Training time over every attempt: the earlier attempts' (``prior_s``) plus this one's since it left the
+        queue, paused time excluded (see :attr:`paused_s`)."""
         r = self.record
         if r.started is None:
-            return None
-        return (time.time() if self.alive else (r.ended or time.time())) - r.started
+            return r.prior_s or None
+        end = self._end()
+        return r.prior_s + max(0.0, end - r.started - paused_between(self.pauses, r.started, end))
+
+    @property
+    def paused_s(self) -> float:
+        """Seconds spent paused (``jobs pause`` to ``jobs cont``), over every attempt."""
+        return paused_between(self.pauses, 0.0, self._end())
 
     @property
     def eta_s(self) -> float | None:
-        return self.record.progress.get("eta_s") if self.alive else None
+        """The job's own estimate, while it runs (a paused job has none: its clock stands still)."""
+        return self.record.progress.get("eta_s") if self.alive and self.state != PAUSED else None
+
+
+def paused_between(pauses: tuple[tuple[float, float | None], ...], start: float, end: float) -> float:
+    """Seconds of ``pauses`` (an open one lasts until ``end``) that fall between ``start`` and ``end``."""
+    return sum(max(0.0, min(b if b is not None else end, end) - max(a, start)) for a, b in pauses)
 
 
 # ===================================================================================== status
@@ -112,6 +142,7 @@ def status_of(ws: Workspace, rec: JobRecord) -> JobStatus:
         return backend.status(ws, rec)  # type: ignore[no-any-return]
     run = ws.run(rec.id)
     alive = is_locked(run.lock)
+    pauses = read_pauses(run)
     if alive:
         state = PAUSED if _proc_stopped(rec.pid) else rec.state
         if state in (QUEUED, RUNNING) and _stop_marker(run).exists():  # asked to stop; finishing its step
@@ -121,18 +152,93 @@ def status_of(ws: Workspace, rec: JobRecord) -> JobStatus:
             from core.gpu import process_gpu_memory_mb
 
             mem = process_gpu_memory_mb(_group_pids(rec.pgid))
-        return JobStatus(rec, state, True, gpu_mem_mb=mem)
+        return JobStatus(rec, state, True, gpu_mem_mb=mem, pauses=pauses, health=_health(rec, state))
     if rec.state in LIVE_STATES:
         # a launch time far in the future (a clock stepped back, a record from another host) is stale, not starting
         if rec.state == QUEUED and rec.pid is None and -2.0 < time.time() - launched_at(rec) < LAUNCH_WAIT_S:
-            return JobStatus(rec, QUEUED, False, reason="starting")
-        tail = " | ".join(ln for ln in last_lines(run.stdout, 5) if ln.strip())
-        reason = "process ended without a final state (crashed, killed or out of memory)"
+            return JobStatus(rec, QUEUED, False, reason="starting", pauses=pauses)
         if rec.started is not None:  # its elapsed time stops at its last sign of life, not now
             seen = [p.stat().st_mtime for p in (run.metrics, run.stdout, run.job_json) if p.exists()]
             rec.ended = max(seen, default=None)
-        return JobStatus(rec, FAILED, False, reason=f"{reason}; last log: {tail}" if tail else reason)
-    return JobStatus(rec, rec.state, False, reason=rec.error)
+        cause = _vanished_cause(run, rec)
+        return JobStatus(rec, FAILED, False, reason=cause["summary"], pauses=pauses, cause=cause)
+    return JobStatus(rec, rec.state, False, reason=rec.error, pauses=pauses,
+                     cause=rec.cause if rec.state == FAILED else None)
+
+
+def _vanished_cause(run: RunPaths, rec: JobRecord) -> dict[str, Any]:
+    """Why a process ended without writing a final state: the stop marker, the cgroup's OOM kills since it started,
+    its last heartbeat's memory, a reboot, a fatal-error line in its log (:mod:`jobs.triage`)."""
+    from jobs.evidence import from_vanished
+    from jobs.triage import diagnose
+
+    tail = last_lines(run.stdout, 80)
+    ev = from_vanished(job_id=rec.id, kind=rec.kind, config=rec.config, progress=rec.progress,
+                       stop_requested=_stop_marker(run).exists(), log_tail=tail)
+    cause = diagnose(ev).to_json()
+    last = [ln for ln in tail if ln.strip()][-3:]
+    cause["evidence"] = [*cause["evidence"], *(f"log: {ln.strip()}" for ln in last)]
+    return cause
+
+
+def _health(rec: JobRecord, state: str) -> tuple[dict[str, str], ...]:
+    """The job's own badges (its heartbeat) and, for a running job that stopped beating, ``stalled``."""
+    from jobs.health import stalled
+
+    raw = rec.progress.get("health")
+    badges = [b for b in raw if isinstance(b, dict) and isinstance(b.get("code"), str)] if isinstance(raw, list) else []
+    if state == RUNNING and (b := stalled(rec.progress, time.time())) is not None:
+        badges.append(b.to_json())
+    return tuple({"code": str(b["code"]), "text": str(b.get("text", ""))} for b in badges)
+
+
+# ===================================================================================== pauses
+
+
+def _pauses_file(run: RunPaths) -> Path:
+    """One line ``{"from": t, "to": t}`` per finished pause, appended by ``cont`` (and stop, kill, resume)."""
+    return run.log_dir / "pauses.jsonl"
+
+
+def _paused_since(run: RunPaths) -> Path:
+    """Written by ``pause`` once the group is stopped: when the pause began (the job cannot note it itself)."""
+    return run.log_dir / "paused_since"
+
+
+def read_pauses(run: RunPaths) -> tuple[tuple[float, float | None], ...]:
+    """Every pause of the job, the one going on (``to`` None) last; nothing when it was never paused."""
+    import json
+
+    out: list[tuple[float, float | None]] = []
+    try:
+        for line in _pauses_file(run).read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+                out.append((float(row["from"]), float(row["to"])))
+            except (ValueError, KeyError, TypeError):
+                continue  # a torn last line of a killed writer: that pause is lost, not the listing
+    except OSError:
+        pass
+    try:
+        out.append((float(_paused_since(run).read_text()), None))
+    except (OSError, ValueError):
+        pass
+    return tuple(out)
+
+
+def _end_pause(run: RunPaths, at: float | None = None) -> None:
+    """Close the pause going on, if any (``cont``; ``stop``/``kill`` continue the group to end it)."""
+    import json
+
+    marker = _paused_since(run)
+    try:
+        began = float(marker.read_text())
+    except (OSError, ValueError):
+        return
+    end = time.time() if at is None else max(at, began)
+    with open(_pauses_file(run), "a", encoding="utf-8") as f:
+        f.write(json.dumps({"from": round(began, 3), "to": round(end, 3)}) + "\n")
+    marker.unlink(missing_ok=True)
 
 
 def launched_at(rec: JobRecord) -> float:
@@ -161,13 +267,32 @@ def job_status(ws: Workspace, job_id: str) -> JobStatus:
     return status_of(ws, load_job(ws, job_id))
 
 
-def list_status(ws: Workspace) -> list[JobStatus]:
+UNREADABLE = "unreadable"  # the state shown for a run folder whose job.json cannot be read
+
+
+def list_status(ws: Workspace, unreadable: bool = False) -> list[JobStatus]:
+    """Every job's status, oldest first; with ``unreadable``, also a row in state ``unreadable`` (its reason says
+    why) for each run folder whose record cannot be read, so that nothing in the workspace is hidden."""
     recs = list_jobs(ws)
     if any(r.backend == "slurm" for r in recs):  # one squeue for all of them
         from jobs.backends import get_backend
 
         get_backend("slurm").prefetch(recs)
-    return [status_of(ws, r) for r in recs]
+    out = [status_of(ws, r) for r in recs]
+    if unreadable:
+        for job_id, why in unreadable_jobs(ws):
+            out.append(JobStatus(JobRecord(id=job_id, kind="?", created=_folder_time(ws.run(job_id))), UNREADABLE,
+                                 False, reason=why))
+    return out
+
+
+def _folder_time(run: RunPaths) -> float:
+    for p in (run.log_dir, run.ckpt_dir):
+        try:
+            return p.lstat().st_mtime
+        except OSError:
+            continue
+    return 0.0
 
 
 def _group_pids(pgid: int | None) -> set[int]:
@@ -249,18 +374,22 @@ def _wait_started(run: RunPaths, proc: subprocess.Popen[bytes], timeout: float =
 
 def start_job(ws: Workspace, kind: str, config: dict[str, Any], *, gpu: str = "auto", gpus: int = 1,
               after: str | None = None, max_per_gpu: int = 1, job_id: str | None = None,
-              foreground: bool = False, preflight: bool = False, backend: str = "local",
+              foreground: bool = False, preflight: bool = False,
+              cwd: str | os.PathLike[str] | None = None, backend: str = "local",
               slurm: dict[str, Any] | None = None) -> tuple[JobRecord, subprocess.Popen[bytes] | None]:
-    """Validate, create the run directory and job.json, launch the job. Nothing is created on bad input.
+    """Validate, create the run directory and job.json, launch the job. Nothing is created on bad input, and a
+    creation that fails half-way (a full disk) removes what it made.
 
-    ``preflight`` also runs the kind's heavier checks (a kind module's ``preflight(cfg)``, which may import torch):
-    the CLI asks for them; the dashboard does not, to stay free of torch. ``backend="slurm"`` submits a batch job
-    instead (``slurm``: its options, see :class:`jobs.backends.slurm_opts.SlurmOptions`); there is no process here
-    to return then."""
+    Path options are made absolute against ``cwd`` (default: the current directory) and must exist: the job runs
+    in ``logs/<id>``. ``preflight`` also runs the kind's heavier checks (a kind module's ``preflight(cfg)``, which
+    may import torch): the CLI asks for them; the dashboard does not, to stay free of torch. ``backend="slurm"``
+    submits a batch job instead (``slurm``: its options, see :class:`jobs.backends.slurm_opts.SlurmOptions`);
+    there is no process here to return then."""
     spec = get_kind(kind)
     if gpus > 1 and not spec.ddp:
         raise NcanvasError(f"{kind} does not train data-parallel; --gpus must be 1")
-    cfg = build_config(kind_config(kind), config)
+    cfg_cls = kind_config(kind)
+    cfg = build_config(cfg_cls, absolute_paths(cfg_cls, config, cwd))
     check = getattr(kind_module(kind), "preflight", None)
     if preflight and check is not None:
         check(cfg)
@@ -279,21 +408,62 @@ def start_job(ws: Workspace, kind: str, config: dict[str, Any], *, gpu: str = "a
     gpu_sel = "cpu" if not spec.uses_gpu else resolve_gpu(gpu, gpus)
     if gpu_sel != "cpu" and len(gpu_sel.split(",")) < gpus:
         raise NcanvasError(f"--gpus {gpus}: only {len(gpu_sel.split(','))} GPU(s) available")
-    ws.ensure()
-    run = _claim_run_dir(ws, kind, job_id)
+    check_launch(gpu_sel, gpus, max_per_gpu, "--gpus")
+    try:
+        ws.ensure()
+        run, made_ckpt_dir = _claim_run_dir(ws, kind, job_id)
+    except OSError as e:
+        raise _creation_error(ws, e, f"job {job_id or kind} was not created") from None
     rec = JobRecord(id=run.job_id, kind=kind, config=to_dict(cfg), code=_code_version(), gpu=gpu_sel,
                     nproc=gpus, after=after, max_per_gpu=max_per_gpu, attempts=1)
     rec.argv = job_argv(rec, run, resume=False)
     _mark_launch(rec)
-    with exclusive(_control_lock(run)):  # an `rm --force` typed at once waits until the job holds its lock
-        write_record(run.job_json, rec)
-        proc = _launch(rec, run, resume=False, foreground=foreground)
-        if not foreground:
-            _wait_started(run, proc)
+    proc = None
+    try:
+        with exclusive(_control_lock(run)):  # an `rm --force` typed at once waits until the job holds its lock
+            write_record(run.job_json, rec)
+            proc = _launch(rec, run, resume=False, foreground=foreground)
+            if not foreground:
+                _wait_started(run, proc)
+    except BaseException as e:
+        if proc is not None:
+            raise
+        _discard(run, made_ckpt_dir)  # nothing half-made stays: `train --name X` works again at once
+        if isinstance(e, OSError):
+            raise _creation_error(ws, e, f"job {run.job_id} was not created") from None
+        raise
     return rec, proc
 
 
-def _claim_run_dir(ws: Workspace, kind: str, job_id: str | None) -> RunPaths:
+def check_launch(gpu: str, nproc: int, max_per_gpu: int, what: str = "nproc") -> None:
+    """Bounds of what a launch starts: ``nproc`` processes (one per GPU, or gloo ranks up to the CPU cores) and a
+    per-GPU limit that is not negative; read back from an edited job.json too."""
+    if not isinstance(nproc, int) or nproc < 1:
+        raise NcanvasError(f"{what} must be at least 1; got {nproc!r}")
+    if gpu == "cpu":
+        cores = os.cpu_count() or 1
+        if nproc > cores:
+            raise NcanvasError(f"{what} {nproc}: this machine has {cores} CPU cores (one process each on the CPU)")
+    elif nproc > len(gpu.split(",")):
+        raise NcanvasError(f"{what} {nproc}: the job has {len(gpu.split(','))} GPU(s) ({gpu}), one process each")
+    if max_per_gpu < 0:
+        raise NcanvasError(f"max_per_gpu must be 0 (no limit) or more; got {max_per_gpu}")
+
+
+def _creation_error(ws: Workspace, e: BaseException, what: str) -> NcanvasError:
+    """One line for a file-system error while creating or relaunching a job (a full disk, a read-only
+    workspace)."""
+    import errno
+
+    desc = describe_os_error(e, where=ws.logs, kept=what) or f"{type(e).__name__}: {e}; {what}"
+    err = e if isinstance(e, OSError) else None
+    if err is not None and err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        desc += f" (the workspace {ws.root} is not writable; --home DIR or NCANVAS_HOME picks another)"
+    return NcanvasError(desc)
+
+
+def _claim_run_dir(ws: Workspace, kind: str, job_id: str | None) -> tuple[RunPaths, bool]:
+    """A new ``logs/<id>`` (this call made it) and its checkpoint folder; True when that was made here too."""
     for _ in range(1000):
         jid = job_id or next_job_id(ws, kind)
         run = ws.run(jid)
@@ -301,15 +471,85 @@ def _claim_run_dir(ws: Workspace, kind: str, job_id: str | None) -> RunPaths:
             run.log_dir.mkdir(parents=True, exist_ok=False)
         except FileExistsError:
             if job_id:
+                if not run.job_json.is_file():
+                    raise NcanvasError(f"a folder {run.log_dir} without job.json is in the way (a creation that "
+                                       f"failed half-way?); ncanvas jobs rm {job_id} removes it") from None
                 raise NcanvasError(f"job {job_id} already exists") from None
             continue
-        run.ckpt_dir.mkdir(parents=True, exist_ok=True)
-        return run
+        made = not run.ckpt_dir.exists()
+        try:
+            run.ckpt_dir.mkdir(parents=True, exist_ok=True)
+        except BaseException:
+            _discard(run, made)
+            raise
+        return run, made
     raise NcanvasError("could not allocate a job id")
 
 
-def resume(ws: Workspace, job_id: str, foreground: bool = False) -> str:
-    """Relaunch a stopped/failed/killed job from ``latest.pt``; racing calls start exactly one process."""
+def _discard(run: RunPaths, ckpt_dir_too: bool) -> None:
+    """Remove the folders of a job whose creation failed (made by this process a moment ago)."""
+    import shutil
+
+    shutil.rmtree(run.log_dir, ignore_errors=True)
+    if ckpt_dir_too:
+        shutil.rmtree(run.ckpt_dir, ignore_errors=True)
+
+
+def check_record(rec: JobRecord) -> None:
+    """A record read back before a relaunch: kind, config, GPUs and process count within bounds (job.json may
+    have been edited by hand), each problem one line naming job.json."""
+    try:
+        get_kind(rec.kind)
+        build_config(kind_config(rec.kind), rec.config)
+        if rec.after is not None:
+            validate_job_id(rec.after)
+        if rec.gpu != "cpu" and not all(part.strip() for part in rec.gpu.split(",")):
+            raise NcanvasError(f"gpu must be cpu or GPU ids; got {rec.gpu!r}")
+        check_launch(rec.gpu, rec.nproc, rec.max_per_gpu)
+    except NcanvasError as e:
+        raise NcanvasError(f"{rec.id}: job.json: {e}") from None
+
+
+def _has_metric_rows(run: RunPaths) -> bool:
+    """Whether the job logged any training row (events aside): reads until the first one."""
+    import json
+
+    try:
+        with open(run.metrics, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(row, dict) and "event" not in row and "step" in row:
+                    return True
+    except OSError:
+        pass
+    return False
+
+
+def _archive_attempt(run: RunPaths, attempt: int) -> list[str]:
+    """Move the earlier attempts' ``metrics.jsonl`` (and ``latest.pt``) aside as ``*.attempt-N.*`` before a
+    restart from scratch, so that the new curve does not continue the old one. Returns the new names."""
+    moved = []
+    for path in (run.metrics, run.latest):
+        if not path.exists():
+            continue
+        n, stem = attempt, path.name.rsplit(".", 1)
+        while (target := path.with_name(f"{stem[0]}.attempt-{n}.{stem[1]}")).exists():
+            n += 1
+        os.replace(path, target)
+        moved.append(target.name)
+    return moved
+
+
+def resume(ws: Workspace, job_id: str, foreground: bool = False, from_scratch: bool = False) -> str:
+    """Relaunch a stopped/failed/killed job from ``latest.pt``; racing calls start exactly one process.
+
+    A job that logged steps but has no ``latest.pt`` raises :class:`NoCheckpointToResume` (a plain resume would
+    start over at step 0 under the old curve): ``from_scratch=True`` asks for that restart, and moves the earlier
+    rows to ``metrics.attempt-N.jsonl`` first (and an existing ``latest.pt`` to ``latest.attempt-N.pt``). A job
+    that never logged a step (it failed or was stopped while queued) starts from scratch without asking."""
     run = ws.run(job_id)
     if (backend := _remote(ws, job_id)) is not None:  # also refuses an unknown id before anything is created
         return backend.resume(ws, job_id)  # type: ignore[no-any-return]
@@ -322,17 +562,33 @@ def resume(ws: Workspace, job_id: str, foreground: bool = False) -> str:
         rec = st.record
         if rec.state == "finished" and st.state == "finished":
             raise NcanvasError(f"{job_id} is finished; nothing to resume")
-        rec.state, rec.attempts, rec.resume = QUEUED, rec.attempts + 1, True
-        rec.ended = rec.exit_code = rec.error = rec.pid = rec.pgid = None  # the new process records its own
-        rec.progress.pop("eta_s", None)  # the last attempt's estimate; the new process makes its own
-        _mark_launch(rec)  # "starting" from now on, not "crashed" because the job was created long ago
-        write_record(run.job_json, rec)
+        check_record(rec)
+        fresh = from_scratch or not run.latest.is_file()
+        if fresh and not from_scratch and _has_metric_rows(run):
+            raise NoCheckpointToResume(job_id)
+        try:
+            archived = _archive_attempt(run, rec.attempts) if from_scratch else []
+            _end_pause(run, at=rec.ended)
+            rec.prior_s = 0.0 if from_scratch else (st.elapsed_s or 0.0)  # this attempt's clock starts at 0
+            rec.state, rec.attempts, rec.resume = QUEUED, rec.attempts + 1, not fresh
+            rec.started = rec.ended = rec.exit_code = rec.pid = rec.pgid = None  # the new process's
+            rec.error = rec.cause = None
+            rec.progress.pop("eta_s", None)  # the last attempt's estimate; the new process makes its own
+            if from_scratch:
+                rec.progress = {}
+            _mark_launch(rec)  # "starting" from now on, not "crashed" because the job was created long ago
+            write_record(run.job_json, rec)
+        except OSError as e:
+            raise _creation_error(ws, e, f"{job_id} was not resumed") from None
         _stop_marker(run).unlink(missing_ok=True)
-        proc = _launch(rec, run, resume=True, foreground=foreground)
+        proc = _launch(rec, run, resume=not fresh, foreground=foreground)
         if foreground:
-            return f"resumed {job_id}"
+            return f"resumed {job_id}" + (" from scratch" if fresh else "")
         _wait_started(run, proc)
-    where = "latest.pt" if run.latest.is_file() else "scratch (no latest.pt yet)"
+    if from_scratch:
+        kept = f"; the earlier attempt is kept as {' and '.join(archived)}" if archived else ""
+        return f"restarted {job_id} from scratch{kept}"
+    where = "latest.pt" if not fresh else "scratch (it had not logged a step yet)"
     return f"resumed {job_id} from {where}"
 
 
@@ -405,6 +661,7 @@ def pause(ws: Workspace, job_id: str) -> str:
     deadline = time.monotonic() + 2.0  # delivery is asynchronous: return once the kernel shows it stopped
     while not _proc_stopped(st.record.pid) and time.monotonic() < deadline:
         time.sleep(0.01)
+    _paused_since(ws.run(job_id)).write_text(f"{time.time():.3f}\n")  # paused time is not training time
     after = job_status(ws, job_id)
     held = f"; it still holds {after.gpu_mem_mb:.0f} MiB of GPU memory" if after.gpu_mem_mb else ""
     return f"paused {job_id}{held}"
@@ -417,6 +674,7 @@ def cont(ws: Workspace, job_id: str) -> str:
     if st.state != PAUSED:
         raise NcanvasError(f"{job_id} is {st.state}, not paused")
     _signal_group(st.record, signal.SIGCONT)
+    _end_pause(ws.run(job_id))
     return f"continued {job_id}"
 
 
@@ -432,6 +690,7 @@ def stop(ws: Workspace, job_id: str, wait: bool = False, timeout: float = 60.0) 
     _signal_group(st.record, signal.SIGTERM)
     if st.state == PAUSED:
         _signal_group(st.record, signal.SIGCONT)  # a stopped process cannot handle SIGTERM until continued
+    _end_pause(ws.run(job_id))
     if not wait:
         return f"stopping {job_id} (it saves latest.pt, then exits)"
     if _wait_dead(ws.run(job_id), timeout):
@@ -468,6 +727,7 @@ def _terminate(ws: Workspace, job_id: str, grace: float) -> None:
     rec, run = st.record, ws.run(job_id)
     _signal_group(rec, signal.SIGTERM)
     _signal_group(rec, signal.SIGCONT)
+    _end_pause(run)
     if not _wait_dead(run, grace):
         _signal_group(rec, signal.SIGKILL)
         _wait_dead(run, 10.0)
@@ -478,14 +738,23 @@ def _terminate(ws: Workspace, job_id: str, grace: float) -> None:
 
 
 def remove(ws: Workspace, job_id: str, force: bool = False) -> str:
-    """Delete a job's logs and checkpoints; a live or starting job only with ``force`` (killed first).
+    """Delete a job's logs and checkpoints; a live or starting job only with ``force`` (killed first), and a job
+    that queued jobs wait for (``--after``) only with ``force`` (they then fail, saying why).
 
     Under the control lock, like resume: a resume racing the deletion either launches before (and is killed here)
-    or finds no job."""
-    import shutil
-
+    or finds no job. A run folder whose record cannot be read (or that has none: a creation that failed half-way)
+    is removed too, unless a process still holds its run lock. A run folder that is a symlink loses the link only;
+    what it points to is left alone, and the message says so."""
     run = ws.run(job_id)
-    backend = _remote(ws, job_id)
+    try:
+        load_job(ws, job_id)
+    except JobNotFound:
+        if not any(p.exists() or p.is_symlink() for p in (run.log_dir, run.ckpt_dir)):
+            raise
+        return _remove_unreadable(ws, run, "its folders (no job.json)")
+    except NcanvasError:
+        return _remove_unreadable(ws, run, "its folders (an unreadable job.json)")
+    backend = _backend(load_job(ws, job_id))
     with exclusive(_control_lock(run)):
         st = _exited(ws, job_id)
         if st.alive or st.starting:
@@ -496,6 +765,46 @@ def remove(ws: Workspace, job_id: str, force: bool = False) -> str:
                 backend.cancel(ws, st.record, grace=2.0)
             elif _settled(ws, job_id).alive:  # a starting job is killed once it holds its lock (or has crashed)
                 _terminate(ws, job_id, grace=2.0)
-        shutil.rmtree(run.ckpt_dir, ignore_errors=True)
-        shutil.rmtree(run.log_dir, ignore_errors=True)
-    return f"removed {job_id}"
+        waiters = _waiting_for(ws, job_id)
+        if waiters and not force:
+            raise NcanvasError(f"{', '.join(waiters)} {'waits' if len(waiters) == 1 else 'wait'} for {job_id} "
+                               f"(--after); remove {'it' if len(waiters) == 1 else 'them'} first, or use --force "
+                               f"(then {'it fails' if len(waiters) == 1 else 'they fail'})")
+        notes = _delete_run(run)
+    then = f"; {', '.join(waiters)} will fail (its --after job is gone)" if waiters else ""
+    return f"removed {job_id}{notes}{then}"
+
+
+def _waiting_for(ws: Workspace, job_id: str) -> list[str]:
+    """Live (queued or starting) jobs whose ``--after`` is ``job_id``."""
+    return [st.id for st in list_status(ws) if st.record.after == job_id and (st.alive or st.starting)]
+
+
+def _remove_unreadable(ws: Workspace, run: RunPaths, what: str) -> str:
+    if is_locked(run.lock):
+        raise NcanvasError(f"{run.job_id}: a process still holds {run.lock}; kill it first")
+    notes = _delete_run(run)
+    return f"removed {run.job_id}: {what}{notes}"
+
+
+def _delete_run(run: RunPaths) -> str:
+    """Delete the job's two folders; a folder that is a symlink loses the link only. Returns what the message
+    should add (links whose targets were left); a folder that cannot be deleted is one error line."""
+    import shutil
+
+    notes, failed = [], []
+    for folder in (run.ckpt_dir, run.log_dir):
+        if folder.is_symlink():
+            target = os.path.realpath(folder)
+            folder.unlink()
+            notes.append(f"{folder.parent.name}/{folder.name} was a link: removed it, left {target} in place")
+        elif folder.exists():
+            def note(_f: Any, path: str, exc: Any) -> None:
+                failed.append(f"{path}: {exc[1] if isinstance(exc, tuple) else exc}")
+
+            handler = {"onexc": note} if sys.version_info >= (3, 12) else {"onerror": note}
+            shutil.rmtree(folder, **handler)
+    if failed:
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        raise NcanvasError(f"could not remove all of {run.job_id}: {failed[0]}{more}")
+    return f" ({'; '.join(notes)})" if notes else ""

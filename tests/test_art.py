@@ -117,7 +117,7 @@ def test_short_training_beats_chance_on_every_head(ws) -> None:
 
 def test_unknown_backbone_is_refused_before_the_job_exists(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["--home", str(tmp_path), "train", "artcnn", "--backbone", "resnt18"])
-    assert res.exit_code == 1 and "unknown backbone 'resnt18'; did you mean resnet18" in res.stderr
+    assert res.exit_code == 1 and "--backbone 'resnt18': unknown backbone; did you mean resnet18" in res.stderr
     assert not list((tmp_path / "logs").glob("artcnn-*"))
     res = CliRunner().invoke(app, ["--home", str(tmp_path), "train", "artcnn", "--backbone", "fasterrcnn_resnet50_fpn"])
     assert res.exit_code == 1 and "unknown backbone" in res.stderr  # a detection model is no classifier backbone

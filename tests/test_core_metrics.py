@@ -274,3 +274,21 @@ def test_a_big_file_deleted_while_sampled_stops_the_sampling(tmp_path: Path) -> 
     assert tail.sampling
     big.unlink()
     assert tail.poll().rows == [] and not tail.sampling  # the watcher goes back to its normal pace
+
+
+def test_run_series_takes_any_numeric_key_bounded() -> None:
+    """No allow-list: the LLM's grad_norm and artcnn's per-head acc_* become series; bookkeeping keys do not;
+    the number of series is bounded; non-finite values are counted."""
+    rs = RunSeries(max_series=6)
+    rs.feed([{"v": 1, "t": 5.0, "step": 1, "epoch": 0, "split": "train", "loss": 1.0, "grad_norm": 2.5,
+              "tok_s": 900, "ok": True, "note": "x"},
+             {"step": 2, "split": "val", "acc_artist": 0.4, "acc_style": 0.5, "_n": 3},
+             {"step": 3, "split": "val", "loss": float("nan"), "ppl": float("inf")},
+             {"step": float("inf"), "split": "train", "loss": 1.0},
+             {"step": 4, "split": {"odd": 1}, "loss": 0.5}])
+    assert set(rs.series) == {"train/loss", "train/grad_norm", "train/tok_s", "val/acc_artist", "val/acc_style",
+                              "val/loss"}
+    assert rs.dropped_keys == {"val/ppl", "other/loss"}
+    assert rs.metric_names() == ["loss", "grad_norm", "tok_s", "acc_artist", "acc_style"]
+    assert rs.nonfinite == 1
+    assert rs.series["train/loss"].steps == [1]  # the row at step inf is skipped

@@ -77,3 +77,4 @@ def test_artcnn_steps_with_bf16_autocast_and_channels_last(ws: Any, tmp_path: Pa
     clf = load_art_classifier(rt.paths.best)  # channels-last CUDA weights load into a CPU model
     preds = predict(clf, str(tmp_path / "art" / "images" / "000000.png"))
     assert set(preds) == {"artist", "style", "genre"}
+

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import ROOT, subprocess_env
 
-LIGHT = ["core.paths", "core.runrec", "core.metrics", "core.overview", "core.smoothing", "core.atomic", "core.errors", "core.gpu",
+LIGHT = ["core.paths", "core.threads", "core.devices", "core.fserrors", "core.strictjson", "core.runrec", "core.metrics", "core.overview", "core.smoothing", "core.atomic", "core.errors", "core.gpu",
          "core.logtext", "core.imageio", "core.render", "core.colormaps", "core.plotpng", "core.curves", "core.explain",
          "core.explain.dataset", "jobs.config", "jobs.kinds", "jobs.locks", "jobs.supervisor", "jobs.runtime",
          "jobs.demo", "jobs.cnn", "jobs.llm", "jobs.gpt2", "jobs.artcnn", "jobs.task", "jobs.lm", "jobs.lmbase", "tui.cli", "tui.cli_vision", "tui.cli_llm",
@@ -85,7 +85,7 @@ def test_help_registers_each_train_kind_once_and_version_answers() -> None:
     out = subprocess.run([sys.executable, "-m", "tui.cli", "train", "--help"], capture_output=True, text=True,
                          env=subprocess_env(COLUMNS="100"), timeout=60)
     assert out.returncode == 0, out.stderr
-    listed = [ln.split()[1] for ln in out.stdout.splitlines() if ln.startswith("│ ") and ln.split()[1] in KINDS]
+    listed = [ln.split()[0] for ln in out.stdout.splitlines() if ln.startswith("  ") and ln.split()[0] in KINDS]
     assert sorted(listed) == sorted(KINDS)
     ver = subprocess.run([sys.executable, "-m", "tui.cli", "--version"], capture_output=True, text=True,
                          env=subprocess_env(), timeout=60)

@@ -266,23 +266,26 @@ def test_tables_show_the_slurm_job_id_node_and_pending_reason() -> None:
     from jobs.supervisor import JobStatus
     from tui.fmt import fmt_slurm, slurm_line
     from tui.screens.details import render_details
-    from tui.widgets.jobs_table import COLUMNS, row_cells
+    from tui.widgets.jobs_table import row_cells
 
     rec = rec_of("queued", progress={})
     rec.slurm["options"] = {"partition": "gpu", "max_requeues": 10}
     pending = JobStatus(rec, "queued", True, reason="Slurm: Priority",
                         slurm={"job_id": "7", "state": "PENDING", "reason": "Priority", "nodes": ""})
-    cells = dict(zip([c[0] for c in COLUMNS], row_cells(pending, False)))
-    assert cells["gpu"] == "#7" and cells["eta"] == "Priority"
+    cells = row_cells(pending, False)
+    assert cells["gpu"] == "#7" and cells["eta"] == "Priori…"  # cut to the 7-wide ETA cell
     assert fmt_slurm(pending) == "#7 Priority"
     running = JobStatus(rec_of(), "running", True, slurm={"job_id": "7", "state": "RUNNING", "reason": "None",
                                                           "nodes": "node01"})
-    assert dict(zip([c[0] for c in COLUMNS], row_cells(running, False)))["gpu"] == "#7 node…"  # 8 wide
+    assert row_cells(running, False)["gpu"] == "#7 node01"
+    long = JobStatus(rec_of(), "running", True, slurm={"job_id": "123456", "state": "RUNNING", "reason": "None",
+                                                       "nodes": "gpu-node-17"})
+    assert row_cells(long, False)["gpu"] == "#123456 gp…"  # 11 wide
     assert slurm_line(pending).startswith("slurm: job 7   PENDING (Priority)   partition gpu   requeues 0/10")
     texts = [str(r) for r in render_details({"status": running, "checkpoints": [], "events": [], "log": []})]
     assert any("slurm: job 7   RUNNING   nodes node01" in t for t in texts)
     local = JobStatus(JobRecord(id="demo-0002", kind="demo"), "running", True)
-    assert fmt_slurm(local) == "" and dict(zip([c[0] for c in COLUMNS], row_cells(local, False)))["gpu"] == "cpu"
+    assert fmt_slurm(local) == "" and row_cells(local, False)["gpu"] == "cpu"
 
 
 def test_shared_filesystem_check_says_what_it_could_check(tmp_path, monkeypatch) -> None:

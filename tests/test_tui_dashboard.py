@@ -130,7 +130,7 @@ async def test_command_palette_runs_dashboard_actions(tmp_path: Path) -> None:
         await _loaded(pilot, app)
         await pilot.press("ctrl+p")
         await pilot.pause(0.2)
-        await pilot.press(*"toggle log")
+        await pilot.press(*"jobs: log-scale")
         await pilot.pause(0.5)
         await pilot.press("enter")
         await wait_until(pilot, lambda: app.query_one(Dashboard).curves.log_y, what="log-y via palette")
@@ -143,7 +143,7 @@ async def test_command_palette_runs_dashboard_actions(tmp_path: Path) -> None:
             await pilot.press("enter")
 
         log = app.query_one("LogTail")
-        await palette("toggle log follow")
+        await palette("follow the end")
         await wait_until(pilot, lambda: not log.follow, what="log follow off via palette")
         grad = app.query_one("GradCamPane")
         view = grad.view
@@ -152,14 +152,146 @@ async def test_command_palette_runs_dashboard_actions(tmp_path: Path) -> None:
         assert app.query_one("#panes").active == "gradcam"
 
 
-def test_every_key_binding_has_a_palette_command() -> None:
-    from tui.commands import COMMANDS
+def test_keys_are_listed_once_help_and_palette_come_from_the_bindings() -> None:
+    """Every binding of the dashboard's widgets says what it does (a tooltip), and the help and the palette are
+    built from them: nothing to keep in step by hand."""
+    from tui.app import NcanvasApp
+    from tui.commands import NcanvasCommands
     from tui.dashboard import Dashboard
-    from tui.panes import AnalyzePane, ClassifyPane, ExplainPane, GradCamPane
+    from tui.keymap import entries, own_bindings, sources
+    from tui.panes import PANES
+    from tui.screens.help import help_text
     from tui.widgets.jobs_table import JobsTable
     from tui.widgets.log_tail import LogTail
 
-    in_palette = {(target, action.split("(")[0]) for _, _, target, action in COMMANDS}
-    for cls in (Dashboard, JobsTable, LogTail, ClassifyPane, GradCamPane, ExplainPane, AnalyzePane):
-        for b in cls.BINDINGS:
-            assert (cls.__name__, b.action.split("(")[0]) in in_palette, f"{cls.__name__}: {b.key} -> {b.action}"
+    owners = {NcanvasApp, Dashboard, JobsTable, LogTail, *PANES}
+    assert owners <= {src.cls for src in sources()}
+    text = help_text()
+    listed = {(e.area, e.action) for e in entries()}
+    for src in sources():
+        for b in own_bindings(src.cls):
+            assert b.tooltip, f"{src.cls.__name__}: {b.key} -> {b.action} says nothing"
+            assert b.tooltip in text and (src.area, b.action) in listed
+    in_palette = {(e.target, e.action) for e in entries() if e.target}
+    for cls in owners:
+        for b in own_bindings(cls):
+            target = "app" if cls is NcanvasApp else cls.__name__
+            assert (target, b.action) in in_palette, f"{cls.__name__}: {b.key} -> {b.action} not in the palette"
+    assert "esc closes" in text and "esc leaves the field" in text
+    assert NcanvasCommands._help(next(e for e in entries() if e.action == "pane('gradcam')")) == \
+        "key: 3 / F3 / alt+3"
+
+
+def _status(jid: str, kind: str, state: str, progress: dict, eta: float | None = 95.0):
+    from types import SimpleNamespace
+
+    from core.runrec import JobRecord
+
+    rec = JobRecord(id=jid, kind=kind, state=state, gpu="0", progress=progress, created=1.0)
+    return SimpleNamespace(id=jid, record=rec, state=state, alive=state in ("running", "paused"), elapsed_s=3600.0,
+                           eta_s=eta, gpu_mem_mb=2048.0, reason=None)
+
+
+BUSY = [_status("artcnn-0001", "artcnn", "running", {"epoch": 50, "total_epochs": 50, "step": 1000,
+                                                     "total_steps": 1000, "loss": 0.1234, "val_acc": 0.9312,
+                                                     "img_s": 12345.0}),
+        _status("cnn-0002", "cnn", "paused", {"epoch": 3, "total_epochs": 10, "step": 300, "total_steps": 1000,
+                                              "loss": 0.5, "img_s": 800.0}, eta=600.0),
+        _status("llm-0003", "llm", "running", {"epoch": 1, "total_epochs": 2, "step": 20, "total_steps": 40,
+                                               "val_ppl": 2.5, "tok_s": 5120.0}),
+        _status("demo-0004", "demo", "running", {"epoch": 1, "total_epochs": 2, "step": 20, "total_steps": 40,
+                                                 "samples_s": 2345.0})]
+
+
+async def test_columns_fit_the_width_and_nothing_is_cut(tmp_path: Path) -> None:
+    from core.paths import Workspace
+
+    for size, expected in (((80, 24), ("artcnn-0001", "50/50 · 1000/1000", "val_acc=0.9312", "1m35s", "paused")),
+                           ((120, 40), ("artcnn-0001", "50/50 · 1000/1000", "val_acc=0.9312", "12345 img/s",
+                                        "800 img/s", "5120 tok/s", "2345 samples/s", "gpu0 2048M", "1h00m",
+                                        "val_ppl=2.5", "paused"))):
+        app = NcanvasApp(Workspace(tmp_path / "ws").ensure(), host="test", gpu_stats=lambda: [],
+                         watcher_config=FAST, list_status=lambda ws: BUSY)
+        async with app.run_test(size=size) as pilot:
+            table = app.query_one(JobsTable)
+            await wait_until(pilot, lambda: table.row_count == 4, what="rows")
+            await pilot.pause(0.3)
+            text = screen_text(app)
+            for cell in expected:
+                assert cell in text, (size, cell, text)
+            header = text.splitlines()[3]
+            assert all(c.label in header for c in table.columns_shown), header  # every shown header whole
+            widths = sum(c.width + 2 for c in table.columns_shown)
+            assert widths <= size[0], (size, widths)
+            rows = [ln for ln in text.splitlines() if any(j in ln for j in ("artcnn-0001", "cnn-0002", "llm-0003"))]
+            assert len(rows) >= 3, "every job row shows, even at 80x24"
+
+
+async def test_clearing_the_filter_restores_the_order(tmp_path: Path) -> None:
+    app = _app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = await _loaded(pilot, app)
+        await pilot.press("slash", *"demo", "enter")
+        await wait_until(pilot, lambda: table.row_count == 1, what="filtered")
+        await pilot.press("slash", "escape")
+        await wait_until(pilot, lambda: table.row_count == 3, what="cleared")
+        await pilot.pause(0.5)  # a status refresh or two later
+        assert [str(r.key.value) for r in table.ordered_rows] == ["cnn-0001", "llm-0001", "demo-0001"]
+
+
+async def test_an_empty_workspace_says_what_to_do(tmp_path: Path) -> None:
+    from core.paths import Workspace
+
+    app = NcanvasApp(Workspace(tmp_path / "ws").ensure(), host="test", gpu_stats=lambda: [], watcher_config=FAST)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: "No jobs yet" in screen_text(app), what="empty state")
+        text = " ".join(screen_text(app).split())
+        assert "press n to start one" in text and "ncanvas train demo" in text
+
+
+def _y_labels(plot: CurvePlot) -> list[float]:
+    """The numbers left of the y axis in the plot's current picture."""
+    import re
+
+    picture = plot.render().plain.splitlines()[1:]  # below the header row
+    return [float(m.group(1)) for ln in picture if (m := re.match(r"\s*([-\d.e+]+)┤", ln))]
+
+
+async def test_perplexity_on_a_log_axis_accuracy_within_0_1_and_legend_off_the_curves(tmp_path: Path) -> None:
+    app = _app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = await _loaded(pilot, app)
+        await pilot.pause(0.4)
+        metric = app.query_one("#metric-plot", CurvePlot)
+        labels = _y_labels(metric)
+        assert metric.title == "acc" and labels and max(labels) <= 1.0 and min(labels) >= 0.0, labels
+        await pilot.press("space")  # overlay: the legend names both jobs, above the plot
+        table.select("llm-0001")
+        await wait_until(pilot, lambda: metric.title == "ppl" and len({ln.job for ln in metric.lines}) == 1,
+                         what="ppl")
+        await pilot.pause(0.4)
+        assert metric.log_y and not app.query_one(Dashboard).curves.log_y, "perplexity: log axis by default"
+        labels = _y_labels(metric)
+        assert labels and all(lb > 0 for lb in labels), labels  # tick labels in perplexity, not its log
+        loss = app.query_one("#loss-plot", CurvePlot)
+        rendered = loss.render().plain.splitlines()
+        assert "cnn-0001" in rendered[0] and "llm-0001" in rendered[0], rendered[0]
+        assert not any("cnn-0001" in ln or "train" in ln for ln in rendered[1:]), "nothing drawn over the curves"
+
+
+async def test_m_cycles_through_the_metrics_the_job_logs(tmp_path: Path) -> None:
+    app = _app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = await _loaded(pilot, app)
+        table.select("llm-0001")
+        metric = app.query_one("#metric-plot", CurvePlot)
+        await wait_until(pilot, lambda: metric.title == "ppl", what="ppl")
+        seen = []
+        for _ in range(3):
+            await pilot.press("m")
+            await pilot.pause(0.4)
+            seen.append(None if metric.has_class("-hidden") else metric.title)
+        assert seen == ["lr", None, "ppl"], seen  # the llm fixture logs loss, lr and ppl
+        await pilot.press("m")
+        await wait_until(pilot, lambda: metric.title == "lr" and metric.lines, what="lr drawn")
+        assert {ln.split for ln in metric.lines} == {"train"}

@@ -79,3 +79,37 @@ async def test_invalid_form_is_refused_and_failed_job_reported(ws: Workspace) ->
         text = await wait_until(pilot, lambda: "demo failure" in getattr(app.screen, "plain", "")
                                 and app.screen.plain, what="details")
         assert "reason" in text
+
+
+@pytest.mark.slow
+async def test_resume_without_latest_asks_before_starting_over(ws: Workspace) -> None:
+    """A job that logged steps but kept no latest.pt: r asks, y restarts from step 0 with the old rows archived."""
+    import json
+
+    from core.runrec import JobRecord, write_record
+
+    run = ws.run("demo-0001").make()
+    write_record(run.job_json, JobRecord(id="demo-0001", kind="demo", state="killed", attempts=1,
+                                         config={"epochs": 1, "steps_per_epoch": 4}))
+    run.metrics.write_text(json.dumps({"step": 1, "split": "train", "loss": 2.0}) + "\n")
+    app = NcanvasApp(ws, host="test", gpu_stats=lambda: [], watcher_config=FAST)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: state_of(app, "demo-0001") == "killed", what="row")
+        await pilot.press("r")
+        confirm = await wait_until(pilot, lambda: app.screen.__class__.__name__ == "ConfirmScreen" and app.screen,
+                                   what="the from-scratch question")
+        assert "no latest.pt" in str(confirm.query_one("#question").render())
+        await pilot.press("y")
+        await wait_until(pilot, lambda: state_of(app, "demo-0001") == "finished", timeout=60, what="finished")
+    assert (run.log_dir / "metrics.attempt-1.jsonl").is_file()
+
+
+async def test_an_unreadable_record_is_a_row_with_its_reason(ws: Workspace) -> None:
+    run = ws.run("demo-0002").make()
+    run.job_json.write_text("{not json")
+    app = NcanvasApp(ws, host="test", gpu_stats=lambda: [], watcher_config=FAST)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: state_of(app, "demo-0002") == "unreadable", what="the unreadable row")
+        table = app.query_one(Dashboard).table
+        cells = [str(c) for c in table.get_row("demo-0002")]
+        assert any("job.json" in c for c in cells), cells

@@ -139,7 +139,7 @@ async def test_explain_without_llm_checkpoint_is_a_clear_message(cnn_ws: Workspa
 
 
 def test_checkpoint_choices_put_trained_models_first(tmp_path) -> None:
-    """The default checkpoint of a pane is a trained one: every job's best/latest before any epoch_<n>.pt."""
+    """Every job's best/latest before any epoch_<n>.pt; the untrained start says so."""
     from tests.tui_fixtures import make_fixture_workspace
     from tui.inference import list_checkpoints
 
@@ -150,5 +150,108 @@ def test_checkpoint_choices_put_trained_models_first(tmp_path) -> None:
         for name in names:
             (ws.run(jid).ckpt_dir / name).write_bytes(b"")
     labels = [c.label for c in list_checkpoints(ws, ("cnn", "llm"))]
-    assert labels == ["llm-0001/latest.pt", "cnn-0001/best_model.pt", "cnn-0001/latest.pt", "llm-0001/epoch_0.pt",
-                      "cnn-0001/epoch_0.pt", "cnn-0001/epoch_2.pt", "cnn-0001/epoch_10.pt"]
+    assert labels == ["llm-0001/latest.pt", "cnn-0001/best_model.pt", "cnn-0001/latest.pt",
+                      "llm-0001/epoch_0.pt · untrained", "cnn-0001/epoch_0.pt · untrained", "cnn-0001/epoch_2.pt",
+                      "cnn-0001/epoch_10.pt"]
+
+
+def _cnn_job(ws, jid: str, state: str, dataset: str, val_acc: float | None, files: list[str],
+             created: float) -> None:
+    from core.runrec import JobRecord, write_record
+
+    run = ws.run(jid).make()
+    progress = {"val_acc": val_acc} if val_acc is not None else {}
+    write_record(run.job_json, JobRecord(id=jid, kind="cnn", state=state, created=created, progress=progress,
+                                         config={"dataset": dataset}, error="boom" if state == "failed" else None))
+    for name in files:
+        (run.ckpt_dir / name).write_bytes(b"")
+
+
+def _ranked_workspace(tmp_path, fashion: bool = True):
+    from core.paths import Workspace
+
+    ws = Workspace(tmp_path / "ws").ensure()
+    _cnn_job(ws, "cnn-0001", "finished", "mnist", 0.97, ["best_model.pt", "latest.pt", "epoch_0.pt"], 1.0)
+    _cnn_job(ws, "cnn-0002", "failed", "mnist", 0.18, ["best_model.pt", "latest.pt"], 2.0)
+    _cnn_job(ws, "cnn-0003", "stopped", "mnist", 0.91, ["best_model.pt", "latest.pt"], 3.0)
+    if fashion:
+        _cnn_job(ws, "cnn-0004", "finished", "fashion-mnist", 0.99, ["best_model.pt"], 4.0)
+    _cnn_job(ws, "cnn-0005", "failed", "mnist", None, ["epoch_0.pt"], 5.0)  # the newest file: untrained
+    return ws
+
+
+def test_the_default_checkpoint_is_the_best_trained_one_for_the_dataset(tmp_path) -> None:
+    from tui.inference import list_checkpoints, preferred
+
+    choices = list_checkpoints(_ranked_workspace(tmp_path), ("cnn",))
+    assert preferred(choices).label == "cnn-0004/best_model.pt · fashion-mnist"  # the best score overall
+    best = preferred(choices, "mnist")
+    assert best.label == "cnn-0001/best_model.pt · mnist" and best.info == "cnn-0001 · cnn · mnist · val_acc=0.97 · finished"
+    failed = next(c for c in choices if c.job_id == "cnn-0002" and c.path.endswith("best_model.pt"))
+    assert failed.label == "cnn-0002/best_model.pt · mnist · failed" and not failed.preferred
+    assert not [c for c in choices if c.preferred and c.path.endswith(("epoch_0.pt", "latest.pt"))]
+    assert preferred([c for c in choices if c.job_id in ("cnn-0002", "cnn-0005")]) is None
+
+
+async def test_classify_and_grad_cam_preselect_that_checkpoint_and_say_which(tmp_path) -> None:
+    """Not the newest file (an untrained epoch_0.pt, a failed job's best_model.pt): the best trained model."""
+    ws = _ranked_workspace(tmp_path, fashion=False)
+    want = str(ws.run("cnn-0001").ckpt_dir / "best_model.pt")
+    app = NcanvasApp(ws, host="test", gpu_stats=lambda: [])
+    async with app.run_test(size=(120, 40)) as pilot:
+        for key, pane_id in (("2", "ClassifyPane"), ("3", "GradCamPane")):
+            await pilot.press(key)
+            pane = app.query_one(pane_id)
+            await wait_until(pilot, lambda p=pane: p.query_one("#ckpt").value == want, what=f"{pane_id} default")
+            info = str(pane.query_one("#ckpt-info").render())
+            assert info == "cnn-0001 · cnn · mnist · val_acc=0.97 · finished", info
+
+
+async def test_analyze_preselects_an_llm_as_explain_does(tmp_path) -> None:
+    from core.runrec import JobRecord, write_record
+
+    ws = _ranked_workspace(tmp_path, fashion=False)
+    for jid, kind, state, progress in (("llm-0001", "llm", "finished", {"val_ppl": 3.5}),
+                                       ("llm-0002", "llm", "finished", {"val_ppl": 2.1}),
+                                       ("gpt2-0001", "gpt2", "failed", {"val_ppl": 1.5}),
+                                       ("artcnn-0001", "artcnn", "finished", {"val_acc": 0.5})):
+        run = ws.run(jid).make()
+        write_record(run.job_json, JobRecord(id=jid, kind=kind, state=state, created=9.0, progress=progress,
+                                             error="boom" if state == "failed" else None))
+        (run.ckpt_dir / "best_model.pt").write_bytes(b"")
+    want = str(ws.run("llm-0002").ckpt_dir / "best_model.pt")  # the lowest perplexity of a finished job
+    app = NcanvasApp(ws, host="test", gpu_stats=lambda: [])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("4")
+        explain = app.query_one("ExplainPane")
+        await wait_until(pilot, lambda: explain.query_one("#ckpt").value == want, what="explain default")
+        await pilot.press("5")
+        analyze = app.query_one("AnalyzePane")
+        await wait_until(pilot, lambda: analyze.query_one("#llm").value == want, what="analyze default LLM")
+        assert "llm-0002 · llm · val_ppl=2.1 · finished" in str(analyze.query_one("#ckpt-info").render())
+
+
+async def test_analyze_heads_keep_their_names_and_their_maps_in_one_row(tmp_path) -> None:
+    from rich.text import Text
+
+    from core.paths import Workspace
+    from tui.capture import screen_text
+    from tui.panes.analyze import HEADS, head_table
+
+    tops = {"artist": [("Pierre-Auguste Renoir", 0.318), ("Vincent van Gogh", 0.231), ("Paul Cézanne", 0.097)],
+            "style": [("Post-Impressionism", 0.783), ("Impressionism", 0.119), ("Expressionism", 0.057)],
+            "genre": [("Landscape", 0.85), ("Flower Painting", 0.055), ("Genre Painting", 0.04)]}
+    app = NcanvasApp(Workspace(tmp_path / "ws").ensure(), host="test", gpu_stats=lambda: [])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("5")
+        pane = app.query_one("AnalyzePane")
+        cam = Text("\n".join(["▄" * 24] * 12))
+        pane._show(Text("▄" * 32), {h: head_table(h, tops[h]) for h in HEADS}, {h: cam for h in HEADS},
+                   "CNN Classification Results:\nArtist: x")
+        await pilot.pause(0.3)
+        rows = {pane.query_one(f"#cam-{h}").region.y for h in HEADS}
+        assert len(rows) == 1, f"the maps start on different rows: {rows}"
+        text = screen_text(app).split("(esc cancels)")[1]  # below the status line
+        assert "…" not in text
+        for name in ("Post-Impressionism", "Impressionism", "Pierre-Auguste", "Renoir", "Flower Painting"):
+            assert name in text, name

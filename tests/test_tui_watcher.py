@@ -12,7 +12,7 @@ from core.paths import Workspace
 from core.runrec import JobRecord, write_record
 from tui.messages import GpuUpdated, JobsUpdated, LogLines, MetricsUpdated
 from tui.watcher import Watcher, WatcherConfig
-from tui.widgets.plots import build_lines, metric_for
+from tui.widgets.curve_lines import build_lines, default_metric, metric_choices
 
 
 def _wait(pred, timeout=10.0):
@@ -86,19 +86,28 @@ def test_truncated_metrics_file_resets_the_series(tmp_path: Path) -> None:
 def test_build_lines_smooths_train_only_and_downsamples() -> None:
     xs = list(range(1, 1001))
     snap = {"a": {"train/loss": (xs, [float(i % 2) for i in xs]), "val/loss": ([500, 1000], [0.5, 0.4])}}
-    lines = build_lines(snap, "loss", smoothing=0.9, points=100)
+    lines, _ = build_lines(snap, "loss", smoothing=0.9, points=100)
     train, val = lines
     assert len(train.xs) == 100 and train.xs[-1] == 1000
     assert max(train.ys[10:]) < 0.8, "EMA flattens the zig-zag"
     assert val.ys == [0.5, 0.4] and train.label == "train"
-    two = build_lines({**snap, "b": snap["a"]}, "loss", 0.0, 50)
+    two, _ = build_lines({**snap, "b": snap["a"]}, "loss", 0.0, 50)
     assert {ln.label for ln in two} == {"a train", "a val", "b train", "b val"}
-    assert build_lines({"a": {"train/loss": ([1, 2], [0.0, 1.0])}}, "loss", 0.0, 50, log_y=True)[0].ys == [1.0]
+    # a log axis: log10 of the positive values; zero and negative ones are counted, not drawn
+    logged, hidden = build_lines({"a": {"train/loss": ([1, 2, 3], [0.0, 10.0, -1.0])}}, "loss", 0.0, 50, log_y=True)
+    assert logged[0].ys == [1.0] and hidden == 2
+    # non-finite and overflowing values are never handed to plotext
+    odd, _ = build_lines({"a": {"val/acc": ([1, 2, 3, 4, float("inf")], [0.5, float("nan"), 1e308, 0.6, 0.7])}},
+                         "acc", 0.0, 50)
+    assert odd[0].xs == [1.0, 4.0] and odd[0].ys == [0.5, 0.6]
 
 
-def test_metric_for_kind() -> None:
-    assert metric_for("cnn", {}) == "acc" and metric_for("llm", {}) == "ppl"
-    assert metric_for("demo", {}) is None and metric_for("x", {"val/top5": 1}) == "top5"
+def test_metric_of_the_second_plot_comes_from_the_kind_and_cycles_through_logged_keys() -> None:
+    assert default_metric("cnn", []) == "acc" and default_metric("llm", []) == "ppl"
+    assert default_metric("demo", ["loss"]) is None and default_metric("x", ["loss", "top5"]) == "top5"
+    assert metric_choices("llm", ["loss", "lr", "ppl", "grad_norm", "tok_s"]) == ["ppl", "grad_norm", "lr", "tok_s",
+                                                                                  None]
+    assert metric_choices("demo", ["loss", "samples_s"]) == ["samples_s", None]
 
 
 async def test_path_suggester_completes_files_and_sample(tmp_path: Path) -> None:
@@ -123,7 +132,7 @@ def test_fast_ema_matches_core_smoothing() -> None:
     import numpy as np
 
     from core.smoothing import ema_debiased
-    from tui.widgets.plots import fast_ema
+    from tui.widgets.curve_lines import fast_ema
 
     rng = np.random.default_rng(0)
     values = list(rng.normal(size=1000) * 10 + 3)

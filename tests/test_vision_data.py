@@ -111,3 +111,30 @@ def test_load_sample(mnist_dir: Path) -> None:
 def test_bad_sample_specs(spec: str) -> None:
     with pytest.raises(NcanvasError):
         vd.parse_sample_spec(spec)
+
+
+def test_a_gzip_bomb_is_refused_after_its_header(tmp_path: Path) -> None:
+    """Issue 13.7: an IDX .gz inflating far beyond what its header declares is stopped at the declared size, and a
+    header declaring too much is refused before any payload is read."""
+    import gzip
+    import struct
+    import tracemalloc
+
+    from core.vision.data import read_idx
+
+    bomb = tmp_path / "t10k-images-idx3-ubyte.gz"
+    with gzip.open(bomb, "wb", compresslevel=1) as f:
+        f.write(bytes([0, 0, 8, 3]) + struct.pack(">III", 10, 28, 28))
+        for _ in range(100):
+            f.write(b"\0" * (1 << 20))  # 100 MB of zeros behind a header declaring 7,840 bytes
+    tracemalloc.start()
+    with pytest.raises(NcanvasError, match="holds more data than its header declares"):
+        read_idx(bomb)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 8 << 20, f"read {peak / 2**20:.0f} MiB"
+    huge = tmp_path / "huge-idx3-ubyte.gz"
+    with gzip.open(huge, "wb") as f:
+        f.write(bytes([0, 0, 8, 3]) + struct.pack(">III", 10_000_000, 280, 280))
+    with pytest.raises(NcanvasError, match=r"declares 784,000,000,000 bytes of data \(10000000 x 280 x 280\)"):
+        read_idx(huge)

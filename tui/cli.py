@@ -30,12 +30,63 @@ def _stdout_closed() -> bool:
         return False
 
 
+def _quiet_libraries() -> None:
+    """Library warnings would surround the command's one line of output or error (torch's notes on loading,
+    transformers' on configs): the CLI drops them; ``NCANVAS_DEBUG=1`` shows them. Job processes keep theirs in
+    stdout.log."""
+    import warnings
+
+    warnings.simplefilter("ignore")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+
+# What --help shows after an option that takes a value, by parameter name, else by type: short words instead of
+# typer's <str>/<int range> (a flag shows none).
+METAVARS = {"home": "DIR", "data_dir": "DIR", "out": "PATH", "png": "FILE", "prompt_file": "FILE",
+            "checkpoint": "CKPT", "cnn": "CKPT", "llm": "CKPT", "compare": "CKPT", "sample": "DATASET:N",
+            "layer": "NAME", "class_": "CLASS", "device": "cpu|cuda[:N]", "theme": "NAME", "gpu": "auto|N|cpu",
+            "colors": "truecolor|256", "after": "ID", "name": "ID", "host": "HOST", "public_url": "URL", "data": "DIR",
+            "method": "METHOD", "cmap": "MAP", "conf": "PCT[,PCT,PCT]", "artist": "NAME", "style": "NAME",
+            "genre": "NAME"}
+_TYPE_METAVARS = {int: "N", float: "X", str: "TEXT"}
+
+
+def _short_metavars(group: Any) -> None:
+    """Give every option of the command tree a short metavar (see :data:`METAVARS`; choices as ``a|b|c``) unless
+    it has one, and show arguments by their upper-case name alone."""
+    from pathlib import PurePath
+
+    stack = [group]
+    while stack:
+        cmd = stack.pop()
+        stack.extend(getattr(cmd, "commands", {}).values())
+        for p in cmd.params:
+            if p.param_type_name == "argument":
+                p.metavar = p.metavar or (p.name or "arg").upper()
+                p.display_type_rich = lambda ctx=None: None  # typer would add "<str>" after the name
+                continue
+            if p.metavar is not None or getattr(p, "is_flag", False) or getattr(p, "count", False):
+                continue
+            desc = getattr(p, "type_descriptor", None)
+            if desc is not None and desc.is_choice:
+                p.metavar = "|".join(str(getattr(c, "value", c)) for c in desc.choices or ())
+            else:
+                annotation = getattr(desc, "annotation", str)
+                by_type = "PATH" if isinstance(annotation, type) and issubclass(annotation, PurePath) else \
+                    _TYPE_METAVARS.get(annotation, "VALUE")
+                p.metavar = METAVARS.get(p.name or "", by_type)
+
+
 class _OneLineErrors(TyperGroup):
     """Turns any error into one line on stderr and exit 1 (a traceback only with NCANVAS_DEBUG=1); usage errors
     (unknown command or option, a value of the wrong type) into one line and exit 2."""
 
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
+        _short_metavars(self)
+        if not os.environ.get("NCANVAS_DEBUG"):
+            _quiet_libraries()
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         # click's exception classes, whether typer vendors click or uses the real one
@@ -77,8 +128,13 @@ class _OneLineErrors(TyperGroup):
                 raise
             if type(e).__module__ == "click.exceptions" or hasattr(e, "exit_code"):
                 raise
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-            typer.echo(f"ncanvas: {type(e).__name__}: {msg} (NCANVAS_DEBUG=1 shows the traceback)", err=True)
+            from core.fserrors import describe_os_error
+
+            said = describe_os_error(e)  # a full disk, a read-only or denied path, also when a library wrapped it
+            if said is None:
+                msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+                said = f"{type(e).__name__}: {msg} (NCANVAS_DEBUG=1 shows the traceback)"
+            typer.echo(f"ncanvas: {said}", err=True)
             raise typer.Exit(1) from None
 
 
@@ -89,7 +145,7 @@ app = typer.Typer(
     invoke_without_command=True,
     no_args_is_help=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,  # plain click help: readable at 80 columns (the rich panels squeeze descriptions)
 )
 
 
@@ -134,11 +190,12 @@ def web_cmd(
     public_url: Annotated[str | None, typer.Option(help="URL the browser uses, when it differs from "
                                                         "http://HOST:PORT (e.g. behind a proxy).")] = None,
 ) -> None:
-    """Serve the dashboard in a browser (textual-serve): each browser tab runs its own `ncanvas` session."""
+    """Serve the dashboard in a browser (textual-serve): each browser tab runs its own `ncanvas` session, which ends
+    when the tab closes or its connection drops (and with the server)."""
     import shlex
 
     try:
-        from textual_serve.server import Server
+        from tui.web import DashboardServer
     except ImportError:
         raise NcanvasError("ncanvas web needs textual-serve: pip install 'ncanvas[web]'") from None
     st = state(ctx)
@@ -150,7 +207,8 @@ def web_cmd(
             raise NcanvasError(f"unknown theme {st.theme!r}; themes: {', '.join(sorted(BUILTIN_THEMES))}")
         argv += ["--theme", st.theme]
     typer.echo(f"ncanvas web: http://{host}:{port} (Ctrl-C stops the server; jobs go on)", err=True)
-    Server(shlex.join(argv), host=host, port=port, title="ncanvas", public_url=public_url).serve()
+    # exec: the session is the server's own child (no shell in between), so it can tell when the server is gone
+    DashboardServer("exec " + shlex.join(argv), host=host, port=port, title="ncanvas", public_url=public_url).serve()
 
 
 for _module in (cli_jobs, cli_data, cli_vision, cli_llm, cli_art):
@@ -162,7 +220,27 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
+        _ctrl_c_quits_quietly()
         sys.exit(130)
+    except SystemExit:
+        _ctrl_c_quits_quietly()
+        raise
+
+
+def _ctrl_c_quits_quietly() -> None:
+    """From here on (the interpreter exits: atexit callbacks, thread joins), a Ctrl-C ends the process with 130 at
+    once instead of "Exception ignored in atexit callback ... KeyboardInterrupt" and exit 0."""
+    import signal
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass  # a closed pipe: nothing more can reach it anyway
+    try:
+        signal.signal(signal.SIGINT, lambda *_: os._exit(130))
+    except ValueError:  # not the main thread (an embedding caller): its own handler stays
+        pass
 
 
 if __name__ == "__main__":  # ``python -m tui.cli`` is how ``ncanvas web`` starts each session

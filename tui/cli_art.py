@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +10,8 @@ from typing import Annotated, Any
 import typer
 
 from core.errors import NcanvasError
-from tui.cli_base import checkpoint_path, workspace
+from core.sampling_defaults import ANALYZE
+from tui.cli_base import Threads, apply_threads, checkpoint_path, echo_json, workspace
 from tui.cli_data import data_app
 
 
@@ -31,7 +31,10 @@ def art_synthetic(
     t0 = time.perf_counter()
     csv_path = write_dataset(out, n, seed=seed, size=size)
     info = {"csv": str(csv_path), "images": n, "seconds": round(time.perf_counter() - t0, 2)}
-    typer.echo(json.dumps(info) if as_json else f"wrote {n} images and {csv_path} in {info['seconds']}s")
+    if as_json:
+        echo_json(info)
+    else:
+        typer.echo(f"wrote {n} images and {csv_path} in {info['seconds']}s")
 
 
 def _bar(p: float, width: int = 20) -> str:
@@ -128,12 +131,13 @@ def analyze(
     cmap: Annotated[str, typer.Option("--cmap", help="viridis, inferno, jet or gray.")] = "jet",
     colors: Annotated[str | None, typer.Option("--colors", help="truecolor or 256 (default: from $COLORTERM).")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Folder for the CAM PNGs (default: <workspace>/analyze/<image>).")] = None,
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, max=4096)] = 160,
-    temperature: Annotated[float, typer.Option("--temperature", min=0.0, max=5.0, help="0: greedy.")] = 0.7,
-    top_k_sampling: Annotated[int, typer.Option("--sample-top-k", min=0, help="top-k sampling (0: off).")] = 50,
-    top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0)] = 0.95,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, max=4096)] = ANALYZE.max_new_tokens,
+    temperature: Annotated[float, typer.Option("--temperature", min=0.0, max=5.0, help="0: greedy.")] = ANALYZE.temperature,
+    top_k_sampling: Annotated[int, typer.Option("--sample-top-k", min=0, help="top-k sampling (0: off).")] = ANALYZE.top_k,
+    top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0)] = ANALYZE.top_p,
+    seed: Annotated[int, typer.Option("--seed")] = int(ANALYZE.seed or 0),
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output (no pictures, no streaming).")] = False,
+    threads: Threads = None,
 ) -> None:
     """Image -> art CNN (artist, style, genre) -> Grad-CAM per head -> the LLM's explanation, streamed."""
     from core.art.api import head_cams, load_art_classifier, logits, predict
@@ -142,6 +146,7 @@ def analyze(
     from core.render import overlay, save_png
     t0 = time.perf_counter()
     _check_options(cmap, colors, out, llm, compare)
+    apply_threads(ctx, threads)
     clf = load_art_classifier(checkpoint_path(ctx, cnn))
     t_cnn = time.perf_counter()
     explainers = _load_explainers(ctx, llm, compare)
@@ -158,7 +163,7 @@ def analyze(
     if not as_json:
         _print_pictures(base, preds, overlays, width, colors)
         typer.echo(f"(CAM PNGs in {folder}; CNN {t_cams - t_llm:.2f}s)")
-    settings = SamplingSettings(max_new_tokens, temperature, top_k_sampling, top_p, 1.1, seed)
+    settings = SamplingSettings(max_new_tokens, temperature, top_k_sampling, top_p, ANALYZE.repetition_penalty, seed)
     texts = _explain(explainers, prompt, settings, stream=not as_json) if explainers else []
     total = time.perf_counter() - t0
     if not as_json:
@@ -169,12 +174,12 @@ def analyze(
     timings = {"cnn_load_s": _ms(t_cnn - t0), "llm_load_s": _ms(t_llm - t_cnn), "cnn_cams_s": _ms(t_cams - t_llm),
                "llm_first_token_s": [_ms(ex.first_s) for ex in explainers],
                "llm_s": [_ms(ex.total_s) for ex in explainers], "total_s": _ms(total)}
-    typer.echo(json.dumps({
+    echo_json({
         "image": str(image), "predictions": {h: [{"label": n, "prob": p} for n, p in v] for h, v in preds.items()},
         "cams": pngs, "method": method, "prompt": prompt,
         "explanations": [{"checkpoint": str(ex.source), "text": t} for ex, t in zip(explainers, texts)],
         "seconds": round(total, 3), "timings": timings,
-    }, indent=2))
+    }, indent=2)
 
 
 def _ms(seconds: float | None) -> float | None:

@@ -9,15 +9,34 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from core.errors import NcanvasError
 from core.paths import JOB_ID_RE, Workspace
 
-JobId = Annotated[str, typer.Argument(help="Job id, e.g. cnn-0001.", show_default=False)]
-AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+JobId = Annotated[str, typer.Argument(help="Job id, e.g. cnn-0001.", show_default=False, metavar="ID")]
+AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output (strict JSON: a NaN is null, named "
+                                                     "in a \"nonfinite\" field).")]
+
+
+Threads = Annotated[int | None, typer.Option("--threads", min=1, max=1024, help="torch CPU threads (default: the "
+                                                                          "cores that running jobs leave free).")]
+
+
+def apply_threads(ctx: typer.Context, threads: int | None = None) -> int:
+    """Set torch's thread count for an inference command (:mod:`core.threads`: spare the running jobs' cores)."""
+    from core.threads import use_inference_threads
+
+    return use_inference_threads(threads, ws=workspace(ctx))
+
+
+def echo_json(obj: Any, **kwargs: Any) -> None:
+    """Print ``obj`` as strict JSON (:mod:`core.strictjson`): every ``--json`` output goes through here."""
+    from core.strictjson import dumps
+
+    typer.echo(dumps(obj, **kwargs))
 
 
 @dataclass
@@ -43,9 +62,26 @@ def workspace(ctx: typer.Context) -> Workspace:
     return state(ctx).workspace()
 
 
+def check_output(path: str | Path | None) -> None:
+    """Refuse an output option that cannot be written (a folder) before any work is done; ``-``, FIFOs, devices
+    and symlinks are fine (see :func:`core.atomic.write_target`)."""
+    from core.atomic import write_target
+
+    if path is not None:
+        write_target(path)
+
+
 def checkpoint_path(ctx: typer.Context, value: str) -> Path:
-    """A checkpoint as given: a path that exists, else a job id's ``best_model.pt`` (else its ``latest.pt``)."""
-    p = Path(value)
+    """A checkpoint as given: a path that exists (a run folder such as ``checkpoints/cnn-0001`` gives its
+    ``best_model.pt``, else ``latest.pt``; a transformers folder stays a folder); else the same path inside the
+    workspace (the README's ``checkpoints/llm-0001`` works from any folder when NCANVAS_HOME or --home is set);
+    else a job id's ``best_model.pt`` (else its ``latest.pt``)."""
+    p = Path(value).expanduser()
+    if not p.exists() and not p.is_absolute() and not JOB_ID_RE.match(value):
+        inside = workspace(ctx).root / p
+        p = inside if inside.exists() else p
+    if p.is_dir() and not (p / "config.json").is_file():
+        return next((p / n for n in ("best_model.pt", "latest.pt") if (p / n).is_file()), p)
     if p.exists() or not JOB_ID_RE.match(value):
         return p
     run = workspace(ctx).run(value)

@@ -19,8 +19,8 @@ from core.errors import NcanvasError
 from core.paths import validate_job_id
 from jobs.config import LOOP_OPTIONS, option_specs
 from jobs.kinds import KINDS, kind_config
-from tui.cli_base import AsJson, JobId, workspace
-from tui.fmt import fmt_duration, fmt_num, fmt_progress, headline_metric, slurm_line, throughput
+from tui.cli_base import AsJson, JobId, echo_json, workspace
+from tui.fmt import fmt_duration, fmt_eta, fmt_num, fmt_progress, headline_metric, slurm_line, throughput
 
 jobs_app = typer.Typer(help="List and control training jobs.", no_args_is_help=True)
 ckpt_app = typer.Typer(help="Inspect checkpoints.", no_args_is_help=True)
@@ -28,8 +28,15 @@ train_app = typer.Typer(help="Start a training job (runs in the background; --fo
                         no_args_is_help=True)
 
 def _status_json(st: Any) -> dict[str, Any]:
+    from jobs.supervisor import UNREADABLE
+
+    if st.state == UNREADABLE:  # no record to show: what is known and why
+        return {"id": st.id, "kind": None, "state": st.state, "alive": False, "reason": st.reason}
     rec = st.record.to_json()
-    rec.update(state=st.state, alive=st.alive, reason=st.reason, elapsed_s=st.elapsed_s, eta_s=st.eta_s,
+    cause = st.cause or {}
+    rec.update(state=st.state, alive=st.alive, reason=st.note or st.reason, error=st.reason,
+               cause=cause.get("summary"), cause_code=cause.get("code"), fix=cause.get("fix"), evidence=cause.get("evidence", []), where=cause.get("where"),
+               health=list(st.health), elapsed_s=st.elapsed_s, paused_s=st.paused_s, eta_s=st.eta_s,
                gpu_mem_mb=st.gpu_mem_mb, recorded_state=st.record.state, slurm_now=st.slurm)
     return rec
 
@@ -42,9 +49,9 @@ def jobs_ls(ctx: typer.Context, as_json: AsJson = False) -> None:
     """List jobs: id, kind, state, progress, last loss/metric, elapsed, ETA, GPU."""
     from jobs.supervisor import list_status
 
-    statuses = list_status(workspace(ctx))
+    statuses = list_status(workspace(ctx), unreadable=True)
     if as_json:
-        typer.echo(json.dumps([_status_json(s) for s in statuses], indent=2, default=str))
+        echo_json([_status_json(s) for s in statuses], indent=2)
         return
     from rich.console import Console
     from rich.markup import escape
@@ -55,13 +62,18 @@ def jobs_ls(ctx: typer.Context, as_json: AsJson = False) -> None:
     table = Table(box=None, header_style="bold")
     slurm = any(s.record.backend == "slurm" for s in statuses)  # the column only where Slurm jobs are
     for col in ("ID", "KIND", "STATE", "PROGRESS", "LOSS", "METRIC", "SPEED", "ELAPSED", "ETA", "GPU",
-                *(["SLURM"] if slurm else [])):
+                *(["SLURM"] if slurm else []), "NOTE"):
         table.add_column(col)
     for s in statuses:
         p = s.record.progress
+        if s.record.kind == "?":  # unreadable: the reason takes the progress column
+            table.add_row(s.id, "-", f"[bold red]{s.state}[/]", escape(s.reason or ""), *["-"] * (7 + slurm))
+            continue
         table.add_row(s.id, s.record.kind, f"[{STATE_STYLE.get(s.state, '')}]{s.state}[/]", fmt_progress(p),
-                      fmt_num(p.get("loss")), headline_metric(p), throughput(p), fmt_duration(s.elapsed_s),
-                      fmt_duration(s.eta_s), s.record.gpu, *([escape(fmt_slurm(s))] if slurm else []))
+                      fmt_num(p.get("loss")), headline_metric(p, s.record.kind), throughput(p, s.record.kind),
+                      fmt_duration(s.elapsed_s), fmt_eta(s.state, s.eta_s), s.record.gpu,
+                      *([escape(fmt_slurm(s))] if slurm else []),
+                      f"[{'red' if s.state == 'failed' else 'yellow'}]{escape(s.note)}[/]")
     console = Console()
     if not console.is_terminal:
         console = Console(width=200)  # piped into a script or a file: never truncate cells
@@ -84,18 +96,20 @@ def jobs_show(ctx: typer.Context, job_id: JobId, as_json: AsJson = False) -> Non
     info["checkpoints"] = sorted(p.name for p in run.ckpt_dir.glob("*")) if run.ckpt_dir.is_dir() else []
     info["log_dir"], info["ckpt_dir"] = str(run.log_dir), str(run.ckpt_dir)
     if as_json:
-        typer.echo(json.dumps(info, indent=2, default=str))
+        echo_json(info, indent=2)
         return
     r = st.record
     typer.echo(f"{r.id}  {r.kind}  {st.state}{f'  (alive, pid {r.pid})' if st.alive else ''}")
     typer.echo(f"  progress: {fmt_progress(r.progress)}   loss {fmt_num(r.progress.get('loss'))}   "
-               f"{headline_metric(r.progress)}   elapsed {fmt_duration(st.elapsed_s)}   ETA {fmt_duration(st.eta_s)}")
+               f"{headline_metric(r.progress, r.kind)}   elapsed {fmt_duration(st.elapsed_s)}{_elapsed_note(st)}   "
+               f"ETA {fmt_eta(st.state, st.eta_s)}")
     typer.echo(f"  gpu: {r.gpu}   attempts: {r.attempts}   after: {r.after or '-'}   code: "
                f"{r.code.get('commit', '?')[:10]}{' (dirty)' if r.code.get('dirty') else ''}")
     if r.backend == "slurm":
         typer.echo("  " + slurm_line(st))
-    if st.reason:
-        typer.echo(f"  reason: {st.reason}")
+    _echo_cause(st)
+    for badge in st.health:
+        typer.echo(f"  health: {badge['code'].replace('_', ' ')}: {badge['text']}")
     typer.echo("  config: " + ", ".join(f"{k}={v}" for k, v in r.config.items()))
     typer.echo(f"  logs: {run.log_dir}")
     typer.echo(f"  checkpoints: {run.ckpt_dir}  [{', '.join(info['checkpoints']) or 'none yet'}]")
@@ -104,6 +118,32 @@ def jobs_show(ctx: typer.Context, job_id: JobId, as_json: AsJson = False) -> Non
         typer.echo("  last log lines:")
         for ln in lines:
             typer.echo(f"    {ln}")
+
+
+def _echo_cause(st: Any) -> None:
+    """Why it failed, what to do, what shows it and where it was raised (``jobs show``)."""
+    cause = st.cause
+    if not cause:
+        if st.reason:
+            typer.echo(f"  reason: {st.reason}")
+        return
+    typer.echo(f"  cause: {cause.get('summary')}")
+    if st.reason and st.reason != cause.get("summary"):
+        typer.echo(f"  error: {st.reason}")
+    typer.echo(f"  fix: {cause.get('fix')}")
+    for line in cause.get("evidence") or []:
+        if line and line not in (cause.get("summary"), st.reason):
+            typer.echo(f"  evidence: {line}")
+    if cause.get("where"):
+        typer.echo(f"  raised at: {cause['where']}  (traceback: ncanvas logs {st.id})")
+
+
+def _elapsed_note(st: Any) -> str:
+    """`` (3 attempts; paused 2m05s, not counted)``: what the elapsed training time adds up and leaves out."""
+    parts = [f"{st.record.attempts} attempts"] if st.record.attempts > 1 else []
+    if st.paused_s >= 1:
+        parts.append(f"paused {fmt_duration(st.paused_s)}, not counted")
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 def _verb(name: str, doc: str, fn_name: str, **extra: Any) -> None:
@@ -119,8 +159,19 @@ def _verb(name: str, doc: str, fn_name: str, **extra: Any) -> None:
 _verb("pause", "Pause a job (SIGSTOP to its process group, scancel --signal=STOP under Slurm; GPU memory and the "
       "allocation stay held).", "pause")
 _verb("cont", "Continue a paused job (SIGCONT).", "cont")
-_verb("resume", "Relaunch a stopped/failed/killed job from latest.pt (a new submission under Slurm); its curve "
-      "continues.", "resume")
+
+
+@jobs_app.command("resume")
+def jobs_resume(
+    ctx: typer.Context, job_id: JobId,
+    from_scratch: Annotated[bool, typer.Option("--from-scratch", help="Start again from step 0 (needed when there "
+                                               "is no latest.pt); the old metric rows move to "
+                                               "metrics.attempt-N.jsonl.")] = False,
+) -> None:
+    """Relaunch a stopped/failed/killed job from latest.pt (a new submission under Slurm); its curve continues."""
+    from jobs import supervisor
+
+    typer.echo(supervisor.resume(workspace(ctx), validate_job_id(job_id), from_scratch=from_scratch))
 
 
 @jobs_app.command("stop")
@@ -220,7 +271,7 @@ def ckpt_inspect(path: Annotated[Path, typer.Argument(help="A .pt checkpoint.")]
 
     info = summary(load_checkpoint(path))
     if as_json:
-        typer.echo(json.dumps(info, indent=2, default=str))
+        echo_json(info, indent=2)
         return
     for key in ("kind", "arch", "step", "epoch", "batch_in_epoch", "best_metric", "parameters", "tensors", "dtypes"):
         typer.echo(f"{key:>14}: {info[key]}")
@@ -331,18 +382,39 @@ def _start(ctx: typer.Context, kind: str, values: dict[str, Any], *, gpu: str, g
     ws = workspace(ctx)
     given = {("args" if k == "slurm_arg" else k): v for k, v in slurm.items() if v is not None}
     rec, proc = supervisor.start_job(ws, kind, values, gpu=gpu, gpus=gpus, after=after, max_per_gpu=max_per_gpu,
-                                     job_id=name, foreground=foreground, preflight=True, backend=backend.value,
-                                     slurm=given)
+                                     job_id=name, foreground=foreground, preflight=True, cwd=Path.cwd(),
+                                     backend=backend.value, slurm=given)
     if as_json:
-        typer.echo(json.dumps(rec.to_json(), indent=2, default=str))
+        echo_json(rec.to_json(), indent=2)
     elif rec.backend == "slurm":
         typer.echo(f"submitted {rec.id} ({kind}) as Slurm job {rec.slurm['job_id']}; script: {rec.slurm['script']}; "
                    f"logs: {ws.run(rec.id).log_dir}")
         typer.echo(f"  shared filesystem: {rec.slurm['shared_fs']}")
     else:
-        typer.echo(f"started {rec.id} ({kind} on {rec.gpu}); logs: {ws.run(rec.id).log_dir}")
+        waits = _queued_because(ws, rec, wait=0.0 if foreground else 3.0)
+        what = f"queued {rec.id} ({kind} on {rec.gpu}; {waits})" if waits else f"started {rec.id} ({kind} on {rec.gpu})"
+        typer.echo(f"{what}; logs: {ws.run(rec.id).log_dir}")
     if foreground and proc is not None:
         raise typer.Exit(_watch(ws, rec.id, proc))
+
+
+def _queued_because(ws: Any, rec: Any, wait: float) -> str:
+    """Why a job just launched waits in the queue ('' once it runs): its ``--after`` job has not finished, or
+    (after up to ``wait`` seconds for the job to say so) no GPU slot is free."""
+    from core.runrec import QUEUED, read_record
+    from jobs.supervisor import job_status
+
+    if rec.after is not None and job_status(ws, rec.after).state != "finished":
+        return f"starts when {rec.after} has finished"
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            now = read_record(ws.run(rec.id).job_json)
+        except NcanvasError:
+            return ""
+        if now.state != QUEUED or now.progress.get("queued") or time.monotonic() >= deadline:
+            return str(now.progress.get("queued") or "") if now.state == QUEUED else ""
+        time.sleep(0.05)
 
 
 def _watch(ws: Any, job_id: str, proc: Any) -> int:

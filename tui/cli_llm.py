@@ -5,7 +5,6 @@ Module scope is light: torch and the model code are imported inside the commands
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,7 +12,8 @@ from typing import Annotated, Any
 import typer
 
 from core.errors import NcanvasError
-from tui.cli_base import checkpoint_path
+from core.sampling_defaults import EXPLAIN
+from tui.cli_base import Threads, apply_threads, checkpoint_path, echo_json
 from tui.cli_data import data_app
 
 
@@ -29,7 +29,7 @@ def data_explanations(
 
     meta = write_dataset(out, n, seed)
     if as_json:
-        typer.echo(json.dumps(meta))
+        echo_json(meta)
     else:
         c = meta["counts"]
         typer.echo(f"wrote {n} pairs to {out} (train {c['train']}, val {c['val']}, test {c['test']}) "
@@ -114,16 +114,21 @@ def explain_cmd(
     conf: Annotated[str, typer.Option(help="Confidence %: one for all heads or artist,style,genre.")] = "90,90,90",
     prompt_file: Annotated[Path | None, typer.Option("--prompt-file", help="A full prompt in a file.")] = None,
     compare: Annotated[str | None, typer.Option("--compare", help="Second checkpoint (or job id), streamed side by side.")] = None,
-    max_new_tokens: Annotated[int, typer.Option(min=1, max=4096)] = 200,
-    temperature: Annotated[float, typer.Option(min=0.0, help="0 = greedy.")] = 0.8,
-    top_k: Annotated[int, typer.Option(min=0, help="0 = off.")] = 50,
-    top_p: Annotated[float, typer.Option(min=0.0, max=1.0, help="1 = off.")] = 0.95,
-    repetition_penalty: Annotated[float, typer.Option(min=1.0)] = 1.1,
-    seed: Annotated[int | None, typer.Option(help="Sampling seed (same seed, same text).")] = None,
+    max_new_tokens: Annotated[int, typer.Option(min=1, max=4096)] = EXPLAIN.max_new_tokens,
+    temperature: Annotated[float, typer.Option(min=0.0, help="0 = greedy.")] = EXPLAIN.temperature,
+    top_k: Annotated[int, typer.Option(min=0, help="0 = off.")] = EXPLAIN.top_k,
+    top_p: Annotated[float, typer.Option(min=0.0, max=1.0, help="1 = off.")] = EXPLAIN.top_p,
+    repetition_penalty: Annotated[float, typer.Option(min=1.0)] = EXPLAIN.repetition_penalty,
+    seed: Annotated[int | None, typer.Option(help="Sampling seed (same seed, same text).")] = EXPLAIN.seed,
     device: Annotated[str, typer.Option(help="cpu or cuda[:N].")] = "cpu",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of streaming.")] = False,
+    threads: Threads = None,
 ) -> None:
     """Stream an explanation of CNN classification results from a trained explainer."""
+    from core.devices import check_device
+
+    device = check_device(device)
+    apply_threads(ctx, threads)
     prompt = build_prompt(artist, style, genre, conf, prompt_file)
     settings = _settings(max_new_tokens, temperature, top_k, top_p, repetition_penalty, seed)
     from core.llm.generate import load_explainer
@@ -138,7 +143,7 @@ def explain_cmd(
             text = ex.explain(prompt, settings)
             out.append({"checkpoint": str(ex.name), "kind": ex.kind, "text": text,
                         "seconds": round(time.perf_counter() - t0, 3)})
-        typer.echo(json.dumps({"prompt": prompt, "explanations": out}))
+        echo_json({"prompt": prompt, "explanations": out})
         return
     if len(explainers) == 2:
         _stream_side_by_side(explainers, prompt, settings)
@@ -158,8 +163,13 @@ def eval_llm_cmd(
     seed: Annotated[int, typer.Option(help="Sampling seed for the samples.")] = 0,
     device: Annotated[str, typer.Option(help="cpu or cuda[:N].")] = "cpu",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    threads: Threads = None,
 ) -> None:
     """Val/test loss and perplexity of an explainer, with a few generated samples."""
+    from core.devices import check_device
+
+    device = check_device(device)
+    apply_threads(ctx, threads)
     if data and not (Path(data) / "val.jsonl").is_file():
         raise NcanvasError(f"--data {data}: no val.jsonl there (make one with `ncanvas data explanations`)")
     from core.llm.evaluate import evaluate_explainer
@@ -169,7 +179,7 @@ def eval_llm_cmd(
     ex = load_explainer(checkpoint_path(ctx, checkpoint), device)
     res = evaluate_explainer(ex, data, max_examples, samples, SamplingSettings(160, 0.7, 50, 0.95, 1.1, seed))
     if as_json:
-        typer.echo(json.dumps(res))
+        echo_json(res)
         return
     typer.echo(f"{res['checkpoint']} ({res['kind']})")
     for split in ("val", "test"):

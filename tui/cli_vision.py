@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,7 +10,7 @@ import typer
 
 from core.errors import NcanvasError
 from core.paths import JOB_ID_RE
-from tui.cli_base import AsJson, checkpoint_path, workspace
+from tui.cli_base import AsJson, Threads, apply_threads, check_output, checkpoint_path, echo_json, workspace
 
 viz_app = typer.Typer(help="Look inside a trained CNN: filters, feature maps, activation maximisation, class models.",
                       no_args_is_help=True)
@@ -20,15 +19,18 @@ ImageArg = Annotated[str | None, typer.Argument(help="Image file (PNG/JPG/..., a
 Checkpoint = Annotated[str, typer.Option("--checkpoint", "-c", help="A cnn .pt checkpoint, or a job id (uses its best_model.pt).")]
 Sample = Annotated[str | None, typer.Option("--sample", help="A dataset image instead of IMAGE: DATASET:N from the test split (e.g. mnist:123); write train: before N for the training split.")]
 DataDir = Annotated[str | None, typer.Option("--data-dir", help="Dataset folder for --sample (default: the checkpoint's, else $NCANVAS_DATA_DIR or <workspace>/data).")]
-Png = Annotated[Path | None, typer.Option("--png", help="Also write the picture to this PNG file.")]
-Width = Annotated[int, typer.Option("--width", help="Terminal picture width in character cells.", min=4)]
+Png = Annotated[Path | None, typer.Option("--png", help="Also write the picture to this PNG file (- for stdout, "
+                                                        "the PNG alone).")]
+Width = Annotated[int, typer.Option("--width", help="Terminal picture width in character cells.", min=4, max=400)]
 Colors = Annotated[str | None, typer.Option("--colors", help="truecolor or 256 (default: from $COLORTERM).")]
 Layer = Annotated[str | None, typer.Option("--layer", help="Layer name, e.g. conv2 (see --list-layers).")]
 
 
-def _classifier(ctx: typer.Context, checkpoint: str) -> Any:
+def _classifier(ctx: typer.Context, checkpoint: str, png: Path | None = None, threads: int | None = None) -> Any:
     from core.vision.api import load_classifier
 
+    check_output(png)  # a --png that cannot be written is refused before the model is loaded
+    apply_threads(ctx, threads)
     return load_classifier(checkpoint_path(ctx, checkpoint))
 
 
@@ -52,11 +54,19 @@ def _ckpt_data_dir(clf: Any) -> str | None:
     return (load_checkpoint(clf.path, kind="cnn").get("config") or {}).get("data_dir") or None
 
 
+def _header(text: str, png: Path | None) -> None:
+    """The line above a picture: on stderr when the PNG itself goes to stdout (``--png -``)."""
+    typer.echo(text, err=png is not None and str(png) == "-")
+
+
 def _show(picture: Any, width: int, colors: str | None, png: Path | None, png_scale: int = 8) -> None:
     from core.render import save_png, to_ansi
 
     if colors not in (None, "truecolor", "256"):
         raise NcanvasError("--colors must be truecolor or 256")
+    if png is not None and str(png) == "-":  # the PNG itself is the output: nothing else on stdout
+        save_png(picture, "-", scale=png_scale)
+        return
     # color=True: click strips ANSI when stdout is not a terminal, but the picture *is* the colours
     typer.echo(to_ansi(_enlarge(picture, width), max_width=width, mode=colors), color=True)
     if png is not None:
@@ -80,16 +90,27 @@ def _enlarge(picture: Any, width: int) -> Any:
 
 def classify_cmd(ctx: typer.Context, checkpoint: Checkpoint, image: ImageArg = None, sample: Sample = None,
                  top_k: Annotated[int, typer.Option("--top-k", help="How many classes to list.", min=1)] = 5,
-                 data_dir: DataDir = None, as_json: AsJson = False) -> None:
+                 data_dir: DataDir = None, as_json: AsJson = False, threads: Threads = None,
+                 invert: Annotated[bool, typer.Option("--invert", help="Classify the negative of the image (a dark "
+                                                      "digit drawn on white, for an MNIST model).")] = False) -> None:
     """Classify an image with a trained CNN checkpoint: top-k classes with probabilities."""
     from core.vision.api import classify
+    from core.vision.checks import invert as negative
+    from core.vision.checks import opposite_polarity
 
-    clf = _classifier(ctx, checkpoint)
+    clf = _classifier(ctx, checkpoint, threads=threads)
     img, what, label = _image(clf, image, sample, data_dir)
-    top = classify(clf, img, top_k)
+    pixels = clf.pixels(img)
+    flipped = not invert and opposite_polarity(pixels, clf.mean)
+    if flipped:
+        typer.echo(f"note: {what} looks {'dark on light' if sum(clf.mean) / len(clf.mean) < 0.5 else 'light on dark'}"
+                   f", the opposite of {clf.dataset}'s training images: the classes below may be wrong; "
+                   "--invert classifies its negative", err=True)
+    top = classify(clf, negative(pixels) if invert else pixels, top_k)
     if as_json:
-        typer.echo(json.dumps({"image": what, "label": label, "arch": clf.arch, "dataset": clf.dataset,
-                               "top": [{"class": c, "index": clf.class_names.index(c), "prob": p} for c, p in top]}))
+        echo_json({"image": what, "label": label, "arch": clf.arch, "dataset": clf.dataset,
+                   "inverted": invert, "opposite_polarity": flipped,
+                   "top": [{"class": c, "index": clf.class_names.index(c), "prob": p} for c, p in top]})
         return
     typer.echo(f"{what}  [{clf.arch} on {clf.dataset}, epoch {clf.epoch}]")
     for name, p in top:
@@ -105,12 +126,13 @@ def gradcam_cmd(
     cmap: Annotated[str, typer.Option("--cmap", help="viridis, inferno, jet or gray.")] = "jet",
     width: Width = 56, colors: Colors = None, data_dir: DataDir = None, as_json: AsJson = False,
     list_layers: Annotated[bool, typer.Option("--list-layers", help="Print the conv layer names and exit.")] = False,
+    threads: Threads = None,
 ) -> None:
     """Explain a prediction: a heat map over the image, printed with ANSI half blocks (and to --png)."""
     from core.render import COLORMAP_NAMES, overlay
-    from core.vision.api import METHODS, explain, layer_names
+    from core.vision.api import METHODS, explain, explanation_warning, layer_names
 
-    clf = _classifier(ctx, checkpoint)
+    clf = _classifier(ctx, checkpoint, png, threads)
     if list_layers:
         typer.echo("\n".join(layer_names(clf)))
         return
@@ -120,16 +142,19 @@ def gradcam_cmd(
         raise NcanvasError(f"--cmap must be one of {', '.join(COLORMAP_NAMES)}; got {cmap!r}")
     img, what, label = _image(clf, image, sample, data_dir)
     ex = explain(clf, img, method, class_, layer)
+    warning = explanation_warning(clf, ex)
     names = clf.class_names
     if as_json:
-        typer.echo(json.dumps({"image": what, "label": label, "method": method, "layer": ex.layer,
-                               "target": ex.target, "predicted": ex.predicted, "prob": float(ex.probs[ex.predicted]),
-                               "heat": [[round(float(v), 4) for v in row] for row in ex.heat]}))
+        echo_json({"image": what, "label": label, "method": method, "layer": ex.layer, "target": ex.target,
+                   "predicted": ex.predicted, "prob": float(ex.probs[ex.predicted]), "warning": warning,
+                   "heat": [[round(float(v), 4) for v in row] for row in ex.heat]})
         return
-    picture = overlay(clf.display(img), ex.heat, cmap=cmap, alpha=alpha)
-    typer.echo(f"{what}: predicted {names[ex.predicted]} ({ex.probs[ex.predicted]:.1%}); {method} for class "
-               f"{names[ex.target]}" + (f" at {ex.layer}" if ex.layer else ""))
-    _show(picture, width, colors, png)
+    _header(f"{what}: predicted {names[ex.predicted]} ({ex.probs[ex.predicted]:.1%}); {method} for class "
+            f"{names[ex.target]}" + (f" at {ex.layer}" if ex.layer else ""), png)
+    if warning:  # the map would only paint noise: say why instead of drawing it
+        _header(f"{warning} (no heat map drawn" + (", no PNG written)" if png else ")"), png)
+        return
+    _show(overlay(clf.display(img), ex.heat, cmap=cmap, alpha=alpha), width, colors, png)
 
 
 @viz_app.command("filters")
@@ -138,9 +163,9 @@ def viz_filters(ctx: typer.Context, checkpoint: Checkpoint, layer: Layer = None,
     """Show a conv layer's filter weights as a grid (zero = grey; default: the first conv)."""
     from core.vision.api import filters_image, layer_names
 
-    clf = _classifier(ctx, checkpoint)
+    clf = _classifier(ctx, checkpoint, png)
     picture = filters_image(clf, layer)
-    typer.echo(f"filters of {layer or layer_names(clf)[0]} (zero = grey)")
+    _header(f"filters of {layer or layer_names(clf)[0]} (zero = grey)", png)
     _show(picture, width, colors, png, png_scale=16)
 
 
@@ -151,40 +176,42 @@ def viz_features(ctx: typer.Context, checkpoint: Checkpoint, image: ImageArg = N
     """Show one layer's feature maps for an image (default: the first conv)."""
     from core.vision.api import features_image, layer_names
 
-    clf = _classifier(ctx, checkpoint)
+    clf = _classifier(ctx, checkpoint, png)
     img, what, _ = _image(clf, image, sample, data_dir)
     picture = features_image(clf, img, layer)
-    typer.echo(f"feature maps of {layer or layer_names(clf)[0]} for {what}")
+    _header(f"feature maps of {layer or layer_names(clf)[0]} for {what}", png)
     _show(picture, width, colors, png, png_scale=4)
 
 
 @viz_app.command("maxact")
 def viz_maxact(ctx: typer.Context, checkpoint: Checkpoint, layer: Layer = None,
                filter_: Annotated[int, typer.Option("--filter", help="Filter (channel) index.", min=0)] = 0,
-               steps: Annotated[int, typer.Option("--steps", help="Gradient-ascent steps.", min=1)] = 128,
+               steps: Annotated[int, typer.Option("--steps", help="Gradient-ascent steps.", min=1, max=10_000)] = 128,
                seed: Annotated[int, typer.Option("--seed")] = 0,
                png: Png = None, width: Width = 56, colors: Colors = None) -> None:
     """Activation maximisation: the input pattern that most excites one filter (default: last conv)."""
     from core.vision.api import layer_names, maxact_image
+    from core.vision.checks import stretch
 
-    clf = _classifier(ctx, checkpoint)
-    picture = maxact_image(clf, layer, filter_, steps, seed)
-    typer.echo(f"the input that most excites filter {filter_} of {layer or layer_names(clf)[-1]} ({steps} steps)")
+    clf = _classifier(ctx, checkpoint, png)
+    picture, lo, hi = stretch(maxact_image(clf, layer, filter_, steps, seed))
+    _header(f"the input that most excites filter {filter_} of {layer or layer_names(clf)[-1]} ({steps} steps; "
+            f"scaled from its own range {lo:.2f}..{hi:.2f} to black..white)", png)
     _show(picture, width, colors, png)
 
 
 @viz_app.command("class-model")
 def viz_class_model(ctx: typer.Context, checkpoint: Checkpoint,
                     class_: Annotated[str, typer.Option("--class", help="Class index or name.")] = "0",
-                    steps: Annotated[int, typer.Option("--steps", help="Gradient-ascent steps.", min=1)] = 128,
+                    steps: Annotated[int, typer.Option("--steps", help="Gradient-ascent steps.", min=1, max=10_000)] = 128,
                     seed: Annotated[int, typer.Option("--seed")] = 0,
                     png: Png = None, width: Width = 56, colors: Colors = None) -> None:
     """Class-model visualisation: an input that maximises one class score."""
     from core.vision.api import class_model_image
 
-    clf = _classifier(ctx, checkpoint)
+    clf = _classifier(ctx, checkpoint, png)
     picture = class_model_image(clf, class_, steps, seed)
-    typer.echo(f"an input that maximises class {clf.class_names[clf.class_index(class_)]} ({steps} steps)")
+    _header(f"an input that maximises class {clf.class_names[clf.class_index(class_)]} ({steps} steps)", png)
     _show(picture, width, colors, png)
 
 
@@ -196,6 +223,7 @@ def export_json_cmd(
     """Write the browser-demo JSON of a cnn run: weights and feature maps per saved epoch, metrics, architecture."""
     from core.vision.export import export_run
 
+    check_output(out)
     if JOB_ID_RE.match(run) and not Path(run).is_dir():
         paths = workspace(ctx).run(run)
         ckpt_dir, metrics = paths.ckpt_dir, paths.metrics

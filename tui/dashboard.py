@@ -8,22 +8,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import DataTable, Input
+from textual.widgets import DataTable, Input, Static
 
-from core.errors import NcanvasError
+from core.errors import NcanvasError, NoCheckpointToResume
 from core.paths import Workspace
 from tui.messages import ActionDone, LogLines, SelectionChanged
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.details import DetailsScreen
 from tui.screens.new_job import NewJobRequest, NewJobScreen
 from tui.watcher import SMOOTHING_WEIGHTS
+from tui.widgets.field import Field
 from tui.widgets.jobs_table import JobsTable
 from tui.widgets.log_tail import LogTail
-from tui.widgets.plots import Curves
+from tui.widgets.plots import CurveData, Curves
 
 SMOOTHING_STEPS = (0.0, *SMOOTHING_WEIGHTS)
 
@@ -32,25 +34,30 @@ class Dashboard(Vertical):
     """The default pane. ``ws`` is the workspace; ``watcher`` (a :class:`tui.watcher.Watcher`) is set by the app."""
 
     BINDINGS = [
-        Binding("n", "new_job", "New"),
-        Binding("p", "pause", "Pause/cont"),
-        Binding("s", "stop", "Stop"),
-        Binding("r", "resume", "Resume"),
-        Binding("k", "kill", "Kill"),
-        Binding("d", "delete", "Delete"),
-        Binding("enter", "details", "Details", show=False),
-        Binding("slash", "filter", "Filter"),
-        Binding("l", "log_y", "Log-y"),
-        Binding("e", "smoothing(1)", "EMA+", show=False),
-        Binding("E", "smoothing(-1)", "EMA-", show=False),
-        Binding("0", "smoothing(0)", "No EMA", show=False),
-        Binding("m", "toggle_metric", "Metric", show=False),
+        Binding("n", "new_job", "New", tooltip="New job: a form built from the kind's options, checked before it "
+                "starts"),
+        Binding("p", "pause", "Pause/cont", tooltip="Pause (SIGSTOP) or continue the selected job; a paused GPU job "
+                "keeps its memory"),
+        Binding("s", "stop", "Stop", tooltip="Stop the selected job: it saves latest.pt, then exits"),
+        Binding("r", "resume", "Resume", tooltip="Resume the selected job from latest.pt: its curve continues"),
+        Binding("k", "kill", "Kill", tooltip="Kill the selected job (asks first): SIGTERM, then SIGKILL"),
+        Binding("d", "delete", "Delete", tooltip="Delete the selected job's logs and checkpoints (asks first)"),
+        Binding("enter", "details", "Details", show=False, tooltip="Job details: config, checkpoints, events, "
+                "failure reason, last log lines"),
+        Binding("slash", "filter", "Filter", tooltip="Filter the jobs by id, kind or state words (esc clears)"),
+        Binding("l", "log_y", "Log-y", tooltip="Log-scale y axes on the curves (perplexity always has one)"),
+        Binding("e", "smoothing(1)", "EMA+", show=False, tooltip="More EMA smoothing of the train curves"),
+        Binding("E", "smoothing(-1)", "EMA-", show=False, tooltip="Less EMA smoothing of the train curves"),
+        Binding("0", "smoothing(0)", "No EMA", show=False, tooltip="No smoothing: the raw train curves"),
+        Binding("m", "toggle_metric", "Metric", tooltip="Next metric in the second plot: each key the job "
+                "logs (accuracy, perplexity, lr, speed, ...), then off"),
     ]
 
     DEFAULT_CSS = """
     Dashboard #filter { display: none; height: 3; }
     Dashboard #filter.-shown { display: block; }
-    Dashboard JobsTable { height: 2fr; }
+    Dashboard #empty { height: auto; padding: 0 1 1 4; color: $text-muted; display: none; }
+    Dashboard #empty.-shown { display: block; }
     Dashboard Curves { height: 3fr; }
     Dashboard LogTail { height: 1fr; }
     """
@@ -64,8 +71,9 @@ class Dashboard(Vertical):
         self.needle = ""
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="filter jobs by id, kind or state (esc clears)", id="filter")
+        yield Field(placeholder="filter jobs by id, kind or state (esc clears)", id="filter")
         yield JobsTable(id="jobs-table")
+        yield Static("", id="empty")
         yield Curves(id="curves")
         yield LogTail(id="log")
 
@@ -81,13 +89,30 @@ class Dashboard(Vertical):
 
     def show_statuses(self, statuses: list[Any]) -> None:
         self.statuses = statuses
-        self.table.show(statuses, self.needle)
+        self._show_rows()
+
+    def _show_rows(self) -> None:
+        self.table.show(self.statuses, self.needle)
+        empty = self.query_one("#empty", Static)
+        if not self.statuses:
+            empty.update(Text.assemble("No jobs yet: press ", ("n", "bold"), " to start one (try the demo kind), "
+                                       "or run ", ("ncanvas train demo", "bold"), " in a shell. Jobs keep running "
+                                       "after you quit."))
+        elif not self.table.row_count:
+            empty.update(Text.assemble(f"No job matches {self.needle!r}: ", ("esc", "bold"), " clears the filter."))
+        empty.set_class(not self.table.row_count, "-shown")
 
     def refresh_curves(self, changed: frozenset[str] | None = None) -> None:
         if self.watcher is None or (changed is not None and not changed & set(self.selection)):
             return
         kinds = {st.id: st.record.kind for st in self.statuses}
-        self.curves.set_data(self.watcher.snapshot(self.selection, self.curves.smoothing), kinds)
+        first = self.selection[0] if self.selection else None
+        names = self.watcher.metric_names(first) if first else []
+        metric = self.curves.metric_for(kinds.get(first or ""), names)
+        keys = ("loss",) if metric is None else ("loss", metric)
+        skipped = [self.watcher.skipped(jid) for jid in self.selection]
+        self.curves.set_data(CurveData(self.watcher.snapshot(self.selection, self.curves.smoothing, keys), kinds,
+                                       names, (sum(s[0] for s in skipped), sum(s[1] for s in skipped))))
 
     def show_log(self, msg: LogLines) -> None:
         log = self.query_one(LogTail)
@@ -167,7 +192,7 @@ class Dashboard(Vertical):
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
         self.needle = event.value.strip()
-        self.table.show(self.statuses, self.needle)
+        self._show_rows()
 
     @on(Input.Submitted, "#filter")
     def _filter_done(self) -> None:
@@ -195,7 +220,12 @@ class Dashboard(Vertical):
         self.notify(f"EMA smoothing {self.curves.smoothing:.2f}", timeout=1.5)
 
     def action_toggle_metric(self) -> None:
-        self.query_one("#metric-plot").toggle_class("-off")
+        first = self.selection[0] if self.selection else None
+        st = self.status(first)
+        names = self.watcher.metric_names(first) if self.watcher is not None and first else []
+        metric = self.curves.cycle_metric(st.record.kind if st else None, names)
+        self.refresh_curves()
+        self.notify(f"metric plot: {metric or 'off'}", timeout=1.5)
 
     # ----------------------------------------------------------------------------------- workers
 
@@ -205,8 +235,15 @@ class Dashboard(Vertical):
         from jobs import supervisor
 
         try:
-            text = getattr(supervisor, verb)(self.ws, job_id)
+            if verb == "resume_from_scratch":
+                text = supervisor.resume(self.ws, job_id, from_scratch=True)
+            else:
+                text = getattr(supervisor, verb)(self.ws, job_id)
             self.post_message(ActionDone(text))
+        except NoCheckpointToResume:
+            self.app.call_from_thread(
+                self._confirm, f"{job_id} has no latest.pt to resume from. Start it over from step 0? (Its earlier "
+                "curve is kept as metrics.attempt-N.jsonl.)", "resume_from_scratch", job_id)
         except NcanvasError as e:
             self.post_message(ActionDone(str(e), error=True))
         except Exception as e:  # noqa: BLE001 - the dashboard reports, never crashes

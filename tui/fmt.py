@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
+
+from jobs.kinds import KINDS
 
 STATE_STYLE = {
     "queued": "cyan", "running": "green", "paused": "yellow", "stopping": "yellow",
@@ -10,10 +13,18 @@ STATE_STYLE = {
 }
 
 
-def fmt_duration(seconds: float | None) -> str:
-    if seconds is None or seconds < 0:
+def _number(v: Any) -> float | None:
+    """``v`` as a finite float, or None for anything else a hand-edited job.json may hold."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    return float(v) if math.isfinite(v) else None
+
+
+def fmt_duration(seconds: Any) -> str:
+    secs = _number(seconds)
+    if secs is None or secs < 0:
         return "-"
-    s = int(seconds)
+    s = int(secs)
     if s < 60:
         return f"{s}s"
     if s < 3600:
@@ -26,37 +37,52 @@ def fmt_num(v: Any, digits: int = 4) -> str:
         return "-"
     if isinstance(v, float):
         return f"{v:.{digits}g}"
-    return str(v)
+    return str(v)[:24]  # whatever a hand-edited job.json holds, one cell's worth
 
 
-def fmt_progress(progress: dict[str, Any]) -> str:
-    """'epoch 2/5 · step 300/750' from a job.json progress dict."""
+def fmt_progress(progress: dict[str, Any], short: bool = False) -> str:
+    """'ep 2/5 · 300/750' from a job.json progress dict ('2/5 · 300/750' ``short``, under an epoch/step header)."""
     parts = []
     if progress.get("epoch") is not None:
         te = progress.get("total_epochs")
-        parts.append(f"ep {progress['epoch']}" + (f"/{te}" if te else ""))
+        parts.append(("" if short else "ep ") + f"{progress['epoch']}" + (f"/{te}" if te else ""))
     if progress.get("step") is not None:
         ts = progress.get("total_steps")
         parts.append(f"{progress['step']}" + (f"/{ts}" if ts else ""))
     return " · ".join(parts) or "-"
 
 
-METRIC_KEYS = ("val_acc", "acc", "val_ppl", "ppl", "val_loss")
+FALLBACK_HEADLINES = ("val_acc", "val_ppl", "val_loss")  # a job of an unknown kind (or without a metric)
 
 
-def headline_metric(progress: dict[str, Any]) -> str:
-    for key in METRIC_KEYS:
+def headline_metric(progress: dict[str, Any], kind: str | None = None) -> str:
+    """``val_acc=0.93``: the kind's headline metric (``jobs.kinds.KindSpec.headline``), else the first of
+    val_acc / val_ppl / val_loss the job reported; ``-`` when there is none."""
+    spec = KINDS.get(kind or "")
+    keys = ((spec.headline,) if spec is not None and spec.headline else ()) + FALLBACK_HEADLINES
+    for key in keys:
         if progress.get(key) is not None:
             return f"{key}={fmt_num(progress[key])}"
     return "-"
 
 
-def throughput(progress: dict[str, Any]) -> str:
-    if progress.get("tok_s"):
-        return f"{progress['tok_s']:.0f} tok/s"
-    if progress.get("img_s"):
-        return f"{progress['img_s']:.0f} img/s"
+def throughput(progress: dict[str, Any], kind: str | None = None) -> str:
+    """``5120 tok/s``: the kind's throughput key and unit (``KindSpec.throughput``); for an unknown kind, the
+    first throughput key of any kind that the job reported."""
+    spec = KINDS.get(kind or "")
+    specs = [spec] if spec is not None else list(KINDS.values())
+    for s in specs:
+        v = _number(progress.get(s.throughput))
+        if v:
+            return f"{v:.0f} {s.throughput_unit}"
     return "-"
+
+
+def fmt_eta(state: str, eta_s: float | None) -> str:
+    """The ETA column: a paused job is not getting closer to the end, so it says so instead of a stale time."""
+    if state == "paused":
+        return "paused"
+    return fmt_duration(eta_s)
 
 
 def fmt_slurm(st: Any, width: int | None = None, reason: bool = True) -> str:

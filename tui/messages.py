@@ -94,6 +94,7 @@ class Classified(Message):
     checkpoint: str
     image: str
     top: list[tuple[str, float]]
+    invert: bool = False  # the image was inverted (its polarity is the opposite of the training images')
 
 
 @dataclass

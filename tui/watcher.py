@@ -30,7 +30,7 @@ Post = Callable[[Any], Any]
 def _default_list_status(ws: Workspace) -> list[Any]:
     from jobs.supervisor import list_status
 
-    return list_status(ws)
+    return list_status(ws, unreadable=True)
 
 
 def _default_gpu_stats() -> list[Any]:
@@ -110,11 +110,11 @@ class Watcher:
                 self._log_job, self._log = log_job, None
         self._wake.set()
 
-    def snapshot(self, job_ids: tuple[str, ...] | None = None,
-                 smoothing: float = 0.0) -> dict[str, dict[str, Any]]:
+    def snapshot(self, job_ids: tuple[str, ...] | None = None, smoothing: float = 0.0,
+                 metrics: tuple[str, ...] | None = None) -> dict[str, dict[str, Any]]:
         """A copy of the series of watched jobs: ``{job_id: {"train/loss": (steps, values, smoothed), ...}}``;
         ``smoothed`` is ``{smoothing: curve}`` for the train series that track that EMA weight on their raw points
-        (:data:`SMOOTHING_WEIGHTS`), else empty."""
+        (:data:`SMOOTHING_WEIGHTS`), else empty. ``metrics`` limits the copy to those metric keys (what is drawn)."""
         with self._lock:
             ids = self._watched if job_ids is None else job_ids
             out = {}
@@ -123,8 +123,21 @@ class Watcher:
                 if tail is not None:
                     out[jid] = {k: (list(s.steps), list(s.values),
                                     {smoothing: list(s.smoothed(smoothing))} if smoothing in s.smooth_weights else {})
-                                for k, s in tail.series.series.items()}
+                                for k, s in tail.series.series.items()
+                                if metrics is None or k.split("/", 1)[1] in metrics}
             return out
+
+    def metric_names(self, job_id: str) -> list[str]:
+        """The metric keys a watched job has logged so far (``loss``, ``acc``, ``grad_norm``, ...)."""
+        with self._lock:
+            tail = self._tails.get(job_id)
+            return tail.series.metric_names() if tail else []
+
+    def skipped(self, job_id: str) -> tuple[int, int]:
+        """(malformed lines, non-finite values) read so far from a watched job's metrics file."""
+        with self._lock:
+            tail = self._tails.get(job_id)
+            return (tail.tailer.bad_lines, tail.series.nonfinite) if tail else (0, 0)
 
     def events(self, job_id: str) -> list[dict[str, Any]]:
         with self._lock:

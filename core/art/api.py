@@ -55,9 +55,10 @@ def load_art_classifier(path: str | os.PathLike[str]) -> ArtClassifier:
     """Rebuild an ``artcnn`` checkpoint's model from the file alone (labels, size and normalisation inside)."""
     from core.art.model import ArtClassifier as Net
     from core.art.model import ArtConfig
-    from core.checkpoint import load_checkpoint, load_model_state
+    from core.checkpoint import check_finite_weights, load_checkpoint, load_model_state
 
     ck = load_checkpoint(path, kind="artcnn")
+    check_finite_weights(ck, path)
     cfg = ck["config"]
     labels = cfg.get("labels")
     if not isinstance(labels, dict) or set(labels) != set(HEADS):

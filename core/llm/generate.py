@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from core.errors import NcanvasError
+from core.errors import CheckpointError, NcanvasError
 from core.llm.sampling import SamplingSettings, choose, process
 from core.llm.tokenizer import TextTokenizer
 
@@ -179,6 +179,10 @@ def _load_hf_dir(path: Path, device: str | torch.device) -> Explainer:
     from core.llm.tokenizer import from_hf
 
     hf_logging.disable_progress_bar()  # a "Loading weights" bar would interleave with the streamed text
+    hf_logging.set_verbosity_error()  # its notes about the config would surround the one line of output
+    if not ((path / "tokenizer.json").is_file() or (path / "vocab.json").is_file()):
+        raise NcanvasError(f"{path}: no tokenizer files (tokenizer.json, or vocab.json and merges.txt); save the "
+                           "tokenizer into the folder too (tokenizer.save_pretrained)")
     try:
         model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
     except Exception as e:  # noqa: BLE001 - any loading problem is one line for the user
@@ -188,7 +192,7 @@ def _load_hf_dir(path: Path, device: str | torch.device) -> Explainer:
 
 def load_explainer(path: str | Path, device: str | torch.device = "cpu") -> Explainer:
     """An :class:`Explainer` from an ``llm``/``gpt2`` checkpoint, a run's checkpoint folder or an HF folder."""
-    from core.checkpoint import load_checkpoint, load_model_state
+    from core.checkpoint import check_finite_weights, load_checkpoint, load_model_state
     from core.llm.hooks import gpt2_from_ckpt, tokenizer_from_ckpt
     from core.llm.model import ArtExpertLM, LMConfig
 
@@ -198,6 +202,11 @@ def load_explainer(path: str | Path, device: str | torch.device = "cpu") -> Expl
     ckpt = load_checkpoint(path, kind=("llm", "gpt2"))
     if "tokenizer_json" not in ckpt.get("extra", {}):
         raise NcanvasError(f"{path} carries no tokenizer")
+    check_finite_weights(ckpt, path)
+    try:
+        tokenizer = tokenizer_from_ckpt(ckpt)
+    except Exception as e:  # noqa: BLE001 - the tokenizers library raises a bare Exception for bad JSON
+        raise CheckpointError(f"{path}: its tokenizer is damaged ({str(e).splitlines()[0][:100]})") from None
     if ckpt["kind"] == "llm":
         model = ArtExpertLM(LMConfig(**ckpt["config"]["model"]))
         load_model_state(model, ckpt, path)
@@ -206,4 +215,4 @@ def load_explainer(path: str | Path, device: str | torch.device = "cpu") -> Expl
     name = f"{path.parent.name}/{path.name}"
     meta = {"step": ckpt.get("step"), "epoch": ckpt.get("epoch"), "arch": ckpt.get("arch"),
             "config": ckpt.get("config"), "best_metric": ckpt.get("best_metric")}
-    return Explainer(model.to(device), tokenizer_from_ckpt(ckpt), ckpt["kind"], name, meta)
+    return Explainer(model.to(device), tokenizer, ckpt["kind"], name, meta)

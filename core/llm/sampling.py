@@ -8,15 +8,17 @@ from dataclasses import dataclass
 
 import torch
 
+from core.sampling_defaults import EXPLAIN
+
 
 @dataclass
 class SamplingSettings:
-    max_new_tokens: int = 200
-    temperature: float = 0.8         # 0: greedy (argmax), like do_sample=False
-    top_k: int = 50                  # 0: off
-    top_p: float = 0.95              # 1.0: off
-    repetition_penalty: float = 1.1  # 1.0: off
-    seed: int | None = None          # same seed, same text
+    max_new_tokens: int = EXPLAIN.max_new_tokens
+    temperature: float = EXPLAIN.temperature  # 0: greedy (argmax), like do_sample=False
+    top_k: int = EXPLAIN.top_k  # 0: off
+    top_p: float = EXPLAIN.top_p  # 1.0: off
+    repetition_penalty: float = EXPLAIN.repetition_penalty  # 1.0: off
+    seed: int | None = EXPLAIN.seed  # same seed, same text
 
     @property
     def greedy(self) -> bool:

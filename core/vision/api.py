@@ -91,7 +91,7 @@ class Classifier:
 
 def load_classifier(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Classifier:
     """Rebuild a ``cnn`` checkpoint's model (architecture, classes, normalisation) from the file alone."""
-    from core.checkpoint import load_checkpoint, load_model_state
+    from core.checkpoint import check_finite_weights, load_checkpoint, load_model_state
     from core.vision.models import build_model
 
     path = Path(path)
@@ -99,16 +99,26 @@ def load_classifier(path: str | os.PathLike[str], device: str | torch.device = "
     meta = (ck.get("extra") or {}).get("vision")
     if not isinstance(meta, dict):
         raise CheckpointError(f"{path} has no vision metadata (not written by the cnn job)")
-    model = build_model(ck["arch"], int(meta["in_channels"]), int(meta["num_classes"]), int(meta["image_size"]))
+    check_finite_weights(ck, path)
+    try:  # an edited or foreign file: one line about the metadata, not an IndexError in the first prediction
+        channels, n_classes, size = int(meta["in_channels"]), int(meta["num_classes"]), int(meta["image_size"])
+        names, mean, std = [str(n) for n in meta["class_names"]], tuple(meta["mean"]), tuple(meta["std"])
+        samples = meta.get("samples")
+        sample_labels = [int(v) for v in meta.get("sample_labels", [])]
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path} has damaged vision metadata ({type(e).__name__}: {e})") from None
+    if len(names) != n_classes:
+        raise CheckpointError(f"{path} names {len(names)} classes for a model with {n_classes} outputs")
+    if len(mean) != channels or len(std) != channels:
+        raise CheckpointError(f"{path}: normalisation for {len(mean)} channels, but the model takes {channels}")
+    model = build_model(ck["arch"], channels, n_classes, size)
     load_model_state(model, ck, path)
     model.to(device).eval()
-    samples = meta.get("samples")
     return Classifier(
-        model=model, arch=ck["arch"], dataset=str(meta["dataset"]), class_names=list(meta["class_names"]),
-        in_channels=int(meta["in_channels"]), image_size=int(meta["image_size"]),
-        mean=tuple(meta["mean"]), std=tuple(meta["std"]), path=Path(path), device=torch.device(device),
+        model=model, arch=ck["arch"], dataset=str(meta.get("dataset")), class_names=names,
+        in_channels=channels, image_size=size, mean=mean, std=std, path=Path(path), device=torch.device(device),
         samples=None if samples is None else samples.permute(0, 2, 3, 1).cpu().numpy(),
-        sample_labels=[int(v) for v in meta.get("sample_labels", [])], epoch=int(ck.get("epoch", 0)))
+        sample_labels=sample_labels, epoch=int(ck.get("epoch", 0)))
 
 
 def load_image(path: str | os.PathLike[str]) -> Any:
@@ -184,11 +194,13 @@ class Explanation:
     predicted: int
     probs: np.ndarray  # (classes,)
     gradient: np.ndarray | None = None  # (C, H, W) guided gradients, for the guided methods
+    state: str | None = None  # "empty" or "flat" when the CAM shows no evidence (core.vision.checks.cam_state)
 
 
 def explain(clf: Classifier, image: ImageInput, method: str = "gradcam", target: int | str | None = None,
             layer: str | None = None) -> Explanation:
     """Explain one prediction with Grad-CAM, Grad-CAM++, guided backprop or guided Grad-CAM."""
+    from core.vision.checks import cam_state
     from core.vision.interpret.cam import CAM_METHODS, resolve_layer
     from core.vision.interpret.guided import GuidedBackprop, guided_gradcam, saliency
 
@@ -201,11 +213,12 @@ def explain(clf: Classifier, image: ImageInput, method: str = "gradcam", target:
     target_idx = predicted if cls is None else cls
     if layer is not None:
         resolve_layer(clf.model, layer)
-    grad = None
+    grad, state = None, None
     if method in CAM_METHODS:
         layer = layer or default_layer(clf)
         with CAM_METHODS[method](clf.model, layer) as cam:
             heat = cam(x, [target_idx])[0]
+            state = cam_state(cam.raw[0])
     elif method == "guided":
         layer = None
         with GuidedBackprop(clf.model) as gb:
@@ -215,7 +228,16 @@ def explain(clf: Classifier, image: ImageInput, method: str = "gradcam", target:
         layer = layer or default_layer(clf)
         grad = guided_gradcam(clf.model, x, [target_idx], layer)[0].cpu().numpy()
         heat = saliency(grad)
-    return Explanation(heat.astype(np.float32), method, layer, target_idx, predicted, probs, grad)
+        state = None if np.any(grad) else "empty"  # masked by an all-zero Grad-CAM map
+    return Explanation(heat.astype(np.float32), method, layer, target_idx, predicted, probs, grad, state)
+
+
+def explanation_warning(clf: Classifier, ex: Explanation) -> str | None:
+    """One line when the map of :func:`explain` is empty or nearly flat, naming what to try instead."""
+    from core.vision.checks import cam_warning
+
+    name = clf.class_names[ex.target] if 0 <= ex.target < len(clf.class_names) else str(ex.target)
+    return cam_warning(ex.state, name, ex.layer, ex.method, layer_names(clf))
 
 
 def explain_map(clf: Classifier, image: ImageInput, method: str = "gradcam", target: int | str | None = None,

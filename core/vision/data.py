@@ -98,28 +98,35 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None, home: Path | None 
 
 # ---------------------------------------------------------------------------------------------- file readers
 
-def _open_maybe_gz(path: Path) -> bytes:
+MAX_IDX_BYTES = 1 << 30  # the largest IDX payload read (MNIST's training images are 47 MB)
+
+
+def read_idx(path: Path, max_bytes: int = MAX_IDX_BYTES) -> np.ndarray:
+    """An IDX file (uint8 payload) as an array: images (N, H, W) or labels (N,).
+
+    The header is read first and only the bytes it declares are decompressed: a gzip bomb (a few MB inflating to
+    GBs) costs one header read, and a header declaring more than ``max_bytes`` is refused before any payload."""
     try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as f:
-                return f.read()
-        return path.read_bytes()
-    except (OSError, EOFError) as e:
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as f:
+            head = f.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] != 8:
+                raise NcanvasError(f"{path} is not a uint8 IDX file")
+            raw_dims = f.read(4 * head[3])
+            if len(raw_dims) < 4 * head[3]:
+                raise NcanvasError(f"{path} is truncated (inside its header)")
+            dims = [int.from_bytes(raw_dims[4 * i: 4 * i + 4], "big") for i in range(head[3])]
+            size = int(np.prod(dims, dtype=np.int64)) if dims else 0
+            if size > max_bytes:
+                raise NcanvasError(f"{path} declares {size:,} bytes of data ({' x '.join(map(str, dims))}), more "
+                                   f"than the {max_bytes:,} an IDX file may hold here")
+            payload = f.read(size + 1)  # one byte more: a file longer than its header says is not trusted either
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
         raise NcanvasError(f"cannot read {path}: {e}") from None
-
-
-def read_idx(path: Path) -> np.ndarray:
-    """An IDX file (uint8 payload) as an array: images (N, H, W) or labels (N,)."""
-    raw = _open_maybe_gz(path)
-    if len(raw) < 8 or raw[0] != 0 or raw[1] != 0 or raw[2] != 8:
-        raise NcanvasError(f"{path} is not a uint8 IDX file")
-    ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    offset = 4 + 4 * ndim
-    data = np.frombuffer(raw, dtype=np.uint8, offset=offset).copy()  # writable, so torch can share it
-    if data.size != int(np.prod(dims)):
-        raise NcanvasError(f"{path} is truncated: expected {int(np.prod(dims))} values, found {data.size}")
-    return data.reshape(dims)
+    if len(payload) < size:
+        raise NcanvasError(f"{path} is truncated: expected {size} values, found {len(payload)}")
+    if len(payload) > size:
+        raise NcanvasError(f"{path} holds more data than its header declares ({' x '.join(map(str, dims))})")
+    return np.frombuffer(payload, dtype=np.uint8).copy().reshape(dims)  # writable, so torch can share it
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
@@ -199,8 +206,12 @@ def load_split(name: str, split: str, data_dir: str | os.PathLike[str] | None = 
         x = np.concatenate([p[0] for p in parts])
         y = np.concatenate([p[1] for p in parts])
     else:
-        x = read_idx(files[0])[:, None]  # (N, 1, 28, 28)
-        y = read_idx(files[1]).astype(np.int64)
+        images, labels = read_idx(files[0]), read_idx(files[1])
+        if images.ndim != 3 or images.shape[1:] != (info.image_size, info.image_size) or labels.ndim != 1:
+            raise NcanvasError(f"{files[0]}: expected {info.image_size}x{info.image_size} images and a label list; "
+                               f"got shapes {images.shape} and {labels.shape}")
+        x = images[:, None]  # (N, 1, 28, 28)
+        y = labels.astype(np.int64)
     if len(x) != len(y):
         raise NcanvasError(f"{info.name} {split}: {len(x)} images but {len(y)} labels")
     return TensorData(torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y))

@@ -67,27 +67,56 @@ def misclassified_gallery(data: TensorData, preds: torch.Tensor, class_names: tu
         imgs = data.x[shown].cpu().permute(0, 2, 3, 1).numpy()  # (N, H, W, C) uint8
         imgs = imgs[..., 0] if imgs.shape[-1] == 1 else imgs
         grid = tile_grid(imgs.astype(np.float32) / 255.0, pad=2)
-        _save_labelled(grid, imgs.shape[1:3], [f"{i['true']}>{i['predicted']}" for i in items], png, scale)
+        _save_labelled(grid, imgs.shape[1:3], [f"{i['true']}>{i['predicted']}" for i in items], png, scale,
+                       gallery_caption(items))
     return len(wrong)
 
 
+def gallery_caption(items: list[dict[str, Any]]) -> str:
+    """What the tile labels mean, with the first tile as the example: ``3>7 = true 3, predicted 7``."""
+    if not items:
+        return ""
+    first = items[0]
+    example = f"{first['true']}>{first['predicted']} = true {first['true_name']}, predicted {first['predicted_name']}"
+    names = "" if all(str(i["true"]) == i["true_name"] for i in items) else " (class numbers)"
+    return f"misclassified test images; each label is true>predicted{names}, e.g. {example}"
+
+
 def _save_labelled(grid: np.ndarray, tile: tuple[int, ...], labels: list[str], png: str | os.PathLike[str],
-                   scale: int) -> None:
-    """Save an enlarged grid with "true>predicted" (class indices) in each tile's corner."""
+                   scale: int, caption: str = "") -> None:
+    """Save an enlarged grid with "true>predicted" (class indices) in each tile's corner and a caption below that
+    says so."""
     from PIL import Image, ImageDraw
 
     from core.atomic import atomic_write
     from core.render import to_uint8_rgb
 
     rgb = to_uint8_rgb(grid)
-    img = Image.fromarray(rgb).resize((rgb.shape[1] * scale, rgb.shape[0] * scale), Image.Resampling.NEAREST)
+    grid_img = Image.fromarray(rgb).resize((rgb.shape[1] * scale, rgb.shape[0] * scale), Image.Resampling.NEAREST)
+    probe = ImageDraw.Draw(grid_img)
+    lines = _wrap(probe, caption, grid_img.width - 8) if caption else []
+    img = Image.new("RGB", (grid_img.width, grid_img.height + 14 * len(lines) + (6 if lines else 0)), "white")
+    img.paste(grid_img, (0, 0))
     draw = ImageDraw.Draw(img)
     cols = (grid.shape[1] - 2) // (tile[1] + 2)
     for k, text in enumerate(labels):
         r, c = divmod(k, cols)
         x, y = (2 + c * (tile[1] + 2)) * scale + 2, (2 + r * (tile[0] + 2)) * scale + 1
         draw.text((x, y), text, fill=(255, 210, 0))
+    for n, line in enumerate(lines):
+        draw.text((4, grid_img.height + 3 + 14 * n), line, fill=(0, 0, 0))
     atomic_write(Path(png), lambda f: img.save(f, format="PNG"))
+
+
+def _wrap(draw: Any, text: str, width: int) -> list[str]:
+    """``text`` in lines no wider than ``width`` pixels (broken at spaces)."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and draw.textlength(f"{lines[-1]} {word}") <= width:
+            lines[-1] += f" {word}"
+        else:
+            lines.append(word)
+    return lines
 
 
 def save_json(path: str | os.PathLike[str], obj: Any) -> None:

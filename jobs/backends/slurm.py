@@ -285,7 +285,7 @@ class SlurmBackend:
         record holds the Slurm job id). A refusal, sbatch's included, leaves nothing behind."""
         from jobs.config import to_dict
         from jobs.kinds import get_kind
-        from jobs.supervisor import _claim_run_dir, _code_version
+        from jobs.supervisor import _claim_run_dir, _code_version, _creation_error, _discard
 
         spec = get_kind(kind)
         opts = self.options(ws, options or {})
@@ -296,8 +296,11 @@ class SlurmBackend:
         ok, fs_note = shared_fs_check(ws.root, opts.partition)
         if ok is False and opts.check_shared_fs:
             raise NcanvasError(fs_note)
-        ws.ensure()
-        run = _claim_run_dir(ws, kind, job_id)
+        try:
+            ws.ensure()
+            run, made_ckpt_dir = _claim_run_dir(ws, kind, job_id)
+        except OSError as e:
+            raise _creation_error(ws, e, f"job {job_id or kind} was not created") from None
         rec = JobRecord(id=run.job_id, kind=kind, config=to_dict(cfg), code=_code_version(),
                         gpu="slurm" if use_gpu else "cpu", nproc=opts.nodes * per_node, after=after, max_per_gpu=0,
                         attempts=1, backend=self.name,
@@ -305,9 +308,10 @@ class SlurmBackend:
                                "script": str(run.log_dir / "sbatch.sh")})
         try:
             self._submit(run, rec, opts, per_node, use_gpu, dependency, resume=False)
-        except BaseException:
-            shutil.rmtree(run.ckpt_dir, ignore_errors=True)
-            shutil.rmtree(run.log_dir, ignore_errors=True)
+        except BaseException as e:
+            _discard(run, made_ckpt_dir)  # nothing half-made stays: `train --name X` works again at once
+            if isinstance(e, OSError):
+                raise _creation_error(ws, e, f"job {run.job_id} was not submitted") from None
             raise
         return rec
 

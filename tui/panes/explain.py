@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -12,8 +13,10 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Input, Select, Static
 
 from core.errors import NcanvasError
+from core.sampling_defaults import EXPLAIN
 from tui.messages import ArtAnalyzed, Classified
 from tui.panes.base import InferencePane
+from tui.widgets.field import Field
 
 
 def _float(value: str, name: str, lo: float, hi: float) -> float:
@@ -40,7 +43,9 @@ class ExplainPane(InferencePane):
     kinds = ("llm", "gpt2")
     DEFAULT_CLASSES = "uses-classification"
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+r", "generate", "Generate")]
+    BINDINGS = [Binding("escape", "cancel", "Cancel", tooltip="Cancel the generation; with none running, leave the "
+                        "text field"),
+                Binding("ctrl+r", "generate", "Generate", tooltip="Generate the explanation (enter in a field too)")]
 
     DEFAULT_CSS = """
     ExplainPane #settings { height: 1; margin: 1 0 0 0; }
@@ -63,23 +68,25 @@ class ExplainPane(InferencePane):
         with Horizontal(classes="controls"):
             yield Select([], prompt="LLM checkpoint", id="ckpt", classes="ckpt")
             yield Select([], prompt="compare with (optional)", id="ckpt-b", classes="ckpt optional")
+        yield Static("", id="ckpt-info")
         with Horizontal(classes="controls"):
-            yield Input(placeholder="artist, style, genre (e.g. Claude Monet 96%, Impressionism 94%, landscape)",
+            yield Field(placeholder="artist, style, genre (e.g. Claude Monet 96%, Impressionism 94%, landscape)",
                         id="prompt")
             yield Button("Generate", id="go", variant="primary")
+        d = EXPLAIN  # `ncanvas explain`'s defaults
         with Horizontal(id="settings"):
             yield Static("temp")
-            yield Input("0.8", id="temperature")
+            yield Field(f"{d.temperature:g}", id="temperature")
             yield Static("top-k")
-            yield Input("40", id="top_k", type="integer")
+            yield Field(str(d.top_k), id="top_k", type="integer")
             yield Static("top-p")
-            yield Input("0.95", id="top_p")
+            yield Field(f"{d.top_p:g}", id="top_p")
             yield Static("rep-pen")
-            yield Input("1.1", id="repetition_penalty")
+            yield Field(f"{d.repetition_penalty:g}", id="repetition_penalty")
             yield Static("max-new")
-            yield Input("160", id="max_new_tokens", type="integer")
+            yield Field(str(d.max_new_tokens), id="max_new_tokens", type="integer")
             yield Static("seed")
-            yield Input("", id="seed", type="integer", placeholder="any")
+            yield Field("" if d.seed is None else str(d.seed), id="seed", type="integer", placeholder="any")
         yield Static("enter generates · esc cancels", id="status")
         with Horizontal(id="outputs"):
             with VerticalScroll(id="scroll-a", classes="out"):
@@ -111,16 +118,18 @@ class ExplainPane(InferencePane):
     def settings(self) -> Any:
         from tui.inference import GenSettings
 
-        def number(widget_id: str, name: str, lo: float, hi: float, default: str) -> float:
-            return _float(self.query_one(f"#{widget_id}", Input).value.strip() or default, name, lo, hi)
+        def number(widget_id: str, name: str, lo: float, hi: float, default: float) -> float:
+            return _float(self.query_one(f"#{widget_id}", Input).value.strip() or str(default), name, lo, hi)
 
+        d = EXPLAIN  # an emptied field means the default
         seed = self.query_one("#seed", Input).value.strip()
-        return GenSettings(temperature=number("temperature", "temperature", 0.0, 10.0, "0.8"),
-                           top_k=int(number("top_k", "top-k", 0, 100_000, "0")),
-                           top_p=number("top_p", "top-p", 0.0, 1.0, "1"),
-                           repetition_penalty=number("repetition_penalty", "repetition penalty", 0.1, 10.0, "1"),
-                           max_new_tokens=int(number("max_new_tokens", "max tokens", 1, 4096, "160")),
-                           seed=int(_float(seed, "seed", 0, 2**31)) if seed else None)
+        return GenSettings(temperature=number("temperature", "temperature", 0.0, 10.0, d.temperature),
+                           top_k=int(number("top_k", "top-k", 0, 100_000, d.top_k)),
+                           top_p=number("top_p", "top-p", 0.0, 1.0, d.top_p),
+                           repetition_penalty=number("repetition_penalty", "repetition penalty", 0.1, 10.0,
+                                                     d.repetition_penalty),
+                           max_new_tokens=int(number("max_new_tokens", "max tokens", 1, 4096, d.max_new_tokens)),
+                           seed=int(_float(seed, "seed", 0, 2**31)) if seed else d.seed)
 
     @on(Input.Submitted)
     @on(Button.Pressed, "#go")
@@ -137,7 +146,7 @@ class ExplainPane(InferencePane):
         except NcanvasError as e:
             self.fail(e)
             return
-        self.action_cancel()
+        self._stop()
         with self._lock:  # a new run: tokens still coming from the old one are dropped (see generate)
             self._cancel = threading.Event()
             for buf in self._buffers.values():
@@ -157,6 +166,13 @@ class ExplainPane(InferencePane):
             self.generate("b", other, prompt, settings, self._cancel)
 
     def action_cancel(self) -> None:
+        """``esc``: stop a running generation; with none running, leave the text field."""
+        if self._running:
+            self._stop()
+        else:
+            self.action_leave()
+
+    def _stop(self) -> None:
         if self._running:
             self._cancel.set()
             self.set_status("cancelled")
@@ -187,7 +203,7 @@ class ExplainPane(InferencePane):
                 v.clear()
         for key, text in pending.items():
             self._texts[key] = self._texts.get(key, "") + text
-            self.query_one(f"#out-{key}", Static).update(self._texts[key])
+            self.query_one(f"#out-{key}", Static).update(Text(self._texts[key]))  # model output: never markup
             self.query_one(f"#scroll-{key}").scroll_end(animate=False)
 
     def _done(self, cancel: threading.Event) -> None:

@@ -1,53 +1,68 @@
-"""The key reference (``?``)."""
+"""The key reference (``?``), built from the bindings themselves (:mod:`tui.keymap`); ``esc`` closes it."""
 
 from __future__ import annotations
 
+from itertools import groupby
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Markdown
+from textual.widgets import Static
 
-HELP = """\
-# ncanvas keys
+NOTES = (
+    "Text fields take printable keys, digits too: esc leaves the field and the pane's keys act again; F1..F5, "
+    "alt+1..alt+5 and ctrl+q work from anywhere, ctrl+p opens the command palette (every action above).",
+    "Images in Classify and Grad-CAM are a path (with completion), sample:N (test images stored in the "
+    "checkpoint) or DATASET:N (e.g. mnist:7); enter in a field runs the pane, like ctrl+r.",
+    "Jobs are separate processes: quitting the dashboard or losing the SSH session does not stop them.",
+)
 
-| key | action |
-|---|---|
-| `1`..`5` | panes: Jobs, Classify, Grad-CAM, Explain, Analyze (`alt+1`..`alt+5` inside a text field) |
-| `n` | new job (form, validated before start) |
-| `p` | pause / continue the selected job |
-| `s` | stop (checkpoint, then exit) |
-| `r` | resume from `latest.pt` |
-| `k` | kill (asks first) |
-| `d` | delete logs and checkpoints (asks first) |
-| `enter` | job details: config, checkpoints, events, failure reason |
-| `space` | mark / unmark a job for the curve overlay |
-| `/` | filter jobs (`esc` clears) |
-| `l` | log-scale y on/off |
-| `e` / `E` | more / less EMA smoothing (`0` turns it off) |
-| `m` | show / hide the metric plot |
-| `f` | follow the log on/off (in the log) |
-| `ctrl+p` | command palette (every action above) |
-| `?` | this help |
-| `q` | quit (jobs keep running) |
 
-**Classify / Grad-CAM / Explain / Analyze**: `enter` in a field or `ctrl+r` runs; images are a path,
-`sample:N` (test images stored in the checkpoint) or `mnist:N`. Grad-CAM: `t`/`T` class, `y`/`Y` layer,
-`m` method (Grad-CAM, Grad-CAM++, guided backprop, guided Grad-CAM), `a`/`A` overlay alpha,
-`v` view (overlay, heat map, filters, feature maps, activation maximisation). Explain: `esc` cancels.
+def help_sections() -> list[tuple[str, list[tuple[str, str]]]]:
+    """(area, [(keys, what they do)]) in the order of :func:`tui.keymap.entries`."""
+    from tui.keymap import entries
 
-Jobs are separate processes: quitting the dashboard or losing the SSH session does not stop them.
-"""
+    return [(area, [(" / ".join(e.keys), e.tooltip) for e in group])
+            for area, group in groupby(entries(), key=lambda e: e.area)]
+
+
+def help_text() -> str:
+    """The help as plain text (tests, and anyone who greps it)."""
+    lines = ["ncanvas keys (esc closes)"]
+    for area, rows in help_sections():
+        lines += ["", area, *(f"  {keys:<16} {what}" for keys, what in rows)]
+    return "\n".join([*lines, "", *NOTES])
+
+
+def help_renderable() -> Any:
+    parts: list[Any] = []
+    for area, rows in help_sections():
+        table = Table(box=None, show_header=False, padding=(0, 1), pad_edge=False, expand=True)
+        table.add_column(style="bold cyan", no_wrap=True, width=16)
+        table.add_column(ratio=1)
+        for keys, what in rows:
+            table.add_row(keys, what)
+        parts += [Text(area, style="bold underline"), table, Text("")]
+    parts += [Text(note + "\n", style="dim") for note in NOTES]
+    return Group(*parts)
 
 
 class HelpScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close", tooltip="Close this help")]
 
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen > VerticalScroll { width: 76; max-width: 100%; height: 90%; border: round $accent; background: $surface; }
+    HelpScreen > VerticalScroll {
+        width: 96; max-width: 100%; height: 90%; border: round $accent; background: $surface; padding: 0 1;
+    }
     """
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll():
-            yield Markdown(HELP)
+        with VerticalScroll() as box:
+            box.border_title = "ncanvas keys · esc closes"
+            yield Static(help_renderable())

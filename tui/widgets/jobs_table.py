@@ -1,8 +1,14 @@
-"""The jobs table: one row per job, updated in place; space marks rows for the curve overlay."""
+"""The jobs table: one row per job, updated in place; space marks rows for the curve overlay.
+
+Columns have fixed widths, so a growing value ("running", "ep 12/50 · 3000/9000") never shifts or gets cut; a
+terminal too narrow for all of them drops whole columns, the least useful first (kind, which the id repeats; then
+elapsed, loss, speed, GPU, metric, ETA), instead of cutting the ones on the right.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from rich.text import Text
@@ -10,18 +16,47 @@ from textual.binding import Binding
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowDoesNotExist
 
-from tui.fmt import STATE_STYLE, fmt_duration, fmt_num, fmt_progress, fmt_slurm, headline_metric, throughput
+from tui.fmt import (
+    STATE_STYLE,
+    fmt_duration,
+    fmt_eta,
+    fmt_num,
+    fmt_progress,
+    fmt_slurm,
+    headline_metric,
+    throughput,
+)
 from tui.messages import SelectionChanged
 
-# (key, label, width): fixed widths so a growing value ("running", "ep 12/50 · 3000/9000") is never cut
-COLUMNS = (("mark", " ", 1), ("id", "id", 10), ("kind", "kind", 6), ("state", "state", 8),
-           ("progress", "epoch/step", 18), ("loss", "loss", 7), ("metric", "metric", 14), ("speed", "speed", 11),
-           ("elapsed", "elapsed", 7), ("eta", "ETA", 7), ("gpu", "GPU", 8))
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    width: int
+    drop: int = 0  # narrow terminals drop columns with the highest rank first; 0: always shown
+
+
+COLUMNS = (Column("mark", " ", 1), Column("id", "id", 11), Column("kind", "kind", 6, drop=7),
+           Column("state", "state", 8), Column("progress", "epoch/step", 18), Column("loss", "loss", 7, drop=5),
+           Column("metric", "metric", 15, drop=2), Column("speed", "speed", 14, drop=4),
+           Column("elapsed", "elapsed", 7, drop=6), Column("eta", "ETA", 7, drop=1),
+           Column("gpu", "GPU", 11, drop=3))
+
+
+def fit_columns(width: int, padding: int = 1) -> tuple[Column, ...]:
+    """The columns that fit ``width`` cells (each column takes its width plus ``padding`` on both sides)."""
+    shown = list(COLUMNS)
+    for col in sorted((c for c in COLUMNS if c.drop), key=lambda c: -c.drop):
+        if sum(c.width + 2 * padding for c in shown) <= width:
+            break
+        shown.remove(col)
+    return tuple(shown)
 
 
 def _gpu_cell(st: Any) -> str:
     if getattr(st.record, "backend", "local") == "slurm":  # the Slurm job id and its node (details: enter)
-        return fmt_slurm(st, width=8, reason=False)
+        return fmt_slurm(st, width=11, reason=False)
     gpu = st.record.gpu or "cpu"
     where = "cpu" if gpu == "cpu" else f"gpu{gpu}"
     if st.gpu_mem_mb:
@@ -29,20 +64,31 @@ def _gpu_cell(st: Any) -> str:
     return where
 
 
-def _pending(st: Any) -> str:
-    """A Slurm job waiting in Slurm's queue shows why in the ETA cell (Priority, Resources, Dependency...)."""
+def _pending(st: Any, width: int) -> str:
+    """A Slurm job waiting in Slurm's queue shows why in the ETA cell (Priority, Resources, Dependency...), cut to
+    the cell (the details and ``jobs show`` give it whole)."""
     info = getattr(st, "slurm", None)
-    return str(info["reason"]) if info and info.get("state") == "PENDING" and info.get("reason") != "None" else ""
+    if not (info and info.get("state") == "PENDING" and info.get("reason") not in (None, "None")):
+        return ""
+    why = str(info["reason"])
+    return why if len(why) <= width else why[: width - 1] + "…"
 
 
-def row_cells(st: Any, marked: bool) -> list[Any]:
-    """The cells of one job row, in :data:`COLUMNS` order."""
-    prog = st.record.progress or {}
-    state = Text(st.state, style=STATE_STYLE.get(st.state, ""))
-    return ["●" if marked else " ", st.id, st.record.kind, state, fmt_progress(prog), fmt_num(prog.get("loss")),
-            headline_metric(prog), throughput(prog), fmt_duration(st.elapsed_s),
-            "paused" if st.state == "paused" else _pending(st) or fmt_duration(st.eta_s),
-            _gpu_cell(st)]
+_ETA_WIDTH = next(c.width for c in COLUMNS if c.key == "eta")
+
+
+def row_cells(st: Any, marked: bool) -> dict[str, Any]:
+    """The cells of one job row, by column key."""
+    prog = st.record.progress if isinstance(st.record.progress, dict) else {}
+    kind = st.record.kind
+    if kind == "?":  # a run folder whose job.json cannot be read: the reason takes the progress cell
+        return {**dict.fromkeys((c.key for c in COLUMNS), "-"), "mark": "●" if marked else " ", "id": st.id,
+                "state": Text(st.state, style="bold red"), "progress": Text(st.reason or "")}
+    return {"mark": "●" if marked else " ", "id": st.id, "kind": kind,
+            "state": Text(st.state, style=STATE_STYLE.get(st.state, "")), "progress": fmt_progress(prog, short=True),
+            "loss": fmt_num(prog.get("loss")), "metric": headline_metric(prog, kind),
+            "speed": throughput(prog, kind), "elapsed": fmt_duration(st.elapsed_s), "eta": _pending(st, _ETA_WIDTH) or fmt_eta(st.state, st.eta_s),
+            "gpu": _gpu_cell(st)}
 
 
 def matches(st: Any, needle: str) -> bool:
@@ -52,23 +98,41 @@ def matches(st: Any, needle: str) -> bool:
 
 
 class JobsTable(DataTable[Any]):
-    """Rows keyed by job id. Posts :class:`SelectionChanged` when the cursor or the marks change."""
+    """Rows keyed by job id, in the order of the statuses. Posts :class:`SelectionChanged` when the cursor or the
+    marks change."""
 
-    BINDINGS = [Binding("space", "toggle_mark", "Mark", tooltip="Overlay this job's curves")]
+    BINDINGS = [Binding("space", "toggle_mark", "Mark", tooltip="Mark the job: marked jobs are overlaid in the curves")]
 
     DEFAULT_CSS = """
-    JobsTable { height: 1fr; min-height: 4; }
+    JobsTable { height: auto; max-height: 45%; min-height: 2; scrollbar-size-vertical: 1; }
     """
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self.marked: set[str] = set()
         self.statuses: dict[str, Any] = {}
+        self.shown: list[Any] = []  # the statuses in the rows, in order
+        self.columns_shown: tuple[Column, ...] = ()
+        self._needle = ""
+        self._restore: str | None = None  # the cursor's job across a rebuild of the columns
         self._last_selection: tuple[tuple[str, ...], str | None] | None = None
 
     def on_mount(self) -> None:
-        for key, label, width in COLUMNS:
-            self.add_column(label, key=key, width=width)
+        self._set_columns(COLUMNS)
+
+    def on_resize(self) -> None:
+        fit = fit_columns(self.size.width - 1, self.cell_padding)  # room for the (thin) vertical scrollbar
+        if fit != self.columns_shown:
+            self._set_columns(fit)
+            self._rebuild()
+
+    def _set_columns(self, columns: tuple[Column, ...]) -> None:
+        current = self.current_id
+        self.clear(columns=True)
+        self.columns_shown = columns
+        for col in columns:
+            self.add_column(col.label, key=col.key, width=col.width)
+        self._restore = current or self._restore
 
     @property
     def current_id(self) -> str | None:
@@ -82,28 +146,39 @@ class JobsTable(DataTable[Any]):
         return str(key.value) if key.value is not None else None
 
     def show(self, statuses: Sequence[Any], needle: str = "") -> None:
-        """Make the rows match ``statuses`` (filtered by ``needle``), keeping the cursor on the same job."""
+        """Make the rows match ``statuses`` (filtered by ``needle``) in their order, keeping the cursor on the same
+        job."""
         self.statuses = {st.id: st for st in statuses}
-        shown = [st for st in statuses if not needle or matches(st, needle)]
-        keep = {st.id for st in shown}
-        current = self.current_id
+        self._needle = needle
+        self.shown = [st for st in statuses if not needle or matches(st, needle)]
+        keep = [st.id for st in self.shown]
+        current = self.current_id or self._restore
         for key in list(self.rows):
             if key.value not in keep:
                 self.remove_row(key)
         self.marked &= set(self.statuses)
-        for st in shown:
+        for st in self.shown:
             cells = row_cells(st, st.id in self.marked)
             try:
                 self.get_row_index(st.id)
             except RowDoesNotExist:
-                self.add_row(*cells, key=st.id)
+                self.add_row(*(cells[c.key] for c in self.columns_shown), key=st.id)
                 continue
-            for (col, _, _), value in zip(COLUMNS, cells):
-                if self.get_cell(st.id, col) != value:
-                    self.update_cell(st.id, col, value)
+            for col in self.columns_shown:
+                if self.get_cell(st.id, col.key) != cells[col.key]:
+                    self.update_cell(st.id, col.key, cells[col.key])
+        if [str(row.key.value) for row in self.ordered_rows] != keep:
+            # rows a filter removed come back at the end: put every row back in the statuses' order
+            order = {jid: i for i, jid in enumerate(keep)}
+            self.sort("id", key=lambda jid: order.get(str(jid), len(order)))
         if current in keep:
             self.move_cursor(row=self.get_row_index(current))
+        self._restore = None
         self._announce()
+
+    def _rebuild(self) -> None:
+        """Rows again after the columns changed (a resize)."""
+        self.show(list(self.statuses.values()), self._needle)
 
     def select(self, job_id: str) -> None:
         try:

@@ -12,7 +12,7 @@ from textual.widgets import Log
 class LogTail(Log):
     """A bounded log view. ``follow`` keeps it scrolled to the end (``f`` toggles)."""
 
-    BINDINGS = [Binding("f", "toggle_follow", "Follow")]
+    BINDINGS = [Binding("f", "toggle_follow", "Follow", tooltip="Follow the end of the log on / off")]
 
     DEFAULT_CSS = """
     LogTail { height: 1fr; min-height: 3; border: round $panel; }

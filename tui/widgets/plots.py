@@ -1,12 +1,14 @@
-"""Live training curves: a loss plot (train and val) and a metric plot (accuracy or perplexity), overlaying jobs.
+"""Live training curves: a loss plot (train and val) and a metric plot, overlaying the selected jobs.
 
-Pure helpers build the lines (smoothing on the full stored series, then downsampling to the plot width); the
-widgets only draw. Redraws are throttled by a timer: new data marks the plots dirty, a 4 Hz tick redraws.
+The lines and pictures come from pure helpers (:mod:`tui.widgets.curve_lines`); the widgets only draw. Redraws are
+throttled by a timer: new data marks the plots dirty, a 4 Hz tick redraws. Every picture is built on a fresh
+plotext figure from plain data, so nothing a file holds (no points, NaN, infinities, huge or non-positive values
+on a log axis) and no resize can fail a redraw.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from rich.text import Text
@@ -16,139 +18,66 @@ from textual.containers import Horizontal
 from textual.reactive import reactive
 from textual_plotext import PlotextPlot
 
-Snapshot = dict[str, dict[str, tuple[Any, ...]]]  # key -> (steps, values[, {ema weight: smoothed}])
-PALETTE = ("cyan", "orange", "green", "magenta", "blue", "red", "yellow", "white")
-METRIC_FOR_KIND = {"cnn": "acc", "artcnn": "acc", "llm": "ppl", "gpt2": "ppl"}
-FALLBACK_METRICS = ("acc", "ppl", "top5")
-
-
-@dataclass(frozen=True)
-class Line:
-    label: str
-    xs: list[float]
-    ys: list[float]
-    color: str
-    marker: str = "braille"
-
-
-def metric_for(kind: str | None, series: dict[str, Any]) -> str | None:
-    """The second plot's metric: by kind, else the first of acc/ppl/top5 the job logs."""
-    if kind in METRIC_FOR_KIND:
-        return METRIC_FOR_KIND[kind]
-    for metric in FALLBACK_METRICS:
-        if f"val/{metric}" in series or f"train/{metric}" in series:
-            return metric
-    return None
-
-
-def fast_ema(values: list[float], weight: float) -> Any:
-    """``core.smoothing.ema_debiased`` vectorised in blocks (the Python loop costs ~5 ms per 4000 points,
-    which is most of a redraw with 8 jobs overlaid). Within a block the recurrence is a scaled cumulative
-    sum; blocks are as long as ``weight ** -k`` stays below ~1e250 (no overflow)."""
-    import math
-
-    import numpy as np
-
-    block = 4096 if weight <= 0 else max(16, min(4096, int(250 / max(1e-12, -math.log10(weight)))))
-    x = np.asarray(values, dtype=np.float64)
-    out = np.empty_like(x)
-    w, carry = float(weight), 0.0
-    for start in range(0, len(x), block):
-        chunk = x[start:start + block]
-        k = np.arange(len(chunk))
-        scaled = np.cumsum(chunk * w ** -k.astype(np.float64)) if w > 0 else chunk.copy()
-        last = (w ** (k + 1)) * carry + (1.0 - w) * (w ** k) * scaled if w > 0 else chunk.copy()
-        n = start + k + 1
-        out[start:start + len(chunk)] = last / (1.0 - w ** n)
-        carry = float(last[-1])
-    return out
-
-
-def build_lines(snapshot: Snapshot, metric: str, smoothing: float, points: int, log_y: bool = False) -> list[Line]:
-    """Lines for ``metric`` of every job in ``snapshot``: train smoothed (EMA ``smoothing``), val raw."""
-    from core.smoothing import downsample  # numpy: not needed for the first frame
-
-    lines = []
-    for i, (jid, series) in enumerate(snapshot.items()):
-        color = PALETTE[i % len(PALETTE)]
-        for split in ("train", "val"):
-            data = series.get(f"{split}/{metric}")
-            if not data or not data[0]:
-                continue
-            xs, ys = data[0], data[1]
-            if split == "train" and smoothing > 0:  # the watcher's full-resolution EMA, else one on the kept points
-                tracked = data[2].get(smoothing) if len(data) > 2 else None
-                ys = tracked if tracked is not None and len(tracked) == len(xs) else fast_ema(ys, smoothing)
-            if log_y:  # a log axis cannot show zero or negative values; drop them instead of failing
-                pairs = [(x, y) for x, y in zip(xs, ys) if y > 0]
-                xs, ys = [p[0] for p in pairs], [p[1] for p in pairs]
-                if not xs:
-                    continue
-            dx, dy = downsample(xs, ys, points)
-            label = f"{jid} {split}" if len(snapshot) > 1 else split
-            lines.append(Line(label, dx.tolist(), dy.tolist(), color, "braille" if split == "train" else "hd"))
-    return lines
-
-
-def configure(plt: Any, title: str, lines: list[Line], log_y: bool) -> None:
-    """Set up a plotext figure for ``lines`` (cheap: the expensive part is ``plt.build()``)."""
-    plt.clear_data()
-    plt.clear_figure()
-    plt.title(title)
-    plt.yscale("log" if log_y else "linear")
-    if not lines:
-        plt.xlabel("no data yet")
-    for line in lines:
-        plt.plot(line.xs, line.ys, label=line.label, color=line.color, marker=line.marker)
+from tui.guard import safe_render
+from tui.widgets.curve_lines import (
+    DEFAULT,
+    OFF,
+    Line,
+    PlotSpec,
+    Snapshot,
+    build_lines,
+    build_picture,
+    default_metric,
+    header,
+    is_fraction,
+    log_by_default,
+    metric_choices,
+)
 
 
 class CurvePlot(PlotextPlot):
-    """One plotext plot drawn from a list of :class:`Line`.
+    """One plot drawn from a list of :class:`Line` under a header row (title, legend, notes).
 
     plotext's ``build()`` takes tens of milliseconds for many lines, so a thread worker builds each new picture
-    on its own figure and ``render`` shows the latest one of the right size; only a size change (before the
-    worker caught up) builds on the UI thread.
+    and ``render`` shows the latest one of the right size; only a size change (before the worker caught up)
+    builds on the UI thread. A picture that cannot be built is one line of text, never an exception.
     """
 
     def __init__(self, title: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.title = title
         self.lines: list[Line] = []
-        self.log_y = False
+        self.spec = PlotSpec(title)
         self._generation = 0
         self._built: tuple[int, tuple[int, int], Text] | None = None  # (generation, size, picture)
 
-    def draw(self, lines: list[Line], log_y: bool, title: str | None = None) -> None:
-        self.lines, self.log_y = lines, log_y
-        if title is not None:
-            self.title = title
-        configure(self.plt, self.title, lines, log_y)  # the UI-thread fallback stays current
+    @property
+    def log_y(self) -> bool:
+        return self.spec.log_y
+
+    def draw(self, lines: list[Line], spec: PlotSpec) -> None:
+        self.lines, self.spec, self.title = lines, spec, spec.title
         self._generation += 1
         self._request_build()
 
     def on_resize(self) -> None:
         self._request_build()
 
+    def _area(self) -> tuple[int, int]:
+        return self.size.width, self.size.height - 1  # the header takes the first row
+
     def _request_build(self) -> None:
-        if not self.is_mounted or self.size.width <= 0 or self.size.height <= 0:
+        width, height = self._area()
+        if not self.is_mounted or width <= 0 or height <= 0:
             self.refresh()
             return
         theme = self._get_plotext_theme_name(self.app.theme)
-        self._build(self._generation, (self.size.width, self.size.height), theme, self.title, self.lines,
-                    self.log_y)
+        self._build(self._generation, (width, height), theme, self.lines, self.spec)
 
     @work(thread=True, exclusive=True, group="plot-build")
-    def _build(self, generation: int, size: tuple[int, int], theme: str, title: str, lines: list[Line],
-               log_y: bool) -> None:
-        from textual_plotext.plot import Plot
-
+    def _build(self, generation: int, size: tuple[int, int], theme: str, lines: list[Line], spec: PlotSpec) -> None:
         try:
-            plt = Plot()  # a figure of its own: the UI thread may be building self.plt at the same time
-            configure(plt, title, lines, log_y)
-            plt.plotsize(*size)
-            plt._set_size(*size)
-            plt.theme(theme)
-            picture = Text.from_ansi(plt.build())
+            picture = build_picture(size, theme, lines, spec)
         except Exception:  # noqa: BLE001 - e.g. the theme not registered yet: render() builds on the UI thread
             return
         self.app.call_from_thread(self._built_one, generation, size, picture)
@@ -158,21 +87,41 @@ class CurvePlot(PlotextPlot):
             self._built = (generation, size, picture)
             self.refresh()
 
+    @safe_render
     def render(self) -> Any:
+        width, height = self._area()
+        top = header(self.spec, self.lines, width)
+        if height <= 0:
+            return top
         built = self._built
-        if built is not None and built[0] == self._generation and built[1] == (self.size.width, self.size.height):
-            return built[2]
-        return super().render()
+        if built is not None and built[0] == self._generation and built[1] == (width, height):
+            picture = built[2]
+        else:
+            try:
+                picture = build_picture((width, height), self._get_plotext_theme_name(self.app.theme), self.lines,
+                                        self.spec)
+            except Exception as e:  # noqa: BLE001 - the last resort: a plot that cannot be drawn says why
+                picture = Text(f"cannot draw this plot: {type(e).__name__}: {e}", style="red")
+        return Text("\n", end="").join([top, picture])
+
+
+@dataclass
+class CurveData:
+    """What the curves show, handed down by the dashboard."""
+
+    snapshot: Snapshot = field(default_factory=dict)
+    kinds: dict[str, str] = field(default_factory=dict)  # job id -> kind
+    names: list[str] = field(default_factory=list)  # the metric keys the first (cursor) job logs
+    skipped: tuple[int, int] = (0, 0)  # (malformed lines, non-finite values) of the shown jobs
 
 
 class Curves(Horizontal):
-    """The curves of the selected jobs. Attributes down: set :attr:`snapshot` and :attr:`kinds`."""
+    """The curves of the selected jobs. Attributes down: :meth:`set_data`; ``m`` calls :meth:`cycle_metric`."""
 
     DEFAULT_CSS = """
     Curves { height: 1fr; min-height: 8; }
     Curves > CurvePlot { width: 1fr; }
     Curves > #metric-plot.-hidden { display: none; }
-    Curves > #metric-plot.-off { display: none; }
     """
 
     log_y: reactive[bool] = reactive(False)
@@ -181,9 +130,13 @@ class Curves(Horizontal):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.snapshot: Snapshot = {}
-        self.kinds: dict[str, str] = {}
+        self.data = CurveData()
+        self.choice = DEFAULT  # the metric plot: the kind's metric, a key picked with m, or OFF
         self._dirty = True
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self.data.snapshot
 
     def compose(self) -> ComposeResult:
         yield CurvePlot("loss", id="loss-plot")
@@ -193,8 +146,8 @@ class Curves(Horizontal):
         self.set_interval(0.25, self._flush)
         self._flush()
 
-    def set_data(self, snapshot: Snapshot, kinds: dict[str, str]) -> None:
-        self.snapshot, self.kinds = snapshot, kinds
+    def set_data(self, data: CurveData) -> None:
+        self.data = data
         self._dirty = True
 
     def watch_log_y(self) -> None:
@@ -202,6 +155,27 @@ class Curves(Horizontal):
 
     def watch_smoothing(self) -> None:
         self._dirty = True
+
+    def _first_kind(self) -> str | None:
+        first = next(iter(self.data.snapshot), None)
+        return self.data.kinds.get(first or "")
+
+    def metric_for(self, kind: str | None, names: list[str]) -> str | None:
+        """The metric the second plot shows for a job of ``kind`` logging ``names``: the pick, else the default."""
+        if self.choice == OFF:
+            return None
+        if self.choice != DEFAULT and self.choice in names:
+            return self.choice
+        return default_metric(kind, names)
+
+    def cycle_metric(self, kind: str | None, names: list[str]) -> str | None:
+        """``m``: the next of :func:`metric_choices` (the default, each logged key, off). Returns the new metric."""
+        choices = metric_choices(kind, names)
+        current = self.metric_for(kind, names)
+        nxt = choices[(choices.index(current) + 1) % len(choices)] if current in choices else choices[0]
+        self.choice = OFF if nxt is None else nxt
+        self._dirty = True
+        return nxt
 
     def _flush(self) -> None:
         if not self._dirty:
@@ -213,13 +187,17 @@ class Curves(Horizontal):
         """Draw now (tests and snapshots call this; live updates go through the throttle)."""
         loss_plot = self.query_one("#loss-plot", CurvePlot)
         metric_plot = self.query_one("#metric-plot", CurvePlot)
-        # a fixed point budget (not the widget's width, which lags a layout pass behind) keeps redraws identical
-        points = self.points
-        title = "loss" + (f" (EMA {self.smoothing:.2f})" if self.smoothing > 0 else "") + (" log" if self.log_y else "")
-        loss_plot.draw(build_lines(self.snapshot, "loss", self.smoothing, points, self.log_y), self.log_y, title)
-        first = next(iter(self.snapshot), None)
-        metric = metric_for(self.kinds.get(first or ""), self.snapshot.get(first or "", {}))
+        snapshot, points = self.data.snapshot, self.points  # a fixed point budget: redraws stay identical
+        bad, nonfinite = self.data.skipped
+        note = ", ".join(p for p in (f"{nonfinite} non-finite" if nonfinite else "",
+                                     f"{bad} bad line{'s' * (bad != 1)}" if bad else "") if p)
+        title = "loss" + (f" (EMA {self.smoothing:.2f})" if self.smoothing > 0 else "")
+        lines, hidden = build_lines(snapshot, "loss", self.smoothing, points, self.log_y)
+        loss_plot.draw(lines, PlotSpec(title, self.log_y, note=note + " skipped" if note else "", hidden=hidden))
+        kind = self._first_kind()
+        metric = self.metric_for(kind, self.data.names)
         metric_plot.set_class(metric is None, "-hidden")
         if metric is not None:
-            metric_plot.draw(build_lines(self.snapshot, metric, self.smoothing, points, self.log_y and metric == "ppl"),
-                             self.log_y and metric == "ppl", metric)
+            log_y = self.log_y or log_by_default(kind, metric)
+            lines, hidden = build_lines(snapshot, metric, self.smoothing, points, log_y)
+            metric_plot.draw(lines, PlotSpec(metric, log_y, bounded=is_fraction(metric), hidden=hidden))

@@ -9,6 +9,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from core.gpu import fmt_mb
+from tui.guard import safe_render
 
 
 def gpu_text(stats: list[Any]) -> Text:
@@ -40,6 +41,7 @@ class StatusBar(Static):
         super().__init__(**kwargs)
         self.host = host
 
+    @safe_render
     def render(self) -> Text:
         out = Text()
         out.append("ncanvas", style="bold")

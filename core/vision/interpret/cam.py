@@ -142,7 +142,9 @@ class BaseCAM:
         return F.relu((weights[:, :, None, None] * acts).sum(1))  # (B, h, w)
 
     def __call__(self, x: torch.Tensor, targets: Target | Sequence[Target] = None) -> np.ndarray:
-        cam = self.raw_cam(x, targets)[:, None]  # (B, 1, h, w)
+        raw = self.raw_cam(x, targets)
+        self.raw = raw.cpu().numpy()  # (B, h, w) before normalisation: whether a map is empty or flat shows here
+        cam = raw[:, None]  # (B, 1, h, w)
         cam = F.interpolate(cam, size=tuple(x.shape[-2:]), mode="bilinear")  # (B, 1, H, W)
         return minmax_per_sample(cam[:, 0]).cpu().numpy()
 

@@ -1,0 +1,22 @@
+"""The explainer LLMs' sampling defaults, in one place: ``ncanvas explain`` and the Explain pane use
+:data:`EXPLAIN`, ``ncanvas analyze`` and the Analyze pane :data:`ANALYZE`. No torch (the dashboard's form reads
+them before any model is loaded); ``core.llm.sampling.SamplingSettings`` takes its defaults from here too."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class SamplingDefaults:
+    max_new_tokens: int = 200
+    temperature: float = 0.8         # 0: greedy
+    top_k: int = 50                  # 0: off
+    top_p: float = 0.95              # 1.0: off
+    repetition_penalty: float = 1.1  # 1.0: off
+    seed: int | None = None          # None: a new text each time
+
+
+EXPLAIN = SamplingDefaults()
+# analyze tells the same story each time (seed 0) and a little more conservatively; one explanation is ~100 tokens
+ANALYZE = replace(EXPLAIN, max_new_tokens=160, temperature=0.7, seed=0)
