@@ -10,6 +10,10 @@ Slurm's warning before the time limit (``--signal=USR1@N``) or a preemption, ask
 as a stop (it finishes its step and saves ``latest.pt``), then the job records a ``requeued`` event, goes back to
 ``queued`` and exits with :data:`EXIT_REQUEUE`, on which the batch script runs ``scontrol requeue``; the next run
 resumes from ``latest.pt``. At most ``NCANVAS_MAX_REQUEUES`` times: after that the warning is an ordinary stop.
+A SIGTERM under Slurm that ``ncanvas jobs stop`` did not ask for (no ``stop_requested`` marker) comes from Slurm
+itself: a preemption or requeue (``PreemptMode=REQUEUE``, ``scontrol requeue``), a time limit, a cancel. The job
+saves ``latest.pt`` the same way and goes back to ``queued``; if Slurm runs it again, it resumes from there (those
+requeues are Slurm's, not bounded here), and if Slurm ends it instead, the backend reads Slurm's ending.
 """
 
 from __future__ import annotations
@@ -488,6 +492,11 @@ def _run(rt: JobRuntime, ws: Workspace, train_fn: Callable[[JobRuntime, Any], No
         _record_failure(rt, line, diagnose_failure(e, rt, line))
         return 1
     final_step = rt.record.progress.get("step")
+    if rt._stop and _under_slurm() and not (rt.paths.log_dir / "stop_requested").exists():
+        say = _ended_by_slurm(rt, final_step)
+        if rt.is_main:
+            print(f"[ncanvas] {say}", flush=True)
+        return EXIT_STOPPED_SLURM  # never 75: whether this run comes back is Slurm's decision, not the script's
     if rt._requeue and not rt._stop:
         code, say = _requeue_or_stop(rt, final_step)
         if code == EXIT_REQUEUE:
@@ -507,6 +516,25 @@ def _run(rt: JobRuntime, ws: Workspace, train_fn: Callable[[JobRuntime, Any], No
     return EXIT_STOPPED_SLURM if _under_slurm() and (rt._stop or rt._requeue) else 0
 
 
+def _ended_by_slurm(rt: JobRuntime, step: Any) -> str:
+    """SIGTERM from Slurm itself (``latest.pt`` is saved): back to queued, for the run Slurm may start again."""
+    why = f"requeued by Slurm (preemption or an outside requeue) at step {step}; resumes from latest.pt"
+    rt.event("requeued", step=step, by="slurm")
+    _back_to_queue(rt, why)
+    return f"saved latest.pt at step {step}: Slurm ended this run (SIGTERM: a preemption, a requeue, the time limit " \
+           "or scancel); a requeued run resumes from it"
+
+
+def _back_to_queue(rt: JobRuntime, why: str, **fields: Any) -> None:
+    from jobs.supervisor import paused_between, read_pauses  # light; avoids an import cycle at module load
+
+    rec, now = rt.record, time.time()
+    ran = 0.0 if rec.started is None else max(0.0, now - rec.started - paused_between(
+        read_pauses(rt.paths), rec.started, now))  # this run's training time: elapsed goes on from it
+    rt.write_state(QUEUED, attempts=rec.attempts + 1, resume=True, pid=None, pgid=None, prior_s=rec.prior_s + ran,
+                   started=None, progress=dict(rec.progress, queued=why, eta_s=None), **fields)
+
+
 def _requeue_or_stop(rt: JobRuntime, step: Any) -> tuple[int, str]:
     """After a requeue request (``latest.pt`` is saved): back to queued for the next run, or, past the bound
     ``NCANVAS_MAX_REQUEUES``, stopped with the reason."""
@@ -517,7 +545,6 @@ def _requeue_or_stop(rt: JobRuntime, step: Any) -> tuple[int, str]:
         rt.write_state(STOPPED, ended=time.time(), exit_code=0, error=why)
         return 0, f"stopped: {why}; resume with: ncanvas jobs resume {rec.id}"
     why = f"requeued after the walltime warning ({rec.requeues + 1}/{limit}); resumes from latest.pt"
-    rt.event("requeued", step=step, requeues=rec.requeues + 1)
-    rt.write_state(QUEUED, requeues=rec.requeues + 1, attempts=rec.attempts + 1, resume=True, pid=None, pgid=None,
-                   progress=dict(rec.progress, queued=why, eta_s=None))
+    rt.event("requeued", step=step, requeues=rec.requeues + 1, by="ncanvas")
+    _back_to_queue(rt, why, requeues=rec.requeues + 1)
     return EXIT_REQUEUE, f"saved latest.pt at step {step}; {why}"

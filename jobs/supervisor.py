@@ -552,7 +552,7 @@ def resume(ws: Workspace, job_id: str, foreground: bool = False, from_scratch: b
     that never logged a step (it failed or was stopped while queued) starts from scratch without asking."""
     run = ws.run(job_id)
     if (backend := _remote(ws, job_id)) is not None:  # also refuses an unknown id before anything is created
-        return backend.resume(ws, job_id)  # type: ignore[no-any-return]
+        return backend.resume(ws, job_id, from_scratch=from_scratch)  # type: ignore[no-any-return]
     with exclusive(_control_lock(run)):
         st = _exited(ws, job_id)
         if st.alive or st.starting:

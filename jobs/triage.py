@@ -263,6 +263,10 @@ _SLURM = {
                   "{resume} (Slurm avoids the failed node)"),
     "CANCELLED": ("slurm_cancelled", "cancelled", "cancelled in Slurm (scancel) outside ncanvas",
                   "{resume}"),
+    "BOOT_FAIL": ("slurm_boot_fail", "node boot failure", "its compute node failed to boot",
+                  "{resume} (Slurm avoids the failed node)"),
+    "DEADLINE": ("slurm_deadline", "deadline passed", "its Slurm deadline (--deadline) passed",
+                 "a later --deadline (--slurm-arg=--deadline=...), then: {resume}"),
 }
 
 
@@ -293,6 +297,11 @@ def crashed(ev: Evidence) -> Cause | None:
                      f"the process ended while stopping, before it wrote its final state; {_kept(ev)}",
                      "{resume}")
     lines = (f"last heartbeat: {ev.rss_mb:.0f} MiB resident",) if ev.rss_mb is not None else ()
+    if ev.slurm_state:  # a Slurm job whose batch script ended (or that Slurm forgot) without the trainer's last word
+        return Cause("slurm_no_final_state", "ended without a final state",
+                     f"the job ended without a final state (crashed, killed, out of memory, or its node cannot see "
+                     f"the workspace); {_kept(ev)}", "see its log (ncanvas logs {id}), then: {resume}",
+                     (f"Slurm state {ev.slurm_state}", *lines))
     return Cause("killed", "killed (SIGKILL?)",
                  f"the process was killed from outside ncanvas (kill -9, a scheduler or the OOM killer without "
                  f"cgroup evidence); {_kept(ev)}", "{resume}", lines)

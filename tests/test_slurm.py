@@ -73,6 +73,27 @@ def test_pending_reason_then_stop_cancels_before_it_starts(sws) -> None:
     assert "cancelled before it started" in sv.stop(sws, jid)
     assert state(sws, jid) == "stopped"
     assert slurm_id(sws, jid) not in job_ids_in_squeue()
+    # it never logged a step: a resume starts it from scratch without asking (a new submission, pending again)
+    assert sv.resume(sws, jid).startswith(f"resumed {jid} from scratch (it had not logged a step yet) as Slurm job")
+    assert state(sws, jid) == "queued" and slurm_id(sws, jid) in job_ids_in_squeue()
+
+
+def test_resume_without_latest_pt_asks_and_from_scratch_archives_the_old_attempt(sws) -> None:
+    from core.errors import NoCheckpointToResume
+
+    jid = submit(sws, dict(SLOW, steps_per_epoch=1000))
+    wait_for(lambda: last_step(sws.run(jid).job_json) >= 5, 120, what="training")
+    sv.kill(sws, jid)  # scancel's SIGTERM: the trainer saved latest.pt on its way out...
+    sws.run(jid).latest.unlink()  # ...which is lost here, as after a SIGKILL before the first checkpoint
+    with pytest.raises(NoCheckpointToResume, match="--from-scratch"):
+        sv.resume(sws, jid)
+    msg = sv.resume(sws, jid, from_scratch=True)
+    assert msg.startswith(f"restarted {jid} from scratch") and "metrics.attempt-1.jsonl" in msg
+    assert (sws.run(jid).log_dir / "metrics.attempt-1.jsonl").is_file()
+    wait_for(lambda: metric_rows(sws.run(jid).metrics), 120, what="rows of the new attempt")
+    assert metric_rows(sws.run(jid).metrics)[0]["step"] == 1  # a new curve, not the old one continued
+    rec = read_record(sws.run(jid).job_json)
+    assert rec.attempts == 2 and rec.prior_s == 0.0 and not rec.resume
 
 
 def test_pause_cont_stop_resume_continue_the_same_curve(sws) -> None:
@@ -88,6 +109,8 @@ def test_pause_cont_stop_resume_continue_the_same_curve(sws) -> None:
     time.sleep(1.5)
     assert last_step(sws.run(jid).job_json) == at  # frozen
     sv.cont(sws, jid)
+    st = sv.job_status(sws, jid)
+    assert st.paused_s >= 1.5 and len(st.pauses) == 1  # paused time is not training time, as locally
     wait_for(lambda: last_step(sws.run(jid).job_json) > at + 3, 60, what="progress after cont")
     sv.pause(sws, jid)
     assert sv.stop(sws, jid, wait=True, timeout=60) == f"stopped {jid}"  # a paused job is continued to stop
@@ -98,6 +121,7 @@ def test_pause_cont_stop_resume_continue_the_same_curve(sws) -> None:
     assert "as Slurm job" in sv.resume(sws, jid)
     rec = read_record(sws.run(jid).job_json)
     assert rec.slurm["history"] == [first] and slurm_id(sws, jid) != first and rec.attempts == 2
+    assert rec.prior_s > 0 and sv.job_status(sws, jid).elapsed_s >= rec.prior_s  # elapsed adds up the attempts
     wait_state(sws, jid, "finished")
     assert events(sws, jid, "resumed")[-1]["step"] == stopped_at  # the global step continues
     wait_state(sws, ref.id, "finished")
@@ -114,8 +138,12 @@ def test_kill_leaves_nothing_in_squeue_and_a_raw_scancel_reads_as_killed(sws) ->
     assert state(sws, a) == "killed" and slurm_id(sws, a) not in job_ids_in_squeue()
     subprocess.run(["scancel", slurm_id(sws, b)], check=True)  # by hand, outside ncanvas
     st = wait_for(lambda: (s := sv.job_status(sws, b)).state == "killed" and s, 60, what="cancelled")
-    assert "Slurm: CANCELLED" in st.reason
-    assert "Slurm: CANCELLED" in (read_record(sws.run(b).job_json).error or "")  # settled: survives MinJobAge
+    assert "Slurm: CANCELLED" in st.reason and st.cause["code"] == "slurm_cancelled"  # jobs.triage's cause
+    rec = read_record(sws.run(b).job_json)
+    assert "Slurm: CANCELLED" in (rec.error or "") and rec.cause["code"] == "slurm_cancelled"  # survives MinJobAge
+    show = CliRunner().invoke(__import__("tui.cli", fromlist=["app"]).app,
+                              ["--home", str(sws.root), "jobs", "show", b]).output
+    assert "cause: cancelled in Slurm (scancel) outside ncanvas" in show and f"fix: ncanvas jobs resume {b}" in show
 
 
 def test_rm_force_cancels_a_live_slurm_job_first(sws) -> None:
@@ -147,6 +175,21 @@ def test_walltime_warning_checkpoints_requeues_and_resumes_by_itself(sws) -> Non
     assert rec.requeues == 1 and slurm_id(sws, jid) == sid  # the same Slurm job, run again
     wait_state(sws, jid, "running")
     assert "requeueing Slurm job" in sws.run(jid).stdout.read_text()
+    sv.kill(sws, jid)
+
+
+def test_preemption_or_an_outside_requeue_checkpoints_and_resumes_by_itself(sws) -> None:
+    # what PreemptMode=REQUEUE does to a job: SIGCONT + SIGTERM to its steps, KillWait, SIGKILL, back to the queue
+    jid = submit(sws, dict(SLOW, epochs=1, steps_per_epoch=100_000, step_sleep=0.02))
+    wait_for(lambda: last_step(sws.run(jid).job_json) >= 10, 120, what="training")
+    subprocess.run(["scontrol", "requeue", slurm_id(sws, jid)], check=True)
+    req = wait_event(sws, jid, "requeued", timeout=60)[0]
+    assert req["by"] == "slurm" and load_checkpoint(sws.run(jid).latest)["step"] == req["step"]
+    st = sv.job_status(sws, jid)
+    assert st.state == "queued" and st.alive and "requeued by Slurm" in st.reason
+    assert read_record(sws.run(jid).job_json).requeues == 0  # Slurm's requeues are not bounded by ncanvas
+    resumed = wait_event(sws, jid, "resumed", timeout=120)[0]
+    assert resumed["step"] == req["step"]  # no work lost
     sv.kill(sws, jid)
 
 

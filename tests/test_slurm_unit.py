@@ -148,27 +148,39 @@ def test_running_paused_stopping_and_a_silent_job() -> None:
     assert v.state == "queued" and v.alive
 
 
-@pytest.mark.parametrize(("slurm_state", "words"), [("TIMEOUT", "time limit"), ("OUT_OF_MEMORY", "raise --mem"),
-                                                    ("NODE_FAIL", "node failed"), ("PREEMPTED", "preempted")])
-def test_slurms_own_endings_are_failures_with_their_cause(slurm_state: str, words: str) -> None:
+@pytest.mark.parametrize(("slurm_state", "code", "fix"), [
+    ("TIMEOUT", "slurm_timeout", "a longer --time"), ("OUT_OF_MEMORY", "slurm_oom", "a larger --mem"),
+    ("NODE_FAIL", "slurm_node_fail", "ncanvas jobs resume demo-0001"),
+    ("PREEMPTED", "slurm_preempted", "ncanvas jobs resume demo-0001"),
+    ("BOOT_FAIL", "slurm_boot_fail", "ncanvas jobs resume demo-0001"),
+    ("DEADLINE", "slurm_deadline", "a later --deadline")])
+def test_slurms_own_endings_are_failures_with_triages_cause(slurm_state: str, code: str, fix: str) -> None:
     for recorded in ("running", "stopped"):  # whatever the trainer managed to write (SIGTERM at the limit: stopped)
-        v = decide(rec_of(recorded), seen(slurm_state), now=T0)
+        v = decide(rec_of(recorded, progress={"step": 40, "saved_step": 30, "heartbeat": T0 - 2}), seen(slurm_state),
+                   now=T0)
         assert (v.state, v.alive) == ("failed", False)
-        assert v.reason.startswith(f"Slurm: {slurm_state}: ") and words in v.reason
-        assert "ncanvas jobs resume demo-0001" in v.reason and v.settle == ("failed", v.reason)
+        assert v.cause["code"] == code and fix in v.cause["fix"]  # jobs.triage decides it, as for a local job
+        assert f"Slurm state {slurm_state}" in v.cause["evidence"]
+        assert v.reason == f"Slurm: {slurm_state}: {v.cause['summary']}"
+        assert "latest.pt from step 30 is kept" in v.reason
+        assert v.settle == ("failed", v.reason, v.cause)
     assert decide(rec_of("finished"), seen("TIMEOUT"), now=T0).state == "finished"
 
 
 def test_cancelled_crashed_forgotten_and_no_answer() -> None:
     v = decide(rec_of("stopped"), seen("CANCELLED"), now=T0)  # scancel by hand: the trainer stopped on SIGTERM
-    assert v.state == "killed" and "Slurm: CANCELLED" in v.reason and v.settle
+    assert v.state == "killed" and v.reason.startswith("Slurm: CANCELLED: cancelled in Slurm (scancel) outside")
+    assert v.cause["code"] == "slurm_cancelled" and v.settle == ("killed", v.reason, v.cause)
     assert decide(rec_of("killed", error="killed by user"), seen("CANCELLED"), now=T0).reason == "killed by user"
     assert decide(rec_of("stopped"), seen("CANCELLED"), stop_requested=True, now=T0).state == "stopped"
     v = decide(rec_of(), seen("COMPLETED"), now=T0, log_tail="Killed")
-    assert v.state == "failed" and "without a final state" in v.reason and v.reason.endswith("last log: Killed")
+    assert v.state == "failed" and v.cause["code"] == "slurm_no_final_state"
+    assert "without a final state" in v.reason and v.reason.endswith("last log: Killed")
+    v = decide(rec_of(), seen("FAILED"), now=T0, log_tail="Fatal Python error: Segmentation fault")
+    assert v.cause["code"] == "segfault"  # triage's own evidence wins over the generic Slurm ending
     assert decide(rec_of("stopped"), seen("FAILED"), now=T0).state == "stopped"  # exit 76: stopped, not failed
     v = decide(rec_of(), None, now=T0)
-    assert v.state == "failed" and "no longer knows job 7" in v.reason
+    assert v.state == "failed" and "no longer knows job 7" in v.reason and v.cause["code"] == "slurm_no_final_state"
     v = decide(rec_of(), NO_ANSWER, now=T0)
     assert (v.state, v.alive) == ("running", True) and "alive by its heartbeat" in v.reason
     v = decide(rec_of(), NO_ANSWER, now=T0 + 3600)
@@ -208,6 +220,7 @@ def test_sigusr1_under_slurm_checkpoints_and_asks_for_a_requeue_at_most_max_time
     assert proc.wait(60) == EXIT_REQUEUE
     rec = read_record(run.job_json)
     assert (rec.state, rec.requeues, rec.attempts, rec.resume) == ("queued", 1, 2, True)
+    assert rec.prior_s > 0 and rec.started is None  # elapsed goes on from this run's training time
     step = load_checkpoint(run.latest)["step"]
     assert [r for r in iter_rows(run.metrics) if r.get("event") == "requeued"][0]["step"] == step
     proc = _trainer(ws, "demo-0001", resume=True)  # what the batch script runs after the requeue

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from core.errors import NcanvasError
+from core.errors import NcanvasError, NoCheckpointToResume
 from core.logtext import last_lines
 from core.paths import RunPaths, Workspace
 from core.runrec import (
@@ -52,6 +52,7 @@ from jobs.backends.slurm_opts import (
     render_script,
     resolve,
     toml_defaults,
+    validate,
 )
 from jobs.backends.slurm_state import ACTIVE, NO_ANSWER, PENDING, Seen, Verdict, decide, summary
 from jobs.locks import FileLock, exclusive
@@ -213,20 +214,22 @@ class SlurmBackend:
             query(ids)
 
     def status(self, ws: Workspace, rec: JobRecord, fresh: bool = False) -> Any:
-        from jobs.supervisor import JobStatus
+        from jobs.supervisor import JobStatus, _health, read_pauses
 
         run = ws.run(rec.id)
         seen = seen_of(rec, fresh)
         tail = ""
         ended = seen is None or (isinstance(seen, Seen) and not seen.active)
         if ended and rec.state in LIVE_STATES:  # only an unexplained ending needs the log
-            tail = " | ".join(ln for ln in last_lines(run.stdout, 5) if ln.strip())
+            tail = " | ".join(ln.strip() for ln in last_lines(run.stdout, 5) if ln.strip())
         v = decide(rec, seen, stop_requested=_stop_marker(run).exists(), log_tail=tail)
         if v.settle is not None and (seen is None or isinstance(seen, Seen)):
             rec = self._settle(run, rec, seen, v)
         live = summary(seen) or ({"job_id": rec.slurm.get("job_id"), "state": rec.slurm.get("state"), "reason": None,
                                   "nodes": rec.slurm.get("nodes")} if rec.slurm.get("job_id") else None)
-        return JobStatus(rec, v.state, v.alive, reason=v.reason, slurm=live)
+        cause = v.cause if v.state in (FAILED, KILLED) else None
+        return JobStatus(rec, v.state, v.alive, reason=v.reason, slurm=live, pauses=read_pauses(run), cause=cause,
+                         health=_health(rec, v.state) if v.alive else ())
 
     def _settle(self, run: RunPaths, rec: JobRecord, seen: Seen | None, v: Verdict) -> JobRecord:
         """Write an ending only Slurm knew into job.json (once; skipped while another command holds the job)."""
@@ -237,13 +240,13 @@ class SlurmBackend:
             now = read_record(run.job_json)
             if now.slurm.get("job_id") != rec.slurm.get("job_id"):
                 return now  # resubmitted meanwhile
-            state, error = v.settle  # type: ignore[misc]
+            state, error, cause = v.settle  # type: ignore[misc]
             if isinstance(seen, Seen):
                 code = exit_code(seen.job_id)
-                if code and state == FAILED and code not in ("0:0",) and "exit code" not in (error or ""):
+                if code and state == FAILED and code != "0:0" and "exit code" not in (error or ""):
                     error = f"{error} (exit code {code})"
                 now.slurm.update(state=seen.state, nodes=seen.nodes or now.slurm.get("nodes"))
-            now.state, now.error = state, error
+            now.state, now.error, now.cause = state, error, cause
             now.ended = now.ended or time.time()
             write_record(run.job_json, now)
             return now
@@ -370,8 +373,12 @@ class SlurmBackend:
         write_record(run.job_json, rec)
         _checked(["scontrol", "release", jid])
 
-    def resume(self, ws: Workspace, job_id: str) -> str:
-        """A new submission of the same job from ``latest.pt``; pending dependents now wait for it."""
+    def resume(self, ws: Workspace, job_id: str, from_scratch: bool = False) -> str:
+        """A new submission of the same job from ``latest.pt``; pending dependents now wait for it. Without a
+        ``latest.pt``, as locally: a job that logged steps raises :class:`NoCheckpointToResume` unless
+        ``from_scratch`` (the earlier attempt's rows are archived first); one that never did starts from scratch."""
+        from jobs.supervisor import _archive_attempt, _creation_error, _end_pause, _has_metric_rows
+
         run = ws.run(job_id)
         load_job(ws, job_id)
         with exclusive(_control(run)):
@@ -382,21 +389,53 @@ class SlurmBackend:
             if st.state == FINISHED:
                 raise NcanvasError(f"{job_id} is finished; nothing to resume")
             rec = st.record
+            self._check_record(rec)
+            fresh = from_scratch or not run.latest.is_file()
+            if fresh and not from_scratch and _has_metric_rows(run):
+                raise NoCheckpointToResume(job_id)
+            try:
+                archived = _archive_attempt(run, rec.attempts) if from_scratch else []
+                _end_pause(run, at=rec.ended)
+            except OSError as e:
+                raise _creation_error(ws, e, f"{job_id} was not resumed") from None
             opts = SlurmOptions(**rec.slurm.get("options", {}))
             old = rec.slurm.get("job_id")
             rec.slurm["history"] = [*rec.slurm.get("history", []), *([old] if old else [])]
             rec.slurm.update(job_id=None, state=None, nodes=None)
-            rec.state, rec.attempts, rec.resume = QUEUED, rec.attempts + 1, True
-            rec.ended = rec.exit_code = rec.error = rec.pid = rec.pgid = None
+            rec.prior_s = 0.0 if from_scratch else (st.elapsed_s or 0.0)  # this attempt's clock starts at 0
+            rec.state, rec.attempts, rec.resume = QUEUED, rec.attempts + 1, not fresh
+            rec.started = rec.ended = rec.exit_code = rec.error = rec.cause = rec.pid = rec.pgid = None
             rec.progress.pop("eta_s", None)
             rec.progress.pop("queued", None)
+            if from_scratch:
+                rec.progress = {}
             _stop_marker(run).unlink(missing_ok=True)
             per_node = max(1, rec.nproc // max(1, opts.nodes))
-            self._submit(run, rec, opts, per_node, rec.gpu != "cpu", None, resume=True)
+            self._submit(run, rec, opts, per_node, rec.gpu != "cpu", None, resume=not fresh)
         moved = self._repoint_dependents(ws, job_id, str(rec.slurm["job_id"]))
-        where = "latest.pt" if run.latest.is_file() else "scratch (no latest.pt yet)"
-        return f"resumed {job_id} from {where} as Slurm job {rec.slurm['job_id']}" + (
-            f"; {', '.join(moved)} now wait for it" if moved else "")
+        if from_scratch:
+            kept = f"; the earlier attempt is kept as {' and '.join(archived)}" if archived else ""
+            head = f"restarted {job_id} from scratch{kept}"
+        else:
+            head = f"resumed {job_id} from " + ("latest.pt" if not fresh else "scratch (it had not logged a step yet)")
+        return f"{head} as Slurm job {rec.slurm['job_id']}" + (f"; {', '.join(moved)} now wait for it" if moved else "")
+
+    @staticmethod
+    def _check_record(rec: JobRecord) -> None:
+        """A record read back before a resubmission (job.json may have been edited by hand): kind, config, options."""
+        from jobs.config import build_config
+        from jobs.kinds import get_kind, kind_config
+
+        try:
+            get_kind(rec.kind)
+            build_config(kind_config(rec.kind), rec.config)
+            validate(SlurmOptions(**rec.slurm.get("options", {})))
+            if not isinstance(rec.nproc, int) or rec.nproc < 1:
+                raise NcanvasError(f"nproc must be at least 1; got {rec.nproc!r}")
+        except TypeError as e:
+            raise NcanvasError(f"{rec.id}: job.json: slurm options: {e}") from None
+        except NcanvasError as e:
+            raise NcanvasError(f"{rec.id}: job.json: {e}") from None
 
     def _repoint_dependents(self, ws: Workspace, job_id: str, new: str) -> list[str]:
         moved = []
@@ -420,8 +459,11 @@ class SlurmBackend:
         if st.state != RUNNING:
             raise NcanvasError(f"{job_id} is {st.state}; nothing to pause" if st.state != STOPPING else
                                f"{job_id} is stopping; pausing it now would stall its checkpoint (latest.pt)")
+        from jobs.supervisor import _paused_since
+
         self._signal(st.record, "STOP")
         after = self._wait(ws, job_id, lambda s: s.state == PAUSED or not s.alive, 5.0)
+        _paused_since(ws.run(job_id)).write_text(f"{time.time():.3f}\n")  # paused time is not training time
         where = f" on {after.slurm['nodes']}" if after.slurm and after.slurm.get("nodes") else ""
         return (f"paused {job_id} (Slurm job {st.record.slurm['job_id']}{where}); its allocation stays held: the "
                 "CPUs/GPUs stay reserved for it and its time limit keeps running")
@@ -430,11 +472,16 @@ class SlurmBackend:
         st = self._fresh(ws, job_id)
         if not st.alive or st.state != PAUSED:
             raise NcanvasError(f"{job_id} is {st.state}, not paused")
+        from jobs.supervisor import _end_pause
+
         self._signal(st.record, "CONT")
+        _end_pause(ws.run(job_id))
         self._wait(ws, job_id, lambda s: s.state != PAUSED, 5.0)
         return f"continued {job_id}"
 
     def stop(self, ws: Workspace, job_id: str, wait: bool = False, timeout: float = 60.0) -> str:
+        from jobs.supervisor import _end_pause
+
         st = self._fresh(ws, job_id)
         if not (st.alive or st.starting) or st.state not in LIVE_STATES:
             raise NcanvasError(f"{job_id} is {st.state}; nothing to stop")
@@ -455,6 +502,7 @@ class SlurmBackend:
         self._signal(st.record, "TERM")
         if st.state == PAUSED:
             self._signal(st.record, "CONT")  # a stopped process cannot take SIGTERM until continued
+        _end_pause(run)
         if not wait:
             return f"stopping {job_id} (it saves latest.pt, then exits; Slurm job {st.record.slurm['job_id']})"
         st = self._wait(ws, job_id, lambda s: not s.alive, timeout)
@@ -477,11 +525,16 @@ class SlurmBackend:
 
     def cancel(self, ws: Workspace, rec: JobRecord, grace: float = 5.0) -> None:
         """``scancel``, then wait until Slurm no longer runs it (after KillWait, a SIGKILL to every step)."""
+        from jobs.supervisor import _end_pause
+
+        _end_pause(ws.run(rec.id))
         if not rec.slurm.get("job_id"):  # being submitted: wait for its id (bounded), then cancel that
             rec = self._wait(ws, rec.id, lambda s: s.record.slurm.get("job_id") or not s.starting, 15.0).record
             if not rec.slurm.get("job_id"):
                 return
         jid = str(rec.slurm["job_id"])
+        # ncanvas asked for this end: the trainer takes the SIGTERM as a stop, not as Slurm ending its run (requeue)
+        _stop_marker(ws.run(rec.id)).write_text(f"{time.time():.3f}\n")
         _checked(["scancel", jid])
 
         def gone(s: Any) -> bool:

@@ -1,6 +1,8 @@
 """What a Slurm job's state is, from evidence: the run record, what Slurm says, the stop request and the clock.
 
-Pure rules (evidence in, state + liveness + reason out), so every case is a unit test. Liveness comes from Slurm
+Pure rules (evidence in, state + liveness + reason out), so every case is a unit test. Why a job ended badly is
+decided by :mod:`jobs.triage`, as for a local job, from Slurm's state (TIMEOUT, PREEMPTED, OUT_OF_MEMORY,
+NODE_FAIL, CANCELLED...) and the log's last lines. Liveness comes from Slurm
 (squeue) and the job's heartbeat (``progress.heartbeat`` in ``job.json``), never from a lock on a shared
 filesystem. Slurm keeps a finished job for ``MinJobAge`` seconds only (and ``sacct`` needs accounting), so an
 ending that only Slurm knew (a time limit, a node failure, a cancel) is returned as ``settle``: the caller writes
@@ -31,16 +33,9 @@ HEARTBEAT_STALE_S = 300.0  # a running job silent this long is flagged (hung, or
 
 PENDING = frozenset({"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD", "CONFIGURING"})
 ACTIVE = frozenset({"RUNNING", "COMPLETING", "SIGNALING", "STAGE_OUT", "RESIZING", "STOPPED", "SUSPENDED"})
-# Slurm's own endings that are failures whatever the trainer wrote last: its cause and what to do
-CAUSES = {
-    "TIMEOUT": "the time limit was reached (raise --time; the walltime warning requeues a job that takes it)",
-    "PREEMPTED": "preempted by a higher-priority job",
-    "OUT_OF_MEMORY": "out of memory on its node (raise --mem, or lower --batch-size)",
-    "NODE_FAIL": "its node failed",
-    "BOOT_FAIL": "its node failed to boot",
-    "DEADLINE": "its deadline passed",
-}
-FINAL = frozenset({*CAUSES, "COMPLETED", "FAILED", "CANCELLED", "SPECIAL_EXIT"})
+# Slurm's own endings that are failures whatever the trainer wrote last (jobs.triage says why and what to do)
+SLURM_FAILURES = frozenset({"TIMEOUT", "PREEMPTED", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "DEADLINE"})
+FINAL = frozenset({*SLURM_FAILURES, "COMPLETED", "FAILED", "CANCELLED", "SPECIAL_EXIT"})
 WHY_PENDING = {
     "Priority": "jobs of higher priority are ahead",
     "Resources": "waiting for resources to become free",
@@ -77,13 +72,15 @@ NO_ANSWER = "no answer"  # squeue failed: Slurm is down or unreachable; nothing 
 
 @dataclass
 class Verdict:
-    """The effective state of a Slurm job. ``settle``: (state, error) to write into job.json, an ending known only
-    to Slurm (or to its absence) that the record does not hold yet."""
+    """The effective state of a Slurm job. ``cause``: why it ended badly (:meth:`jobs.triage.Cause.to_json`).
+    ``settle``: (state, error, cause) to write into job.json, an ending known only to Slurm (or to its absence)
+    that the record does not hold yet."""
 
     state: str
     alive: bool
     reason: str | None = None
-    settle: tuple[str, str | None] | None = None
+    settle: tuple[str, str | None, dict[str, Any] | None] | None = None
+    cause: dict[str, Any] | None = None
 
 
 def decide(rec: JobRecord, seen: Seen | str | None, *, stop_requested: bool = False, now: float | None = None,
@@ -145,33 +142,44 @@ def _ended(rec: JobRecord, seen: Seen, stop_requested: bool, log_tail: str) -> V
     s = seen.state
     if rec.state == FINISHED:  # the trainer finished; whatever Slurm did to the batch script afterwards
         return Verdict(FINISHED, False, None)
-    if s in CAUSES:
-        why = f"Slurm: {s}: {CAUSES[s]}{_kept(rec)}"
-        return Verdict(FAILED, False, why, settle=None if rec.state == FAILED and rec.error == why else (FAILED, why))
+    if s in SLURM_FAILURES:
+        if rec.state == FAILED and isinstance(rec.cause, dict) and rec.cause.get("code", "").startswith("slurm_"):
+            return Verdict(FAILED, False, rec.error, cause=rec.cause)  # settled already
+        return _failure(rec, FAILED, seen, stop_requested, log_tail)
     if s == "CANCELLED":
         if rec.state == KILLED or (rec.state == STOPPED and stop_requested):
-            return Verdict(rec.state, False, rec.error)
-        why = f"Slurm: CANCELLED (scancel, or an administrator){_kept(rec)}"
-        return Verdict(KILLED, False, why, settle=(KILLED, why))
+            return Verdict(rec.state, False, rec.error, cause=rec.cause)
+        return _failure(rec, KILLED, seen, stop_requested, log_tail)
     if rec.state in TERMINAL_STATES:  # COMPLETED / FAILED with the trainer's own final state
-        return Verdict(rec.state, False, rec.error)
+        return Verdict(rec.state, False, rec.error, cause=rec.cause)
     queued = rec.progress.get("queued")
     if rec.state == QUEUED and isinstance(queued, str) and "requeue" in queued:
-        why = f"Slurm: {s}: the job asked to be requeued after the walltime warning, but Slurm ended it{_kept(rec)}"
-    else:
-        why = (f"Slurm: {s}: the job ended without a final state (crashed, killed, out of memory, or its node cannot "
-               f"see the workspace){_kept(rec)}")
-    why += f"; last log: {log_tail}" if log_tail else ""
-    return Verdict(FAILED, False, why, settle=(FAILED, why))
+        tail = "it saved latest.pt to run again (a requeue), but Slurm ended it instead"
+        return _failure(rec, FAILED, seen, stop_requested, log_tail, tail)
+    return _failure(rec, FAILED, seen, stop_requested, log_tail)
 
 
 def _forgotten(rec: JobRecord, jid: str, log_tail: str) -> Verdict:
     if rec.state in TERMINAL_STATES:
-        return Verdict(rec.state, False, rec.error)
-    why = (f"Slurm no longer knows job {jid} (it ended more than MinJobAge ago) and the job wrote no final state "
-           f"(crashed, killed or out of memory){_kept(rec)}")
+        return Verdict(rec.state, False, rec.error, cause=rec.cause)
+    gone = Seen(jid, "UNKNOWN", "", "", None)
+    head = f"Slurm no longer knows job {jid} (it ended more than MinJobAge ago)"
+    return _failure(rec, FAILED, gone, False, log_tail, head=head)
+
+
+def _failure(rec: JobRecord, state: str, seen: Seen, stop_requested: bool, log_tail: str, summary: str = "",
+             head: str = "") -> Verdict:
+    """An ending the trainer did not write: its cause from :mod:`jobs.triage`, to be settled into job.json."""
+    from jobs.triage import Evidence, diagnose
+
+    ev = Evidence(job_id=rec.id, kind=rec.kind, config=rec.config, vanished=True, stop_requested=stop_requested,
+                  rss_mb=rec.progress.get("rss_mb"), last_heartbeat=rec.progress.get("heartbeat"),
+                  log_tail=tuple(ln for ln in log_tail.split(" | ") if ln), latest_step=rec.progress.get("saved_step"),
+                  slurm_state=seen.state, slurm_reason=seen.reason if seen.reason not in ("", "None") else None)
+    cause = diagnose(ev).to_json()
+    why = f"{head or 'Slurm: ' + seen.state}: {summary + '; ' if summary else ''}{cause['summary']}"
     why += f"; last log: {log_tail}" if log_tail else ""
-    return Verdict(FAILED, False, why, settle=(FAILED, why))
+    return Verdict(state, False, why, settle=(state, why, cause), cause=cause)
 
 
 def _no_answer(rec: JobRecord, now: float, stale_s: float) -> Verdict:
@@ -180,11 +188,6 @@ def _no_answer(rec: JobRecord, now: float, stale_s: float) -> Verdict:
         return Verdict(rec.state, True, f"Slurm does not answer; alive by its heartbeat {now - beat:.0f}s ago")
     return Verdict(rec.state, rec.state in LIVE_STATES, "Slurm does not answer: the state is the last one recorded"
                    if rec.state in LIVE_STATES else rec.error)
-
-
-def _kept(rec: JobRecord) -> str:
-    step = rec.progress.get("step")
-    return f"; latest.pt kept (from step {step} or before): ncanvas jobs resume {rec.id}" if step else ""
 
 
 def summary(seen: Seen | str | None) -> dict[str, Any] | None:
