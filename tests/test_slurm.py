@@ -62,6 +62,46 @@ def test_cli_submit_shows_in_squeue_and_ncanvas_and_finishes(sws) -> None:
     assert (sws.run("demo-cli").ckpt_dir / "best_model.pt").is_file()
 
 
+def test_every_kind_trains_under_slurm_into_the_same_run_folder(sws, tmp_path) -> None:
+    """Each kind through the CLI (`ncanvas train KIND --backend slurm`), on tiny data, all queued at once."""
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    from core.explain.dataset import generate
+    from core.llm.tokenizer import train_bpe
+    from jobs.kinds import KINDS
+    from tests.vision_helpers import make_art_set, make_idx_dataset
+    from tui.cli import app
+
+    make_idx_dataset(tmp_path / "mnist", n_train=80, n_test=20)
+    art = make_art_set(tmp_path / "art", n=24, size=16)
+    tok = train_bpe((r["prompt"] + "\n" + r["explanation"] for r in generate(120, 5)), 400)
+    base = tmp_path / "tiny-gpt2"
+    GPT2LMHeadModel(GPT2Config(vocab_size=tok.vocab_size, n_positions=512, n_embd=32, n_layer=1, n_head=2,
+                               bos_token_id=tok.eos_id, eos_token_id=tok.eos_id)).save_pretrained(base)
+    PreTrainedTokenizerFast(tokenizer_object=tok.tok, eos_token="<|endoftext|>").save_pretrained(base)
+    lm = ["--n-pairs", "120", "--batch-size", "16", "--eval-max", "16", "--warmup-steps", "2"]
+    args = {
+        "demo": ["--steps-per-epoch", "20"],
+        "cnn": ["--data-dir", str(tmp_path / "mnist"), "--batch-size", "16"],
+        "artcnn": ["--data", str(art), "--batch-size", "8", "--image-size", "16", "--backbone", "resnet18"],
+        "llm": [*lm, "--n-layer", "1", "--d-model", "32", "--n-head", "2", "--n-kv-head", "1", "--d-ff", "64",
+                "--bpe-vocab", "400"],
+        "gpt2": [*lm, "--base", str(base)],
+    }
+    assert set(args) == set(KINDS)  # every kind
+    for kind, extra in args.items():
+        res = CliRunner().invoke(app, ["--home", str(sws.root), "train", kind, "--backend", "slurm", "--epochs", "1",
+                                       "--name", f"{kind}-slurm", *extra])
+        assert res.exit_code == 0 and "as Slurm job" in res.output, (kind, res.output)
+        assert f"-m jobs.{kind} --run-dir" in (sws.run(f"{kind}-slurm").log_dir / "sbatch.sh").read_text()
+    for kind in args:
+        jid = f"{kind}-slurm"
+        wait_state(sws, jid, "finished", "failed", timeout=300)
+        assert state(sws, jid) == "finished", (sv.job_status(sws, jid).reason, sws.run(jid).stdout.read_text()[-1500:])
+        assert [r for r in metric_rows(sws.run(jid).metrics) if r["split"] == "train"]
+        assert (sws.run(jid).ckpt_dir / "best_model.pt").is_file()
+
+
 def test_pending_reason_then_stop_cancels_before_it_starts(sws) -> None:
     jid = submit(sws, SLOW, slurm={"args": ["--begin=now+600"]})
     st = wait_for(lambda: (s := sv.job_status(sws, jid)).slurm and s.slurm["reason"] == "BeginTime" and s, 30,
