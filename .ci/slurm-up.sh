@@ -79,7 +79,8 @@ mkdir -p "$(dirname "$CONF")" "$LOGDIR" "$STATE/slurmctld" "$STATE/slurmd"
 new=$(cat <<EOF
 $MARK: a single-node cluster for the tests and CI.
 ClusterName=ncanvas
-SlurmctldHost=$NODE
+# addresses given, so a CI machine whose hostname does not resolve still works
+SlurmctldHost=$NODE(127.0.0.1)
 AuthType=auth/munge
 # a requeued job may start again cred_expire + 1 s after its requeue (Slurm's default: 121 s)
 AuthInfo=cred_expire=20
@@ -103,7 +104,7 @@ ReturnToService=2
 MinJobAge=120
 # seconds between SIGTERM and SIGKILL when a job is cancelled or reaches its time limit
 KillWait=10
-NodeName=$NODE CPUs=$(nproc) RealMemory=$mem_mb State=UNKNOWN
+NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=$mem_mb State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
 EOF
 )
