@@ -15,11 +15,13 @@ must be on a filesystem the nodes share. What each verb does in Slurm terms:
 
 from __future__ import annotations
 
+import copy
 import shutil
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -312,6 +314,8 @@ class SlurmBackend:
         try:
             self._submit(run, rec, opts, per_node, use_gpu, dependency, resume=False)
         except BaseException as e:
+            if rec.slurm.get("job_id"):  # submitted, held, then something failed: the held job goes too
+                command(["scancel", str(rec.slurm["job_id"])])
             _discard(run, made_ckpt_dir)  # nothing half-made stays: `train --name X` works again at once
             if isinstance(e, OSError):
                 raise _creation_error(ws, e, f"job {run.job_id} was not submitted") from None
@@ -350,7 +354,9 @@ class SlurmBackend:
         return f"afterok:{dep.slurm['job_id']}"
 
     def _submit(self, run: RunPaths, rec: JobRecord, opts: SlurmOptions, per_node: int, use_gpu: bool,
-                dependency: str | None, resume: bool) -> None:
+                dependency: str | None, resume: bool, while_held: Callable[[], None] | None = None) -> None:
+        """Write sbatch.sh and job.json, ``sbatch --hold``, record the Slurm job id, run ``while_held`` (work that
+        must happen only once the submission is sure and before the job can start), ``scontrol release``."""
         from jobs.kinds import get_kind
         from jobs.supervisor import CODE_ROOT
 
@@ -371,6 +377,8 @@ class SlurmBackend:
         rec.slurm["job_id"] = jid
         rec.slurm["submitted"] = round(time.time(), 3)
         write_record(run.job_json, rec)
+        if while_held is not None:
+            while_held()
         _checked(["scontrol", "release", jid])
 
     def resume(self, ws: Workspace, job_id: str, from_scratch: bool = False) -> str:
@@ -393,11 +401,7 @@ class SlurmBackend:
             fresh = from_scratch or not run.latest.is_file()
             if fresh and not from_scratch and _has_metric_rows(run):
                 raise NoCheckpointToResume(job_id)
-            try:
-                archived = _archive_attempt(run, rec.attempts) if from_scratch else []
-                _end_pause(run, at=rec.ended)
-            except OSError as e:
-                raise _creation_error(ws, e, f"{job_id} was not resumed") from None
+            before = copy.deepcopy(rec)
             opts = SlurmOptions(**rec.slurm.get("options", {}))
             old = rec.slurm.get("job_id")
             rec.slurm["history"] = [*rec.slurm.get("history", []), *([old] if old else [])]
@@ -409,9 +413,23 @@ class SlurmBackend:
             rec.progress.pop("queued", None)
             if from_scratch:
                 rec.progress = {}
-            _stop_marker(run).unlink(missing_ok=True)
+            archived: list[str] = []
+
+            def while_held() -> None:  # the submission is sure: only now move the old attempt aside
+                archived.extend(_archive_attempt(run, before.attempts) if from_scratch else [])
+                _end_pause(run, at=before.ended)
+
             per_node = max(1, rec.nproc // max(1, opts.nodes))
-            self._submit(run, rec, opts, per_node, rec.gpu != "cpu", None, resume=not fresh)
+            try:
+                self._submit(run, rec, opts, per_node, rec.gpu != "cpu", None, resume=not fresh, while_held=while_held)
+            except BaseException as e:  # nothing changes: the job stays as it was, resumable again
+                if rec.slurm.get("job_id"):
+                    command(["scancel", str(rec.slurm["job_id"])])
+                write_record(run.job_json, before)
+                if isinstance(e, OSError):
+                    raise _creation_error(ws, e, f"{job_id} was not resumed") from None
+                raise
+            _stop_marker(run).unlink(missing_ok=True)  # kept until here: it tells a stop from Slurm's cancel
         moved = self._repoint_dependents(ws, job_id, str(rec.slurm["job_id"]))
         if from_scratch:
             kept = f"; the earlier attempt is kept as {' and '.join(archived)}" if archived else ""
