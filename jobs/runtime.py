@@ -32,7 +32,6 @@ from core.runrec import (
     QUEUED,
     RUNNING,
     STOPPED,
-    STOPPING,
     JobRecord,
     read_record,
     write_record,
@@ -110,14 +109,19 @@ class JobRuntime:
         if not force and now - self._last_beat < HEARTBEAT_S:
             return
         self._last_beat = now
-        if self._stop and self.record.state == RUNNING:
-            self.record.state = STOPPING
         if self.is_main:
             write_record(self.paths.job_json, self.record)
 
     # --------------------------------------------------------------------------------- stop requests
     def request_stop(self, *_: Any) -> None:
+        """SIGTERM/SIGINT: stop after this step. The stop request file makes the job show as ``stopping`` whoever
+        sent the signal (``ncanvas jobs stop`` wrote it already)."""
         self._stop = True
+        if self.is_main and not self.paths.stop_request.exists():
+            try:
+                self.paths.stop_request.write_text(f"{time.time():.3f}\n")
+            except OSError:
+                pass  # a full disk: the job still stops; it shows as running until it has
 
     def continued(self, *_: Any) -> None:
         """SIGCONT after a pause: the rate behind the ETA restarts, so the paused time does not slow it down."""
@@ -135,8 +139,6 @@ class JobRuntime:
             flag = torch.tensor([1.0 if self._stop else 0.0], device=self.device)
             dist.all_reduce(flag, op=dist.ReduceOp.MAX)
             self._stop = bool(flag.item())
-        if self._stop and self.record.state == RUNNING:
-            self.write_state(STOPPING)
         return self._stop
 
     # --------------------------------------------------------------------------------- distributed

@@ -25,6 +25,7 @@ from core.logtext import last_lines
 from core.paths import RunPaths, Workspace, validate_job_id
 from core.runrec import (
     FAILED,
+    FINISHED,
     KILLED,
     LIVE_STATES,
     PAUSED,
@@ -33,6 +34,7 @@ from core.runrec import (
     STOPPING,
     TERMINAL_STATES,
     JobRecord,
+    JobState,
     list_jobs,
     load_job,
     next_job_id,
@@ -53,13 +55,19 @@ class JobStatus:
     """A job's record plus what only the live system can tell: effective state, liveness, GPU memory."""
 
     record: JobRecord
-    state: str
+    state: str  # a JobState, or UNREADABLE for a run folder whose record cannot be read
     alive: bool
     reason: str | None = None
     gpu_mem_mb: float | None = None
     pauses: tuple[tuple[float, float | None], ...] = ()  # (from, to) of every pause by `jobs pause`; to None: now
     cause: dict[str, Any] | None = None  # why it failed (jobs.triage.Cause.to_json()): code, reason, summary, fix...
     health: tuple[dict[str, str], ...] = ()  # badges while it runs (jobs.health): code, text
+
+    @property
+    def outcome(self) -> JobState | None:
+        """How the last attempt ended (finished, stopped, failed, killed), None while it is live; why it failed
+        is :attr:`cause` (and :attr:`reason`), kept apart from the state as pueue does."""
+        return JobState(self.state) if self.state in TERMINAL_STATES else None
 
     @property
     def note(self) -> str:
@@ -155,7 +163,8 @@ def _vanished_cause(run: RunPaths, rec: JobRecord) -> dict[str, Any]:
 
     tail = last_lines(run.stdout, 80)
     ev = from_vanished(job_id=rec.id, kind=rec.kind, config=rec.config, progress=rec.progress,
-                       stop_requested=_stop_marker(run).exists(), log_tail=tail)
+                       stop_requested=_stop_marker(run).exists(), log_tail=tail,
+                       latest_kept=run.latest.is_file())
     cause = diagnose(ev).to_json()
     last = [ln for ln in tail if ln.strip()][-3:]
     cause["evidence"] = [*cause["evidence"], *(f"log: {ln.strip()}" for ln in last)]
@@ -239,9 +248,10 @@ def _control_lock(run: RunPaths) -> Path:
 
 
 def _stop_marker(run: RunPaths) -> Path:
-    """Written by ``stop`` before its SIGTERM, removed by ``resume``: a stop request shows at once (the trainer
-    only notices at its next step) and a second ``stop`` knows to kill."""
-    return run.log_dir / "stop_requested"
+    """Written by ``stop`` before its SIGTERM (a stop request shows at once, the trainer only notices at its next
+    step, and a second ``stop`` knows to kill), by the job itself on a SIGTERM from elsewhere; removed by
+    ``resume``. A live job with this file is ``stopping``: the one place that state comes from."""
+    return run.stop_request
 
 
 def job_status(ws: Workspace, job_id: str) -> JobStatus:
@@ -523,7 +533,7 @@ def resume(ws: Workspace, job_id: str, foreground: bool = False, from_scratch: b
         if st.state not in TERMINAL_STATES and st.state != FAILED:
             raise NcanvasError(f"{job_id} is {st.state}; nothing to resume")
         rec = st.record
-        if rec.state == "finished" and st.state == "finished":
+        if rec.state == FINISHED and st.state == FINISHED:
             raise NcanvasError(f"{job_id} is finished; nothing to resume")
         check_record(rec)
         fresh = from_scratch or not run.latest.is_file()

@@ -43,6 +43,7 @@ class Evidence:
     gpu_mem: dict[str, float] = field(default_factory=dict)  # peak_gib, total_gib, free_gib of the job's GPU
     disk_free: dict[str, int] = field(default_factory=dict)  # path -> free bytes
     latest_step: int | None = None  # the step of the latest.pt that is kept
+    latest_kept: bool = False  # a latest.pt is there (its step may be unknown)
     # a process that vanished without a final state (supervisor side)
     vanished: bool = False
     stop_requested: bool = False  # ``ncanvas jobs stop`` had asked it to stop
@@ -124,7 +125,9 @@ def _bytes(n: int) -> str:
 
 
 def _kept(ev: Evidence) -> str:
-    return f"latest.pt from step {ev.latest_step} is kept" if ev.latest_step is not None else "no checkpoint yet"
+    if ev.latest_step is not None:
+        return f"latest.pt from step {ev.latest_step} is kept"
+    return "latest.pt is kept" if ev.latest_kept else "no checkpoint yet"
 
 
 # ============================================================================================ rules

@@ -23,6 +23,7 @@ from textual.widgets import Footer, TabbedContent, TabPane, Tabs
 
 from core.errors import NcanvasError
 from core.paths import Workspace
+from core.runrec import PAUSED
 from tui import guard
 from tui.commands import NcanvasCommands
 from tui.dashboard import Dashboard
@@ -195,8 +196,8 @@ class NcanvasApp(App[None]):
     def on_jobs_updated(self, msg: JobsUpdated) -> None:
         def deliver() -> None:
             bar = self.query_one(StatusBar)
-            bar.running = sum(1 for st in msg.statuses if st.alive and st.state != "paused")
-            bar.paused = sum(1 for st in msg.statuses if st.state == "paused")
+            bar.running = sum(1 for st in msg.statuses if st.alive and st.state != PAUSED)
+            bar.paused = sum(1 for st in msg.statuses if st.state == PAUSED)
             self.query_one(Dashboard).show_statuses(msg.statuses)
 
         self._route(deliver, "showing the job list")

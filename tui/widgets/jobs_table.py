@@ -17,6 +17,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowDoesNotExist
 
+from core.runrec import FAILED
 from tui.fmt import STATE_STYLE, fmt_duration, fmt_eta, fmt_num, fmt_progress, headline_metric, throughput
 from tui.messages import SelectionChanged
 
@@ -75,7 +76,7 @@ def _note_cell(st: Any) -> Text:
     note = str(getattr(st, "note", "") or "")
     if len(note) > NOTE_WIDTH:
         note = note[:NOTE_WIDTH - 1] + "…"
-    return Text(note, style="red" if st.state == "failed" else "yellow")
+    return Text(note, style="red" if st.state == FAILED else "yellow")
 
 
 def matches(st: Any, needle: str) -> bool:
