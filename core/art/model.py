@@ -87,7 +87,7 @@ def _pretrained_kwargs(name: str, weights: Any) -> dict[str, Any]:
 
 def _drop_aux_heads(model: nn.Module) -> None:
     if getattr(model, "aux_logits", False):
-        setattr(model, "aux_logits", False)  # nn.Module's __setattr__ is typed for tensors and modules only
+        model.aux_logits = False  # type: ignore[assignment]  # torch types Module.__setattr__ too narrowly (any value works)
         for aux in ("aux1", "aux2", "AuxLogits"):
             if hasattr(model, aux):
                 setattr(model, aux, None)
