@@ -87,7 +87,7 @@ def _pretrained_kwargs(name: str, weights: Any) -> dict[str, Any]:
 
 def _drop_aux_heads(model: nn.Module) -> None:
     if getattr(model, "aux_logits", False):
-        model.aux_logits = False  # type: ignore[assignment]  # torch types Module.__setattr__ too narrowly (any value works)
+        model.aux_logits = False  # type: ignore[assignment]  # torch types __setattr__ for tensors/modules only
         for aux in ("aux1", "aux2", "AuxLogits"):
             if hasattr(model, aux):
                 setattr(model, aux, None)
