@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from core.errors import JobNotFound, NcanvasError
 from core.fserrors import describe_os_error
@@ -40,6 +40,9 @@ from jobs.config import build_config
 from jobs.evidence import code_root, from_exception, start_facts
 from jobs.locks import FileLock
 from jobs.triage import diagnose
+
+if TYPE_CHECKING:
+    import torch
 
 HEARTBEAT_S = 1.0
 EXIT_ALREADY_RUNNING = 3
@@ -63,7 +66,7 @@ class JobRuntime:
         self._latest_step: int | None = None  # the step of the latest.pt on disk, as far as this process knows
         self._start_step: int | None = None
         self._start_time = get_time()
-        self._device: Any = None
+        self._device: torch.device | None = None
         self.rank = int(os.environ.get("RANK", "0"))
         self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
         self._dist_ready = False
@@ -153,7 +156,7 @@ class JobRuntime:
             dist.init_process_group(backend)
         self._dist_ready = True
 
-    def wrap_model(self, model: Any) -> Any:
+    def wrap_model(self, model: torch.nn.Module) -> torch.nn.Module:
         """``DistributedDataParallel(model)`` under torchrun, else the model itself."""
         if self.world_size <= 1:
             return model
@@ -168,7 +171,7 @@ class JobRuntime:
 
     # --------------------------------------------------------------------------------- device and seeds
     @property
-    def device(self) -> Any:
+    def device(self) -> torch.device:
         if self._device is None:
             import torch
 
@@ -397,7 +400,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def run_job(config_cls: type, train_fn: Callable[[JobRuntime, Any], None],
+def run_job(config_cls: type, train_fn: Callable[[JobRuntime, Any], object],
             argv: list[str] | None = None) -> NoReturn:
     """Run one attempt of a job in this process and exit with its status (0 finished/stopped, 1 failed)."""
     args = _parse(argv)
@@ -433,7 +436,7 @@ def run_job(config_cls: type, train_fn: Callable[[JobRuntime, Any], None],
     sys.exit(code)
 
 
-def _run(rt: JobRuntime, ws: Workspace, train_fn: Callable[[JobRuntime, Any], None]) -> int:
+def _run(rt: JobRuntime, ws: Workspace, train_fn: Callable[[JobRuntime, Any], object]) -> int:
     pid = os.getpid()
     rt.write_state(rt.record.state, pid=pid, pgid=os.getpgid(pid), exit_code=None, error=None, cause=None)
     try:

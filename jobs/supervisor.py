@@ -764,8 +764,10 @@ def _delete_run(run: RunPaths) -> str:
             def note(_f: Any, path: str, exc: Any) -> None:
                 failed.append(f"{path}: {exc[1] if isinstance(exc, tuple) else exc}")
 
-            handler = {"onexc": note} if sys.version_info >= (3, 12) else {"onerror": note}
-            shutil.rmtree(folder, **handler)
+            if sys.version_info >= (3, 12):
+                shutil.rmtree(folder, onexc=note)
+            else:
+                shutil.rmtree(folder, onerror=note)
     if failed:
         more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
         raise NcanvasError(f"could not remove all of {run.job_id}: {failed[0]}{more}")

@@ -91,9 +91,8 @@ def _says(ev: Evidence, *needles: str) -> bool:
 
 def where(frames: Sequence[Frame]) -> str | None:
     """The traceback's place that matters: the last frame in ncanvas's own code, else the last frame."""
-    ours = [f for f in frames if f.ours]
-    f = (ours or list(frames) or [None])[-1]
-    return None if f is None else f"{f.file}:{f.line} in {f.func}"
+    pick = [f for f in frames if f.ours] or list(frames)
+    return f"{pick[-1].file}:{pick[-1].line} in {pick[-1].func}" if pick else None
 
 
 def frames_from_traceback(tb: Any, code_root: str) -> tuple[Frame, ...]:

@@ -38,6 +38,7 @@ from tui.messages import (
     WatcherError,
 )
 from tui.panes import PANES
+from tui.panes.base import InferencePane
 from tui.panes.explain import ExplainPane
 from tui.watcher import Watcher, WatcherConfig
 from tui.widgets.footer import MainScreen
@@ -216,7 +217,7 @@ class NcanvasApp(App[None]):
 
     def on_classified(self, msg: Classified) -> None:
         def deliver() -> None:
-            for pane in self.query(".uses-classification"):
+            for pane in self.query(".uses-classification").results(InferencePane):
                 pane.use_classification(msg)
 
         self._route(deliver, "passing the classification on")

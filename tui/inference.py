@@ -79,7 +79,8 @@ def list_checkpoints(ws: Workspace, kinds: tuple[str, ...]) -> list[CheckpointCh
     then the ``epoch_<n>.pt`` files (``epoch_0.pt`` is the untrained start). Use :func:`preferred` for the default."""
     from jobs.supervisor import list_status
 
-    main, epochs = [], []
+    main: list[CheckpointChoice] = []
+    epochs: list[CheckpointChoice] = []
     for st in reversed(list_status(ws)):
         if st.record.kind not in kinds:
             continue

@@ -168,7 +168,7 @@ class JobsTable(DataTable[Any]):
             # rows a filter removed come back at the end: put every row back in the statuses' order
             order = {jid: i for i, jid in enumerate(keep)}
             self.sort("id", key=lambda jid: order.get(str(jid), len(order)))
-        if current in keep:
+        if current is not None and current in keep:
             self.move_cursor(row=self.get_row_index(current))
         self._restore = None
         self._announce()
