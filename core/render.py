@@ -7,6 +7,7 @@ pixels, the top one as the background colour and the bottom one as the foregroun
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -112,12 +113,28 @@ def color_mode() -> str:
 def _rich_colours(rgb: np.ndarray, mode: str) -> tuple[np.ndarray, list[Any]]:
     """Each pixel's index (shape ``rgb.shape[:-1]``) into a table of ``rich.color.Color`` for ``mode``
     ("truecolor" or "256"): the colours rich itself would send such a terminal (``Color.downgrade``)."""
+    index, colours = _unique(rgb)
+    return index, [_rich_colour(r, g, b, mode) for r, g, b in colours]
+
+
+def _unique(rgb: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
+    colours, index = np.unique(rgb.reshape(-1, 3), axis=0, return_inverse=True)
+    return index.reshape(rgb.shape[:-1]), [tuple(c) for c in colours.tolist()]
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _rich_colour(r: int, g: int, b: int, mode: str) -> Any:
     from rich.color import Color, ColorSystem
 
-    system = ColorSystem.TRUECOLOR if mode == "truecolor" else ColorSystem.EIGHT_BIT
-    colours, index = np.unique(rgb.reshape(-1, 3), axis=0, return_inverse=True)
-    table = [Color.from_rgb(r, g, b).downgrade(system) for r, g, b in colours.tolist()]
-    return index.reshape(rgb.shape[:-1]), table
+    return Color.from_rgb(r, g, b).downgrade(ColorSystem.TRUECOLOR if mode == "truecolor" else ColorSystem.EIGHT_BIT)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _sgr_pair(r: int, g: int, b: int, mode: str) -> tuple[str, str]:
+    """(foreground, background) SGR parameters rich writes for a colour in ``mode``; cached, since a picture
+    repeats its colours and the panes redraw the same pictures."""
+    colour = _rich_colour(r, g, b, mode)
+    return ";".join(colour.get_ansi_codes(foreground=True)), ";".join(colour.get_ansi_codes(foreground=False))
 
 
 def rgb_to_256(rgb: np.ndarray) -> np.ndarray:
@@ -130,10 +147,12 @@ def rgb_to_256(rgb: np.ndarray) -> np.ndarray:
 def _sgr_params(rgb: np.ndarray, mode: str) -> tuple[np.ndarray, list[str], list[str]]:
     """Each pixel's index into tables of SGR parameters, foreground and background (``38;2;r;g;b``,
     ``48;5;n``), written by rich for ``mode``."""
-    index, table = _rich_colours(rgb, mode)
-    fg = [";".join(c.get_ansi_codes(foreground=True)) for c in table]
-    bg = [";".join(c.get_ansi_codes(foreground=False)) for c in table]
-    return index, fg, bg
+    index, colours = _unique(rgb)
+    if mode == "truecolor":  # nothing to downgrade: rich's codes are 38;2;r;g;b (a test holds them to rich's)
+        rgbs = [f"2;{r};{g};{b}" for r, g, b in colours]
+        return index, [f"38;{c}" for c in rgbs], [f"48;{c}" for c in rgbs]
+    pairs = [_sgr_pair(r, g, b, mode) for r, g, b in colours]
+    return index, [p[0] for p in pairs], [p[1] for p in pairs]
 
 
 def _prepare(image: np.ndarray, max_width: int | None, max_rows: int | None) -> np.ndarray:

@@ -33,6 +33,7 @@ from core.runrec import (
     RUNNING,
     STOPPED,
     JobRecord,
+    JobState,
     read_record,
     write_record,
 )
@@ -76,7 +77,7 @@ class JobRuntime:
     def is_main(self) -> bool:
         return self.rank == 0
 
-    def write_state(self, state: str, **fields: Any) -> None:
+    def write_state(self, state: JobState, **fields: Any) -> None:
         if not self.is_main:
             return
         self.record.state = state

@@ -38,6 +38,18 @@ def test_256_colour_fallback() -> None:
     assert idx.tolist() == [16, 244, 21, 16 + 36 * 1 + 6 * 2 + 3]
 
 
+def test_truecolor_codes_are_the_ones_rich_writes() -> None:
+    from rich.color import Color
+
+    rng = np.random.default_rng(1)
+    colours = rng.integers(0, 256, (500, 3)).astype(np.uint8)
+    index, fg, bg = render._sgr_params(colours.reshape(1, -1, 3), "truecolor")
+    for i, c in enumerate(colours):
+        rich_colour = Color.from_rgb(*(int(v) for v in c))
+        assert fg[index[0, i]] == ";".join(rich_colour.get_ansi_codes(foreground=True))
+        assert bg[index[0, i]] == ";".join(rich_colour.get_ansi_codes(foreground=False))
+
+
 def _rich_256(rgb: tuple[int, int, int]) -> int:
     from rich.color import Color, ColorSystem
 
