@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,38 @@ from core.paths import JOB_ID_RE, Workspace
 
 SCHEMA_VERSION = 1
 
-QUEUED, RUNNING, PAUSED, STOPPING = "queued", "running", "paused", "stopping"
-STOPPED, FINISHED, FAILED, KILLED = "stopped", "finished", "failed", "killed"
-STATES = (QUEUED, RUNNING, PAUSED, STOPPING, STOPPED, FINISHED, FAILED, KILLED)
+class JobState(str, Enum):
+    """A job's state. The live ones describe a process (``paused`` and ``stopping`` are derived by the supervisor
+    from the process and the stop request, never stored by the job); the terminal ones are the job's outcome, and a
+    failed job's reason is separate (``JobRecord.error`` and ``cause``), as in pueue. A ``str``: JSON, rich and
+    comparisons with plain strings see its value."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    FINISHED = "finished"
+    FAILED = "failed"
+    KILLED = "killed"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def live(self) -> bool:
+        """A process is (or is about to be) at work."""
+        return self in LIVE_STATES
+
+    @property
+    def terminal(self) -> bool:
+        """The attempt ended: this is its outcome."""
+        return self in TERMINAL_STATES
+
+
+QUEUED, RUNNING, PAUSED, STOPPING = JobState.QUEUED, JobState.RUNNING, JobState.PAUSED, JobState.STOPPING
+STOPPED, FINISHED, FAILED, KILLED = JobState.STOPPED, JobState.FINISHED, JobState.FAILED, JobState.KILLED
+STATES = tuple(JobState)
 LIVE_STATES = frozenset({QUEUED, RUNNING, PAUSED, STOPPING})
 TERMINAL_STATES = frozenset({STOPPED, FINISHED, FAILED, KILLED})
 BACKENDS = ("local", "slurm")  # where a job's process runs (jobs/backends)
@@ -37,7 +67,7 @@ class JobRecord:
     config: dict[str, Any] = field(default_factory=dict)
     argv: list[str] = field(default_factory=list)
     code: dict[str, Any] = field(default_factory=dict)  # {"root", "commit", "dirty"}
-    state: str = QUEUED
+    state: JobState = QUEUED
     created: float = field(default_factory=time.time)
     started: float | None = None
     ended: float | None = None
@@ -82,6 +112,7 @@ class JobRecord:
             raise NcanvasError(f"job.json: unknown state {known['state']!r}")
         if known.get("backend", "local") not in BACKENDS:
             raise NcanvasError(f"job.json: unknown backend {known['backend']!r}; this ncanvas knows {', '.join(BACKENDS)}")
+        known["state"] = JobState(known.get("state", QUEUED))
         return cls(**known)
 
 

@@ -8,10 +8,14 @@ corpus) travels inside every checkpoint, so generation needs no hub.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from jobs.config import opt
 from jobs.lmbase import LMTrainConfig
+
+if TYPE_CHECKING:
+    from jobs.lm import LMTask
+    from jobs.runtime import JobRuntime
 
 
 @dataclass
@@ -39,7 +43,7 @@ class LLMConfig(LMTrainConfig):
 CONFIG = LLMConfig
 
 
-def task(cfg: LLMConfig) -> Any:
+def task(cfg: LLMConfig) -> LMTask:
     """The ``llm`` task: the shared LM task with OwnLMHooks."""
     from core.llm.hooks import OwnLMHooks
     from jobs.lm import LMTask
@@ -47,7 +51,7 @@ def task(cfg: LLMConfig) -> Any:
     return LMTask(cfg, OwnLMHooks(), "llm")
 
 
-def train(rt: Any, cfg: LLMConfig) -> None:
+def train(rt: JobRuntime, cfg: LLMConfig) -> None:
     """Train under ``rt`` in this process (the entry point below, and tests)."""
     from jobs.loop import fit
 

@@ -12,9 +12,12 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobs.task import Evaluation, Task
+
+if TYPE_CHECKING:
+    from jobs.runtime import JobRuntime
 
 
 class LMTask(Task):
@@ -30,7 +33,7 @@ class LMTask(Task):
         super().__init__(cfg)
         self.hooks, self.kind = hooks, kind
 
-    def setup(self, rt: Any, ckpt: dict[str, Any] | None) -> None:
+    def setup(self, rt: JobRuntime, ckpt: dict[str, Any] | None) -> None:
         from core.llm.data import load_records, tokenize
         from core.llm.training import compiles, pad_multiple
 

@@ -10,7 +10,7 @@ Slurm's warning before the time limit (``--signal=USR1@N``) or a preemption, ask
 as a stop (it finishes its step and saves ``latest.pt``), then the job records a ``requeued`` event, goes back to
 ``queued`` and exits with :data:`EXIT_REQUEUE`, on which the batch script runs ``scontrol requeue``; the next run
 resumes from ``latest.pt``. At most ``NCANVAS_MAX_REQUEUES`` times: after that the warning is an ordinary stop.
-A SIGTERM under Slurm that ``ncanvas jobs stop`` did not ask for (no ``stop_requested`` marker) comes from Slurm
+A SIGTERM under Slurm that ncanvas did not ask for (no stop request file when it came) comes from Slurm
 itself: a preemption or requeue (``PreemptMode=REQUEUE``, ``scontrol requeue``), a time limit, a cancel. The job
 saves ``latest.pt`` the same way and goes back to ``queued``; if Slurm runs it again, it resumes from there (those
 requeues are Slurm's, not bounded here), and if Slurm ends it instead, the backend reads Slurm's ending.
@@ -29,7 +29,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from core.errors import JobNotFound, NcanvasError
 from core.fserrors import describe_os_error
@@ -42,8 +42,8 @@ from core.runrec import (
     QUEUED,
     RUNNING,
     STOPPED,
-    STOPPING,
     JobRecord,
+    JobState,
     read_record,
     write_record,
 )
@@ -51,6 +51,9 @@ from jobs.config import build_config
 from jobs.evidence import code_root, from_exception, start_facts
 from jobs.locks import FileLock
 from jobs.triage import diagnose
+
+if TYPE_CHECKING:
+    import torch
 
 HEARTBEAT_S = 1.0
 EXIT_ALREADY_RUNNING = 3
@@ -74,12 +77,13 @@ class JobRuntime:
         self.metrics = MetricsWriter(paths.metrics, get_time=get_time)
         self._stop = False
         self._requeue = False  # SIGUSR1 under Slurm: checkpoint, then run again (a stop request wins over it)
+        self._stop_from_elsewhere = False  # the SIGTERM came without a stop request file (see request_stop)
         self._last_beat = 0.0
         self._resume_ckpt: dict[str, Any] | None = None
         self._latest_step: int | None = None  # the step of the latest.pt on disk, as far as this process knows
         self._start_step: int | None = None
         self._start_time = get_time()
-        self._device: Any = None
+        self._device: torch.device | None = None
         self.rank = int(os.environ.get("RANK", "0"))
         self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
         self._dist_ready = False
@@ -89,7 +93,7 @@ class JobRuntime:
     def is_main(self) -> bool:
         return self.rank == 0
 
-    def write_state(self, state: str, **fields: Any) -> None:
+    def write_state(self, state: JobState, **fields: Any) -> None:
         if not self.is_main:
             return
         self.record.state = state
@@ -125,14 +129,21 @@ class JobRuntime:
         if not force and now - self._last_beat < HEARTBEAT_S:
             return
         self._last_beat = now
-        if (self._stop or self._requeue) and self.record.state == RUNNING:
-            self.record.state = STOPPING
         if self.is_main:
             write_record(self.paths.job_json, self.record)
 
     # --------------------------------------------------------------------------------- stop requests
     def request_stop(self, *_: Any) -> None:
+        """SIGTERM/SIGINT: stop after this step. The stop request file makes the job show as ``stopping`` whoever
+        sent the signal (``ncanvas jobs stop`` wrote it already)."""
         self._stop = True
+        if not self.paths.stop_request.exists():
+            self._stop_from_elsewhere = True  # not `ncanvas jobs stop/kill/rm`: under Slurm, Slurm ending this run
+        if self.is_main and not self.paths.stop_request.exists():
+            try:
+                self.paths.stop_request.write_text(f"{time.time():.3f}\n")
+            except OSError:
+                pass  # a full disk: the job still stops; it shows as running until it has
 
     def request_requeue(self, *_: Any) -> None:
         """SIGUSR1 under Slurm (walltime warning, preemption): checkpoint like a stop, then run again."""
@@ -156,8 +167,6 @@ class JobRuntime:
             flag = torch.tensor([2.0 if self._stop else 1.0 if self._requeue else 0.0], device=self.device)
             dist.all_reduce(flag, op=dist.ReduceOp.MAX)
             self._stop, self._requeue = flag.item() == 2.0, flag.item() == 1.0
-        if (self._stop or self._requeue) and self.record.state == RUNNING:
-            self.write_state(STOPPING)
         return self._stop or self._requeue
 
     # --------------------------------------------------------------------------------- distributed
@@ -172,7 +181,7 @@ class JobRuntime:
             dist.init_process_group(backend)
         self._dist_ready = True
 
-    def wrap_model(self, model: Any) -> Any:
+    def wrap_model(self, model: torch.nn.Module) -> torch.nn.Module:
         """``DistributedDataParallel(model)`` under torchrun, else the model itself."""
         if self.world_size <= 1:
             return model
@@ -187,7 +196,7 @@ class JobRuntime:
 
     # --------------------------------------------------------------------------------- device and seeds
     @property
-    def device(self) -> Any:
+    def device(self) -> torch.device:
         if self._device is None:
             import torch
 
@@ -423,7 +432,7 @@ def _under_slurm() -> bool:
     return os.environ.get("NCANVAS_BACKEND") == "slurm"
 
 
-def run_job(config_cls: type, train_fn: Callable[[JobRuntime, Any], None],
+def run_job(config_cls: type, train_fn: Callable[[JobRuntime, Any], object],
             argv: list[str] | None = None) -> NoReturn:
     """Run one attempt of a job in this process and exit with its status (0 finished/stopped, 1 failed)."""
     args = _parse(argv)
@@ -461,7 +470,7 @@ def run_job(config_cls: type, train_fn: Callable[[JobRuntime, Any], None],
     sys.exit(code)
 
 
-def _run(rt: JobRuntime, ws: Workspace, train_fn: Callable[[JobRuntime, Any], None]) -> int:
+def _run(rt: JobRuntime, ws: Workspace, train_fn: Callable[[JobRuntime, Any], object]) -> int:
     pid = os.getpid()
     rt.write_state(rt.record.state, pid=pid, pgid=os.getpgid(pid), exit_code=None, error=None, cause=None)
     try:
@@ -492,7 +501,7 @@ def _run(rt: JobRuntime, ws: Workspace, train_fn: Callable[[JobRuntime, Any], No
         _record_failure(rt, line, diagnose_failure(e, rt, line))
         return 1
     final_step = rt.record.progress.get("step")
-    if rt._stop and _under_slurm() and not (rt.paths.log_dir / "stop_requested").exists():
+    if rt._stop and _under_slurm() and rt._stop_from_elsewhere:
         say = _ended_by_slurm(rt, final_step)
         if rt.is_main:
             print(f"[ncanvas] {say}", flush=True)
@@ -521,6 +530,8 @@ def _ended_by_slurm(rt: JobRuntime, step: Any) -> str:
     why = f"requeued by Slurm (preemption or an outside requeue) at step {step}; resumes from latest.pt"
     rt.event("requeued", step=step, by="slurm")
     _back_to_queue(rt, why)
+    if rt.is_main:
+        rt.paths.stop_request.unlink(missing_ok=True)  # the run Slurm starts again is not stopping
     return f"saved latest.pt at step {step}: Slurm ended this run (SIGTERM: a preemption, a requeue, the time limit " \
            "or scancel); a requeued run resumes from it"
 

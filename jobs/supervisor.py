@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.errors import JobNotFound, NcanvasError, NoCheckpointToResume
 from core.fserrors import describe_os_error
@@ -28,6 +28,7 @@ from core.logtext import last_lines
 from core.paths import RunPaths, Workspace, validate_job_id
 from core.runrec import (
     FAILED,
+    FINISHED,
     KILLED,
     LIVE_STATES,
     PAUSED,
@@ -36,6 +37,7 @@ from core.runrec import (
     STOPPING,
     TERMINAL_STATES,
     JobRecord,
+    JobState,
     list_jobs,
     load_job,
     next_job_id,
@@ -47,6 +49,9 @@ from jobs.config import absolute_paths, build_config, to_dict
 from jobs.kinds import get_kind, kind_config, kind_module
 from jobs.locks import exclusive, is_locked
 
+if TYPE_CHECKING:
+    from jobs.backends import Backend
+
 CODE_ROOT = Path(__file__).resolve().parent.parent  # the directory holding core/, jobs/, tui/
 LAUNCH_WAIT_S = 15.0  # how long a launched process may take to hold its run lock before it counts as crashed
 
@@ -56,7 +61,7 @@ class JobStatus:
     """A job's record plus what only the live system can tell: effective state, liveness, GPU memory."""
 
     record: JobRecord
-    state: str
+    state: str  # a JobState, or UNREADABLE for a run folder whose record cannot be read
     alive: bool
     reason: str | None = None
     gpu_mem_mb: float | None = None
@@ -64,6 +69,12 @@ class JobStatus:
     pauses: tuple[tuple[float, float | None], ...] = ()  # (from, to) of every pause by `jobs pause`; to None: now
     cause: dict[str, Any] | None = None  # why it failed (jobs.triage.Cause.to_json()): code, reason, summary, fix...
     health: tuple[dict[str, str], ...] = ()  # badges while it runs (jobs.health): code, text
+
+    @property
+    def outcome(self) -> JobState | None:
+        """How the last attempt ended (finished, stopped, failed, killed), None while it is live; why it failed
+        is :attr:`cause` (and :attr:`reason`), kept apart from the state as pueue does."""
+        return JobState(self.state) if self.state in TERMINAL_STATES else None
 
     @property
     def note(self) -> str:
@@ -124,7 +135,7 @@ def _proc_stopped(pid: int | None) -> bool:
         return False
 
 
-def _backend(rec: JobRecord) -> Any:
+def _backend(rec: JobRecord) -> Backend | None:
     """The backend object of a non-local job (:mod:`jobs.backends`); None for a local one (this module)."""
     if rec.backend == "local":
         return None
@@ -133,13 +144,13 @@ def _backend(rec: JobRecord) -> Any:
     return get_backend(rec.backend)
 
 
-def _remote(ws: Workspace, job_id: str) -> Any:
+def _remote(ws: Workspace, job_id: str) -> Backend | None:
     return _backend(load_job(ws, job_id))
 
 
 def status_of(ws: Workspace, rec: JobRecord) -> JobStatus:
     if (backend := _backend(rec)) is not None:
-        return backend.status(ws, rec)  # type: ignore[no-any-return]
+        return backend.status(ws, rec)
     run = ws.run(rec.id)
     alive = is_locked(run.lock)
     pauses = read_pauses(run)
@@ -174,7 +185,8 @@ def _vanished_cause(run: RunPaths, rec: JobRecord) -> dict[str, Any]:
 
     tail = last_lines(run.stdout, 80)
     ev = from_vanished(job_id=rec.id, kind=rec.kind, config=rec.config, progress=rec.progress,
-                       stop_requested=_stop_marker(run).exists(), log_tail=tail)
+                       stop_requested=_stop_marker(run).exists(), log_tail=tail,
+                       latest_kept=run.latest.is_file())
     cause = diagnose(ev).to_json()
     last = [ln for ln in tail if ln.strip()][-3:]
     cause["evidence"] = [*cause["evidence"], *(f"log: {ln.strip()}" for ln in last)]
@@ -258,9 +270,10 @@ def _control_lock(run: RunPaths) -> Path:
 
 
 def _stop_marker(run: RunPaths) -> Path:
-    """Written by ``stop`` before its SIGTERM, removed by ``resume``: a stop request shows at once (the trainer
-    only notices at its next step) and a second ``stop`` knows to kill."""
-    return run.log_dir / "stop_requested"
+    """Written by ``stop`` before its SIGTERM (a stop request shows at once, the trainer only notices at its next
+    step, and a second ``stop`` knows to kill), by the job itself on a SIGTERM from elsewhere; removed by
+    ``resume``. A live job with this file is ``stopping``: the one place that state comes from."""
+    return run.stop_request
 
 
 def job_status(ws: Workspace, job_id: str) -> JobStatus:
@@ -552,7 +565,7 @@ def resume(ws: Workspace, job_id: str, foreground: bool = False, from_scratch: b
     that never logged a step (it failed or was stopped while queued) starts from scratch without asking."""
     run = ws.run(job_id)
     if (backend := _remote(ws, job_id)) is not None:  # also refuses an unknown id before anything is created
-        return backend.resume(ws, job_id, from_scratch=from_scratch)  # type: ignore[no-any-return]
+        return backend.resume(ws, job_id, from_scratch=from_scratch)
     with exclusive(_control_lock(run)):
         st = _exited(ws, job_id)
         if st.alive or st.starting:
@@ -560,7 +573,7 @@ def resume(ws: Workspace, job_id: str, foreground: bool = False, from_scratch: b
         if st.state not in TERMINAL_STATES and st.state != FAILED:
             raise NcanvasError(f"{job_id} is {st.state}; nothing to resume")
         rec = st.record
-        if rec.state == "finished" and st.state == "finished":
+        if rec.state == FINISHED and st.state == FINISHED:
             raise NcanvasError(f"{job_id} is finished; nothing to resume")
         check_record(rec)
         fresh = from_scratch or not run.latest.is_file()
@@ -651,7 +664,7 @@ def _signalable(ws: Workspace, job_id: str, verb: str, wait: float = 10.0) -> Jo
 
 def pause(ws: Workspace, job_id: str) -> str:
     if (backend := _remote(ws, job_id)) is not None:
-        return backend.pause(ws, job_id)  # type: ignore[no-any-return]
+        return backend.pause(ws, job_id)
     st = _signalable(ws, job_id, "pause")
     if st.state == PAUSED:
         raise NcanvasError(f"{job_id} is already paused")
@@ -669,7 +682,7 @@ def pause(ws: Workspace, job_id: str) -> str:
 
 def cont(ws: Workspace, job_id: str) -> str:
     if (backend := _remote(ws, job_id)) is not None:
-        return backend.cont(ws, job_id)  # type: ignore[no-any-return]
+        return backend.cont(ws, job_id)
     st = _live(ws, job_id, "continue")
     if st.state != PAUSED:
         raise NcanvasError(f"{job_id} is {st.state}, not paused")
@@ -681,7 +694,7 @@ def cont(ws: Workspace, job_id: str) -> str:
 def stop(ws: Workspace, job_id: str, wait: bool = False, timeout: float = 60.0) -> str:
     """SIGTERM: the trainer checkpoints and exits. A second stop, or ``timeout`` when waiting, kills."""
     if (backend := _remote(ws, job_id)) is not None:
-        return backend.stop(ws, job_id, wait, timeout)  # type: ignore[no-any-return]
+        return backend.stop(ws, job_id, wait, timeout)
     st = _live(ws, job_id, "stop")
     if st.state == STOPPING:
         return kill(ws, job_id) + " (second stop)"
@@ -710,7 +723,7 @@ def _wait_dead(run: RunPaths, timeout: float) -> bool:
 def kill(ws: Workspace, job_id: str, grace: float = 5.0) -> str:
     """SIGTERM, ``grace`` seconds, then SIGKILL to the whole process group; state becomes killed."""
     if (backend := _remote(ws, job_id)) is not None:
-        return backend.kill(ws, job_id, grace)  # type: ignore[no-any-return]
+        return backend.kill(ws, job_id, grace)
     run = ws.run(job_id)
     _terminate(ws, job_id, grace)
     with exclusive(_control_lock(run)):
@@ -802,8 +815,10 @@ def _delete_run(run: RunPaths) -> str:
             def note(_f: Any, path: str, exc: Any) -> None:
                 failed.append(f"{path}: {exc[1] if isinstance(exc, tuple) else exc}")
 
-            handler = {"onexc": note} if sys.version_info >= (3, 12) else {"onerror": note}
-            shutil.rmtree(folder, **handler)
+            if sys.version_info >= (3, 12):
+                shutil.rmtree(folder, onexc=note)
+            else:
+                shutil.rmtree(folder, onerror=note)
     if failed:
         more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
         raise NcanvasError(f"could not remove all of {run.job_id}: {failed[0]}{more}")

@@ -43,6 +43,7 @@ class Evidence:
     gpu_mem: dict[str, float] = field(default_factory=dict)  # peak_gib, total_gib, free_gib of the job's GPU
     disk_free: dict[str, int] = field(default_factory=dict)  # path -> free bytes
     latest_step: int | None = None  # the step of the latest.pt that is kept
+    latest_kept: bool = False  # a latest.pt is there (its step may be unknown)
     # a process that vanished without a final state (supervisor side)
     vanished: bool = False
     stop_requested: bool = False  # ``ncanvas jobs stop`` had asked it to stop
@@ -90,9 +91,8 @@ def _says(ev: Evidence, *needles: str) -> bool:
 
 def where(frames: Sequence[Frame]) -> str | None:
     """The traceback's place that matters: the last frame in ncanvas's own code, else the last frame."""
-    ours = [f for f in frames if f.ours]
-    f = (ours or list(frames) or [None])[-1]
-    return None if f is None else f"{f.file}:{f.line} in {f.func}"
+    pick = [f for f in frames if f.ours] or list(frames)
+    return f"{pick[-1].file}:{pick[-1].line} in {pick[-1].func}" if pick else None
 
 
 def frames_from_traceback(tb: Any, code_root: str) -> tuple[Frame, ...]:
@@ -124,7 +124,9 @@ def _bytes(n: int) -> str:
 
 
 def _kept(ev: Evidence) -> str:
-    return f"latest.pt from step {ev.latest_step} is kept" if ev.latest_step is not None else "no checkpoint yet"
+    if ev.latest_step is not None:
+        return f"latest.pt from step {ev.latest_step} is kept"
+    return "latest.pt is kept" if ev.latest_kept else "no checkpoint yet"
 
 
 # ============================================================================================ rules

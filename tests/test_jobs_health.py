@@ -87,3 +87,30 @@ def test_a_real_run_reports_its_health_in_the_heartbeat(ws: Any) -> None:
     prog = read_record(rt.paths.job_json).progress
     assert prog["health"] == [] and prog["step_s"] > 0 and prog["rss_mb"] > 10
     assert prog["phase"] == "training" and prog["eval_s"] >= 0 and prog["saved_step"] == 40
+
+
+def test_a_status_carries_the_jobs_badges_and_a_stalled_one_from_the_reader(tmp_path) -> None:
+    import time
+
+    from core.paths import Workspace
+    from core.runrec import JobRecord, write_record
+    from jobs import supervisor as sv
+    from jobs.locks import FileLock
+
+    ws = Workspace(tmp_path / "ws").ensure()
+    run = ws.run("x").make()
+    spike = {"code": "loss_spike", "text": "loss 9.1 at step 400 (typical 0.5)"}
+    rec = JobRecord(id="x", kind="demo", state="running", progress={
+        "step": 400, "heartbeat": time.time() - 3600, "step_s": 0.5, "health": [spike, "junk"]})
+    write_record(run.job_json, rec)
+    lock = FileLock(run.lock)
+    assert lock.acquire()  # alive: the lock is held
+    try:
+        st = sv.job_status(ws, "x")
+    finally:
+        lock.release()
+    assert [b["code"] for b in st.health] == ["loss_spike", "stalled"]
+    assert st.note == "loss spike, stalled" and "no step for 60 min" in st.health[1]["text"]
+    failed = sv.JobStatus(JobRecord(id="y", kind="demo", state="failed"), "failed", False,
+                          cause={"reason": "disk full"}, health=(spike,))
+    assert failed.note == "disk full"  # a failed job's note is its reason, not its last badges

@@ -227,11 +227,11 @@ def test_rm_force_cancels_a_live_slurm_job_first(sws) -> None:
 
 
 def test_walltime_warning_checkpoints_requeues_and_resumes_by_itself(sws) -> None:
-    # --time 1 (Slurm's smallest limit: a minute) warns at half of it: USR1 reaches the trainer 30 to 60 s in
-    # (Slurm checks time limits every 30 s), a run before the limit is enforced
-    jid = submit(sws, dict(SLOW, epochs=1, steps_per_epoch=100_000, step_sleep=0.02), slurm={"time": "1"})
+    # --time 2 warns at half of it (60 s before the limit); Slurm sends a warning up to 30 s early (it checks time
+    # limits every 30 s), so USR1 reaches the trainer 30 to 60 s into each run: time to start even on a busy machine
+    jid = submit(sws, dict(SLOW, epochs=1, steps_per_epoch=100_000, step_sleep=0.02), slurm={"time": "2"})
     script = (sws.run(jid).log_dir / "sbatch.sh").read_text()
-    assert "#SBATCH --signal=USR1@30" in script and "#SBATCH --time=1" in script
+    assert "#SBATCH --signal=USR1@60" in script and "#SBATCH --time=2" in script
     sid = slurm_id(sws, jid)
     req = wait_event(sws, jid, "requeued", timeout=150)[0]
     assert load_checkpoint(sws.run(jid).latest)["step"] == req["step"]  # saved at the warning

@@ -189,7 +189,7 @@ def _status(jid: str, kind: str, state: str, progress: dict, eta: float | None =
 
     rec = JobRecord(id=jid, kind=kind, state=state, gpu="0", progress=progress, created=1.0)
     return SimpleNamespace(id=jid, record=rec, state=state, alive=state in ("running", "paused"), elapsed_s=3600.0,
-                           eta_s=eta, gpu_mem_mb=2048.0, reason=None)
+                           eta_s=eta, gpu_mem_mb=2048.0, reason=None, note="", cause=None, health=())
 
 
 BUSY = [_status("artcnn-0001", "artcnn", "running", {"epoch": 50, "total_epochs": 50, "step": 1000,

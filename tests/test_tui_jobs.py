@@ -78,7 +78,8 @@ async def test_invalid_form_is_refused_and_failed_job_reported(ws: Workspace) ->
         await pilot.press("enter")
         text = await wait_until(pilot, lambda: "demo failure" in getattr(app.screen, "plain", "")
                                 and app.screen.plain, what="details")
-        assert "reason" in text
+        assert "cause: RuntimeError: demo failure requested at step 3" in text
+        assert "raised at: jobs/demo.py:" in text and "fix: see the traceback in the log: ncanvas logs demo-0001" in text
 
 
 @pytest.mark.slow
@@ -113,3 +114,23 @@ async def test_an_unreadable_record_is_a_row_with_its_reason(ws: Workspace) -> N
         table = app.query_one(Dashboard).table
         cells = [str(c) for c in table.get_row("demo-0002")]
         assert any("job.json" in c for c in cells), cells
+
+
+@pytest.mark.slow
+async def test_a_job_failing_while_watched_is_notified_with_its_fix(ws: Workspace) -> None:
+    from jobs import supervisor
+
+    app = NcanvasApp(ws, host="test", gpu_stats=lambda: [], watcher_config=FAST)
+    async with app.run_test(size=(140, 40)) as pilot:
+        supervisor.start_job(ws, "demo", {"epochs": 50, "lr": 10.0, "checkpoint_every": 1}, job_id="demo-0001")
+        await wait_until(pilot, lambda: state_of(app, "demo-0001") == "failed", timeout=60, what="failed row")
+        await pilot.pause(0.2)
+        texts = [n.message for n in app._notifications]
+        assert any(t.startswith("demo-0001 failed: training diverged") and "\nfix: lower --lr" in t
+                   for t in texts), texts
+        table = app.query_one(Dashboard).table
+        assert "diverged (NaN/inf)" in [str(c) for c in table.get_row("demo-0001")]
+        await pilot.press("enter")
+        text = await wait_until(pilot, lambda: "cause:" in getattr(app.screen, "plain", "") and app.screen.plain,
+                                what="details")
+        assert "\nfix: lower --lr" in text and "cause: training diverged" in text

@@ -17,6 +17,7 @@ import typer
 
 from core.errors import NcanvasError
 from core.paths import validate_job_id
+from core.runrec import FINISHED, STOPPED
 from jobs.config import LOOP_OPTIONS, option_specs
 from jobs.kinds import KINDS, kind_config
 from tui.cli_base import AsJson, JobId, echo_json, workspace
@@ -404,7 +405,7 @@ def _queued_because(ws: Any, rec: Any, wait: float) -> str:
     from core.runrec import QUEUED, read_record
     from jobs.supervisor import job_status
 
-    if rec.after is not None and job_status(ws, rec.after).state != "finished":
+    if rec.after is not None and job_status(ws, rec.after).state != FINISHED:
         return f"starts when {rec.after} has finished"
     deadline = time.monotonic() + wait
     while True:
@@ -447,7 +448,7 @@ def _watch(ws: Any, job_id: str, proc: Any) -> int:
             time.sleep(0.25)
     rec = read_record(path)
     typer.echo(f"{job_id} {rec.state}" + (f": {rec.error}" if rec.error else ""))
-    return 0 if rec.state in ("finished", "stopped") else 1
+    return 0 if rec.state in (FINISHED, STOPPED) else 1
 
 
 @contextlib.contextmanager

@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Input, Static
 
 from core.errors import NcanvasError, NoCheckpointToResume
 from core.paths import Workspace
+from core.runrec import FAILED, LIVE_STATES, PAUSED
 from tui.messages import ActionDone, LogLines, SelectionChanged
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.details import DetailsScreen
@@ -88,8 +89,19 @@ class Dashboard(Vertical):
     # ----------------------------------------------------------------------------------- data in
 
     def show_statuses(self, statuses: list[Any]) -> None:
+        before = {st.id: st.state for st in self.statuses}
         self.statuses = statuses
         self._show_rows()
+        for st in statuses:  # a job that fails while the dashboard watches: say why and what to do, once
+            if st.state == FAILED and before.get(st.id) in LIVE_STATES:
+                self._notify_failure(st)
+
+    def _notify_failure(self, st: Any) -> None:
+        cause = st.cause or {}
+        text = f"{st.id} failed: {cause.get('summary') or st.reason or 'see its log'}"
+        if cause.get("fix"):
+            text += f"\nfix: {cause['fix']}"
+        self.notify(text, title="job failed", severity="error", timeout=20, markup=False)
 
     def _show_rows(self) -> None:
         self.table.show(self.statuses, self.needle)
@@ -150,7 +162,7 @@ class Dashboard(Vertical):
     def action_pause(self) -> None:
         if (jid := self._selected()) is not None:
             st = self.status(jid)
-            self.control("cont" if st is not None and st.state == "paused" else "pause", jid)
+            self.control("cont" if st is not None and st.state == PAUSED else "pause", jid)
 
     def action_stop(self) -> None:
         if (jid := self._selected()) is not None:

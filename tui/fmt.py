@@ -5,11 +5,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from core.runrec import JobState
 from jobs.kinds import KINDS
 
-STATE_STYLE = {
-    "queued": "cyan", "running": "green", "paused": "yellow", "stopping": "yellow",
-    "stopped": "blue", "finished": "bold green", "failed": "bold red", "killed": "magenta",
+STATE_STYLE: dict[str, str] = {
+    JobState.QUEUED: "cyan", JobState.RUNNING: "green", JobState.PAUSED: "yellow", JobState.STOPPING: "yellow",
+    JobState.STOPPED: "blue", JobState.FINISHED: "bold green", JobState.FAILED: "bold red",
+    JobState.KILLED: "magenta",
 }
 
 
@@ -80,7 +82,7 @@ def throughput(progress: dict[str, Any], kind: str | None = None) -> str:
 
 def fmt_eta(state: str, eta_s: float | None) -> str:
     """The ETA column: a paused job is not getting closer to the end, so it says so instead of a stale time."""
-    if state == "paused":
+    if state == JobState.PAUSED:
         return "paused"
     return fmt_duration(eta_s)
 

@@ -197,7 +197,7 @@ def shared_fs_check(root: Path, partition: str | None) -> tuple[bool | None, str
 
 
 def _stop_marker(run: RunPaths) -> Path:
-    return run.log_dir / "stop_requested"  # the same marker as a local stop (jobs.supervisor._stop_marker)
+    return run.stop_request  # the same file as a local stop (jobs.supervisor._stop_marker)
 
 
 def _control(run: RunPaths) -> Path:
@@ -224,7 +224,8 @@ class SlurmBackend:
         ended = seen is None or (isinstance(seen, Seen) and not seen.active)
         if ended and rec.state in LIVE_STATES:  # only an unexplained ending needs the log
             tail = " | ".join(ln.strip() for ln in last_lines(run.stdout, 5) if ln.strip())
-        v = decide(rec, seen, stop_requested=_stop_marker(run).exists(), log_tail=tail)
+        v = decide(rec, seen, stop_requested=_stop_marker(run).exists(), log_tail=tail,
+                   latest_kept=ended and run.latest.is_file())
         if v.settle is not None and (seen is None or isinstance(seen, Seen)):
             rec = self._settle(run, rec, seen, v)
         live = summary(seen) or ({"job_id": rec.slurm.get("job_id"), "state": rec.slurm.get("state"), "reason": None,

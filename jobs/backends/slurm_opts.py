@@ -120,7 +120,7 @@ def toml_defaults(ws: Workspace) -> dict[str, Any]:
     try:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+        import tomli as tomllib  # type: ignore[no-redef,import-not-found]
     try:
         table = tomllib.loads(path.read_text(encoding="utf-8")).get("slurm", {})
     except (OSError, ValueError) as e:

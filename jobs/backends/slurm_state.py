@@ -27,6 +27,7 @@ from core.runrec import (
     STOPPING,
     TERMINAL_STATES,
     JobRecord,
+    JobState,
 )
 
 HEARTBEAT_STALE_S = 300.0  # a running job silent this long is flagged (hung, or its node lost the filesystem)
@@ -76,15 +77,15 @@ class Verdict:
     ``settle``: (state, error, cause) to write into job.json, an ending known only to Slurm (or to its absence)
     that the record does not hold yet."""
 
-    state: str
+    state: JobState
     alive: bool
     reason: str | None = None
-    settle: tuple[str, str | None, dict[str, Any] | None] | None = None
+    settle: tuple[JobState, str | None, dict[str, Any] | None] | None = None
     cause: dict[str, Any] | None = None
 
 
 def decide(rec: JobRecord, seen: Seen | str | None, *, stop_requested: bool = False, now: float | None = None,
-           log_tail: str = "", stale_s: float = HEARTBEAT_STALE_S) -> Verdict:
+           log_tail: str = "", stale_s: float = HEARTBEAT_STALE_S, latest_kept: bool = False) -> Verdict:
     """The state of Slurm job ``rec`` from ``seen``: a :class:`Seen`, ``None`` when Slurm does not know the job
     (never submitted, or forgotten after ``MinJobAge``), or :data:`NO_ANSWER`."""
     now = time.time() if now is None else now
@@ -96,13 +97,13 @@ def decide(rec: JobRecord, seen: Seen | str | None, *, stop_requested: bool = Fa
     if seen == NO_ANSWER:
         return _no_answer(rec, now, stale_s)
     if seen is None:
-        return _forgotten(rec, str(jid), log_tail)
+        return _forgotten(rec, str(jid), log_tail, latest_kept)
     assert isinstance(seen, Seen)
     if seen.state in PENDING:
         return Verdict(QUEUED, True, _pending_reason(rec, seen))
     if seen.state in ACTIVE:
         return _active(rec, seen, stop_requested, now, stale_s)
-    return _ended(rec, seen, stop_requested, log_tail)
+    return _ended(rec, seen, stop_requested, log_tail, latest_kept)
 
 
 def _pending_reason(rec: JobRecord, seen: Seen) -> str:
@@ -138,44 +139,44 @@ def _active(rec: JobRecord, seen: Seen, stop_requested: bool, now: float, stale_
     return Verdict(state, True, None)
 
 
-def _ended(rec: JobRecord, seen: Seen, stop_requested: bool, log_tail: str) -> Verdict:
+def _ended(rec: JobRecord, seen: Seen, stop_requested: bool, log_tail: str, latest_kept: bool = False) -> Verdict:
     s = seen.state
     if rec.state == FINISHED:  # the trainer finished; whatever Slurm did to the batch script afterwards
         return Verdict(FINISHED, False, None)
     if s in SLURM_FAILURES:
         if rec.state == FAILED and isinstance(rec.cause, dict) and rec.cause.get("code", "").startswith("slurm_"):
             return Verdict(FAILED, False, rec.error, cause=rec.cause)  # settled already
-        return _failure(rec, FAILED, seen, stop_requested, log_tail)
+        return _failure(rec, FAILED, seen, stop_requested, log_tail, latest_kept=latest_kept)
     if s == "CANCELLED":
         if rec.state == KILLED or (rec.state == STOPPED and stop_requested):
             return Verdict(rec.state, False, rec.error, cause=rec.cause)
-        return _failure(rec, KILLED, seen, stop_requested, log_tail)
+        return _failure(rec, KILLED, seen, stop_requested, log_tail, latest_kept=latest_kept)
     if rec.state in TERMINAL_STATES:  # COMPLETED / FAILED with the trainer's own final state
         return Verdict(rec.state, False, rec.error, cause=rec.cause)
     queued = rec.progress.get("queued")
     if rec.state == QUEUED and isinstance(queued, str) and "requeue" in queued:
         tail = "it saved latest.pt to run again (a requeue), but Slurm ended it instead"
-        return _failure(rec, FAILED, seen, stop_requested, log_tail, tail)
-    return _failure(rec, FAILED, seen, stop_requested, log_tail)
+        return _failure(rec, FAILED, seen, stop_requested, log_tail, tail, latest_kept=latest_kept)
+    return _failure(rec, FAILED, seen, stop_requested, log_tail, latest_kept=latest_kept)
 
 
-def _forgotten(rec: JobRecord, jid: str, log_tail: str) -> Verdict:
+def _forgotten(rec: JobRecord, jid: str, log_tail: str, latest_kept: bool = False) -> Verdict:
     if rec.state in TERMINAL_STATES:
         return Verdict(rec.state, False, rec.error, cause=rec.cause)
     gone = Seen(jid, "UNKNOWN", "", "", None)
     head = f"Slurm no longer knows job {jid} (it ended more than MinJobAge ago)"
-    return _failure(rec, FAILED, gone, False, log_tail, head=head)
+    return _failure(rec, FAILED, gone, False, log_tail, head=head, latest_kept=latest_kept)
 
 
-def _failure(rec: JobRecord, state: str, seen: Seen, stop_requested: bool, log_tail: str, summary: str = "",
-             head: str = "") -> Verdict:
+def _failure(rec: JobRecord, state: JobState, seen: Seen, stop_requested: bool, log_tail: str, summary: str = "",
+             head: str = "", latest_kept: bool = False) -> Verdict:
     """An ending the trainer did not write: its cause from :mod:`jobs.triage`, to be settled into job.json."""
     from jobs.triage import Evidence, diagnose
 
     ev = Evidence(job_id=rec.id, kind=rec.kind, config=rec.config, vanished=True, stop_requested=stop_requested,
                   rss_mb=rec.progress.get("rss_mb"), last_heartbeat=rec.progress.get("heartbeat"),
                   log_tail=tuple(ln for ln in log_tail.split(" | ") if ln), latest_step=rec.progress.get("saved_step"),
-                  slurm_state=seen.state, slurm_reason=seen.reason if seen.reason not in ("", "None") else None)
+                  latest_kept=latest_kept, slurm_state=seen.state, slurm_reason=seen.reason if seen.reason not in ("", "None") else None)
     cause = diagnose(ev).to_json()
     why = f"{head or 'Slurm: ' + seen.state}: {summary + '; ' if summary else ''}{cause['summary']}"
     why += f"; last log: {log_tail}" if log_tail else ""

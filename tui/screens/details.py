@@ -55,8 +55,9 @@ def render_details(info: dict[str, Any]) -> list[Any]:
     out: list[Any] = [head]
     if rec.backend == "slurm":
         out.append(Text("\n" + slurm_line(st)))
-    if st.reason or rec.error:
-        out.append(Text(f"\nreason: {st.reason or rec.error}", style="bold red"))
+    out += _cause_lines(st)
+    for badge in getattr(st, "health", ()):
+        out.append(Text(f"health: {badge['code'].replace('_', ' ')}: {badge['text']}", style="yellow"))
     out.append(Text("\nconfig", style="bold underline"))
     out.append(Text(json.dumps(rec.config, indent=2, sort_keys=True)))
     ck = Table("checkpoint", "size", "saved", title=None, box=None, title_justify="left")
@@ -71,6 +72,23 @@ def render_details(info: dict[str, Any]) -> list[Any]:
         out.append(Text("none"))
     out.append(Text("\nlog (last lines)", style="bold underline"))
     out.append(Text("\n".join(info["log"]) or "empty"))
+    return out
+
+
+def _cause_lines(st: Any) -> list[Text]:
+    """Why it failed (one sentence), the fix, the evidence and where it was raised; else the plain reason."""
+    cause = getattr(st, "cause", None)
+    reason = st.reason or st.record.error
+    if not cause:
+        return [Text(f"\nreason: {reason}", style="bold red")] if reason else []
+    out = [Text(f"\ncause: {cause.get('summary')}", style="bold red")]
+    if reason and reason != cause.get("summary"):
+        out.append(Text(f"error: {reason}", style="red"))
+    out.append(Text(f"fix: {cause.get('fix')}", style="bold green"))
+    out += [Text(f"evidence: {line}") for line in cause.get("evidence") or []
+            if line and line not in (cause.get("summary"), reason)]
+    if cause.get("where"):
+        out.append(Text(f"raised at: {cause['where']} (the traceback is in the log below)"))
     return out
 
 

@@ -2,7 +2,8 @@
 
 Columns have fixed widths, so a growing value ("running", "ep 12/50 · 3000/9000") never shifts or gets cut; a
 terminal too narrow for all of them drops whole columns, the least useful first (kind, which the id repeats; then
-elapsed, loss, speed, GPU, metric, ETA), instead of cutting the ones on the right.
+elapsed, loss, speed, the note, GPU, metric, ETA), instead of cutting the ones on the right. The note is a failed
+job's short reason or a running job's health badges.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowDoesNotExist
 
+from core.runrec import FAILED
 from tui.fmt import (
     STATE_STYLE,
     fmt_duration,
@@ -37,17 +39,19 @@ class Column:
     drop: int = 0  # narrow terminals drop columns with the highest rank first; 0: always shown
 
 
-COLUMNS = (Column("mark", " ", 1), Column("id", "id", 11), Column("kind", "kind", 6, drop=7),
-           Column("state", "state", 8), Column("progress", "epoch/step", 18), Column("loss", "loss", 7, drop=5),
-           Column("metric", "metric", 15, drop=2), Column("speed", "speed", 14, drop=4),
-           Column("elapsed", "elapsed", 7, drop=6), Column("eta", "ETA", 7, drop=1),
-           Column("gpu", "GPU", 11, drop=3))
+COLUMNS = (Column("mark", " ", 1), Column("id", "id", 11), Column("kind", "kind", 6, drop=8),
+           Column("state", "state", 8), Column("progress", "epoch/step", 18), Column("loss", "loss", 7, drop=6),
+           Column("metric", "metric", 15, drop=2), Column("speed", "speed", 14, drop=5),
+           Column("elapsed", "elapsed", 7, drop=7), Column("eta", "ETA", 7, drop=1),
+           Column("gpu", "GPU", 11, drop=3), Column("note", "note", 20, drop=4))
+NOTE_WIDTH = 20
 
 
-def fit_columns(width: int, padding: int = 1) -> tuple[Column, ...]:
-    """The columns that fit ``width`` cells (each column takes its width plus ``padding`` on both sides)."""
-    shown = list(COLUMNS)
-    for col in sorted((c for c in COLUMNS if c.drop), key=lambda c: -c.drop):
+def fit_columns(width: int, padding: int = 1, note: bool = True) -> tuple[Column, ...]:
+    """The columns that fit ``width`` cells (each column takes its width plus ``padding`` on both sides); the note
+    column only with ``note`` (some job has one to show)."""
+    shown = [c for c in COLUMNS if note or c.key != "note"]
+    for col in sorted((c for c in shown if c.drop), key=lambda c: -c.drop):
         if sum(c.width + 2 * padding for c in shown) <= width:
             break
         shown.remove(col)
@@ -82,13 +86,21 @@ def row_cells(st: Any, marked: bool) -> dict[str, Any]:
     prog = st.record.progress if isinstance(st.record.progress, dict) else {}
     kind = st.record.kind
     if kind == "?":  # a run folder whose job.json cannot be read: the reason takes the progress cell
-        return {**dict.fromkeys((c.key for c in COLUMNS), "-"), "mark": "●" if marked else " ", "id": st.id,
+        return {**dict.fromkeys((c.key for c in COLUMNS), "-"), "note": Text(""), "mark": "●" if marked else " ", "id": st.id,
                 "state": Text(st.state, style="bold red"), "progress": Text(st.reason or "")}
     return {"mark": "●" if marked else " ", "id": st.id, "kind": kind,
             "state": Text(st.state, style=STATE_STYLE.get(st.state, "")), "progress": fmt_progress(prog, short=True),
             "loss": fmt_num(prog.get("loss")), "metric": headline_metric(prog, kind),
             "speed": throughput(prog, kind), "elapsed": fmt_duration(st.elapsed_s), "eta": _pending(st, _ETA_WIDTH) or fmt_eta(st.state, st.eta_s),
-            "gpu": _gpu_cell(st)}
+            "gpu": _gpu_cell(st), "note": _note_cell(st)}
+
+
+def _note_cell(st: Any) -> Text:
+    """A failed job's short reason (red) or a running job's health badges (yellow), cut to the column."""
+    note = str(getattr(st, "note", "") or "")
+    if len(note) > NOTE_WIDTH:
+        note = note[:NOTE_WIDTH - 1] + "…"
+    return Text(note, style="red" if st.state == FAILED else "yellow")
 
 
 def matches(st: Any, needle: str) -> bool:
@@ -121,10 +133,17 @@ class JobsTable(DataTable[Any]):
         self._set_columns(COLUMNS)
 
     def on_resize(self) -> None:
-        fit = fit_columns(self.size.width - 1, self.cell_padding)  # room for the (thin) vertical scrollbar
-        if fit != self.columns_shown:
-            self._set_columns(fit)
+        if self._fit_columns():
             self._rebuild()
+
+    def _fit_columns(self) -> bool:
+        """Columns for the width and the notes there are; True if they changed."""
+        notes = any(getattr(st, "note", "") for st in self.statuses.values())
+        fit = fit_columns(self.size.width - 1, self.cell_padding, notes)  # room for the (thin) vertical scrollbar
+        if fit == self.columns_shown:
+            return False
+        self._set_columns(fit)
+        return True
 
     def _set_columns(self, columns: tuple[Column, ...]) -> None:
         current = self.current_id
@@ -149,6 +168,8 @@ class JobsTable(DataTable[Any]):
         """Make the rows match ``statuses`` (filtered by ``needle``) in their order, keeping the cursor on the same
         job."""
         self.statuses = {st.id: st for st in statuses}
+        if self.size.width:  # a note appeared or went: the columns change (once mounted and sized)
+            self._fit_columns()
         self._needle = needle
         self.shown = [st for st in statuses if not needle or matches(st, needle)]
         keep = [st.id for st in self.shown]
@@ -171,7 +192,7 @@ class JobsTable(DataTable[Any]):
             # rows a filter removed come back at the end: put every row back in the statuses' order
             order = {jid: i for i, jid in enumerate(keep)}
             self.sort("id", key=lambda jid: order.get(str(jid), len(order)))
-        if current in keep:
+        if current is not None and current in keep:
             self.move_cursor(row=self.get_row_index(current))
         self._restore = None
         self._announce()
