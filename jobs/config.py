@@ -90,6 +90,7 @@ def build_config(cls: type, values: dict[str, Any]) -> Any:
     unknown = set(values) - set(specs)
     if unknown:
         raise NcanvasError(f"unknown option(s) for {cls.__name__}: {', '.join(sorted(unknown))}")
+    values = with_preset(cls, values)
     kwargs = {}
     for name, value in values.items():
         spec = specs[name]
@@ -110,6 +111,19 @@ def build_config(cls: type, values: dict[str, Any]) -> Any:
     if callable(validate):
         validate()
     return cfg
+
+
+def with_preset(cls: type, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` over the preset they name (``values["preset"]``, for a config class with ``PRESETS``): every
+    option ``values`` holds wins, the preset fills the rest. The caller passes only what the user gave (the CLI
+    drops options left at their defaults), so an option given explicitly wins even at its default value."""
+    presets = getattr(cls, "PRESETS", None)
+    name = values.get("preset")
+    if not presets or name in (None, "none"):
+        return values
+    if name not in presets:
+        raise NcanvasError(f"--preset must be one of none, {', '.join(presets)}; got {name!r}")
+    return {**presets[name], **values}
 
 
 def absolute_paths(cls: type, values: dict[str, Any], cwd: str | os.PathLike[str] | None = None) -> dict[str, Any]:

@@ -22,7 +22,8 @@ class GPT2Config(LMTrainConfig):
     base: str = opt("gpt2", "gpt2, distilgpt2 (hub or cache) or a local folder saved with save_pretrained",
                     path="or-name")
     epochs: int = opt(10, "passes over the training pairs", min=1, max=10_000)
-    patience: int = opt(3, "stop after this many epochs without a better val loss (0: never)", min=0)
+    patience: int = opt(3, "stop after this many evaluations without a better selection metric (--select-by; "
+                        "0: never)", min=0)
     batch_size: int = opt(16, "sequences per micro-batch", min=1, max=4096)
     lr: float = opt(2e-5, "peak AdamW learning rate", min=0.0, max=1.0)
     weight_decay: float = opt(0.01, "AdamW weight decay (matrices only)", min=0.0, max=1.0)

@@ -53,7 +53,9 @@ class KindSpec:
         return f"val_{self.metric}" if self.metric else None
 
 
-_LM_PANELS = (("loss", ("train/loss", "val/loss")), ("val perplexity", ("val/ppl",)))
+_LM_PANELS = (("loss", ("train/loss", "val/loss")), ("val perplexity", ("val/ppl",)),
+              ("val faithfulness (greedy)", ("val/faith", "val/faith_numbers", "val/faith_low_confidence",
+                                             "val/faith_style_mismatch")))
 
 KINDS: dict[str, KindSpec] = {
     spec.name: spec

@@ -8,8 +8,9 @@ corpus) travels inside every checkpoint, so generation needs no hub.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from core.explain.presets import PRESET_NOTES, PRESETS
 from jobs.config import opt
 from jobs.lmbase import LMTrainConfig
 
@@ -20,6 +21,11 @@ if TYPE_CHECKING:
 
 @dataclass
 class LLMConfig(LMTrainConfig):
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = PRESETS  # jobs.config.with_preset applies them
+
+    preset: str = opt("none", "a recipe for the options not given: " + "; ".join(
+        f"{k}: {v}" for k, v in PRESET_NOTES.items()) + " (options given explicitly win)",
+                      choices=("none", *PRESETS))
     tokenizer: str = opt("auto", "gpt2 (hub or cache), bpe (trained on the corpus, offline) or auto (gpt2 when "
                          "cached or quickly downloadable, else bpe; NCANVAS_OFFLINE=1 skips the hub)",
                          choices=("auto", "gpt2", "bpe"))

@@ -32,6 +32,9 @@ class LMTask(Task):
     def __init__(self, cfg: Any, hooks: Any, kind: str) -> None:
         super().__init__(cfg)
         self.hooks, self.kind = hooks, kind
+        self.faith_cases: list[Any] = []
+        if getattr(cfg, "select_by", "loss") == "faith":  # every grounding check together, higher is better
+            self.select_key, self.select_higher = "faith", True
 
     def setup(self, rt: JobRuntime, ckpt: dict[str, Any] | None) -> None:
         from core.llm.data import load_records, tokenize
@@ -46,6 +49,11 @@ class LMTask(Task):
             got = ", ".join(f"{k} {len(v)}" for k, v in records.items())
             raise NcanvasError(f"the explanation data needs train and val pairs; got {got}")
         model, self.tok = self.hooks.build(cfg, records, ckpt)
+        if cfg.faith_eval:
+            from core.explain.faithsets import validation_cases
+
+            # fixed for the run (same seed, same prompts): the curve moves only with the model
+            self.faith_cases = validation_cases(records, cfg.faith_eval)
         self.model = model.to(self.device)
         limit = {"train": None, "val": cfg.eval_max or None, "test": cfg.eval_max or None}
         self.splits = {s: tokenize(self.tok, recs[:limit[s]], cfg.block_size) for s, recs in records.items()}
@@ -103,7 +111,25 @@ class LMTask(Task):
 
     def evaluate(self, autocast: Callable[[], Any]) -> Evaluation:
         self.autocast = autocast
-        return Evaluation({"val": self._score("val", autocast)})
+        val = self._score("val", autocast)
+        if self.faith_cases:
+            val.update(self._faith())
+        return Evaluation({"val": val})
+
+    def _faith(self) -> dict[str, float]:
+        """The greedy faithfulness eval (``core.llm.faith``) on the run's fixed validation prompts, within
+        ``--faith-max-s``; its rates become val metrics (``faith``, ``faith_<check>``, ``faith_n``)."""
+        from core.llm.faith import faith_metrics
+
+        t0 = time.perf_counter()
+        rates = faith_metrics(self.model, self.tok, self.faith_cases, kind=self.kind,
+                              prompt_format=self.hooks.prompt_format, max_seconds=self.cfg.faith_max_s)
+        n, wanted = int(rates.get("faith_n", 0)), len(self.faith_cases)
+        cut = "" if n == wanted else f" (time budget --faith-max-s {self.cfg.faith_max_s:g} s: {n} of {wanted})"
+        print(f"[ncanvas] faithfulness (greedy, {n} prompts): all checks {rates.get('faith', 0.0):.1%}, numbers "
+              f"{rates.get('faith_numbers', 1.0):.1%}, labels {rates.get('faith_labels', 1.0):.1%} in "
+              f"{time.perf_counter() - t0:.1f}s{cut}", flush=True)
+        return rates
 
     def finish(self, loop: Any) -> None:
         """The test split, scored by ``best_model.pt``'s weights (the model the run hands over), not the last."""

@@ -50,6 +50,7 @@ def test_analyze_end_to_end_json(chain) -> None:
     assert out["prompt"] == expected  # the CNN's top-1 triple feeds the LLM exactly as the dataset formats it
     (expl,) = out["explanations"]
     assert expl["text"].strip() and expl["checkpoint"].endswith("best_model.pt")
+    assert isinstance(expl["pass"], bool) and {"artist", "numbers", "ending"} <= set(expl["facts"])  # the verdict
     assert Path(out["cams"]["artist"]).parent.name.startswith(image.stem + "-")
     print(f"analyze latency (CPU, tiny models, incl. loading): {latency:.2f}s")
 
@@ -62,6 +63,7 @@ def test_analyze_streams_and_compares(chain) -> None:
     assert res.exit_code == 0, res.output
     assert "\x1b[38;5;" in res.stdout and "\x1b[38;2;" not in res.stdout  # 256-colour escapes only
     assert "Artist" in res.stdout and "Grad-CAM:" in res.stdout and "CNN Classification Results:" in res.stdout
+    assert res.stdout.count(" artist ") >= 2 and "✗ ends mid-sentence" in res.stdout  # a verdict per explainer
     res = cli(ws, "analyze", str(image), "--cnn", art, "--llm", llm, "--compare", llm, "--max-new-tokens", "8",
               "--temperature", "0", "--json")
     assert res.exit_code == 0, res.output

@@ -23,7 +23,7 @@ from tests.vision_helpers import make_art_set, make_idx_dataset, make_runtime
 
 TINY_LM = {"tokenizer": "bpe", "n_pairs": 160, "epochs": 2, "batch_size": 16, "eval_max": 16, "warmup_steps": 2,
            "lr": 3e-3, "n_layer": 1, "d_model": 32, "n_head": 2, "n_kv_head": 1, "d_ff": 64, "block_size": 320,
-           "bpe_vocab": 400, "checkpoint_every": 0}
+           "bpe_vocab": 400, "checkpoint_every": 0, "faith_eval": 8}
 
 
 @pytest.fixture(scope="module")

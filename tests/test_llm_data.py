@@ -21,20 +21,35 @@ from tui.cli import app
 
 PROMPT_RE = re.compile(
     r"\ACNN Classification Results:\n"
-    r"Artist: (?P<artist>[^\n]+) \((?P<a>\d+\.\d)% confidence\)\n"
-    r"Style: (?P<style>[^\n]+) \((?P<s>\d+\.\d)% confidence\)\n"
-    r"Genre: (?P<genre>[^\n]+) \((?P<g>\d+\.\d)% confidence\)\n"
+    r"Artist: (?P<artist>[^\n]+), confidence (?P<a>\d+\.\d)%\n"
+    r"Style: (?P<style>[^\n]+), confidence (?P<s>\d+\.\d)%\n"
+    r"Genre: (?P<genre>[^\n]+), confidence (?P<g>\d+\.\d)%\n"
     r"\nExplain these results:\Z")
 
 
 def test_prompt_format_is_exact() -> None:
-    assert format_prompt("Claude Monet", 96.2, "Impressionism", 94.8, "Landscape", 91.3) == (
+    from core.explain import PROMPT_FORMAT, parse_prompt, reformat_prompt
+
+    v2 = format_prompt("Claude Monet", 96.2, "Impressionism", 94.8, "Landscape", 91.3)
+    assert PROMPT_FORMAT == 2 and v2 == (
+        "CNN Classification Results:\n"
+        "Artist: Claude Monet, confidence 96.2%\n"
+        "Style: Impressionism, confidence 94.8%\n"
+        "Genre: Landscape, confidence 91.3%\n"
+        "\n"
+        "Explain these results:")
+    v1 = format_prompt("Claude Monet", 96.2, "Impressionism", 94.8, "Landscape", 91.3, version=1)
+    assert v1 == (  # what checkpoints trained before version 2 read
         "CNN Classification Results:\n"
         "Artist: Claude Monet (96.2% confidence)\n"
         "Style: Impressionism (94.8% confidence)\n"
         "Genre: Landscape (91.3% confidence)\n"
         "\n"
         "Explain these results:")
+    case = {"artist": "Claude Monet", "style": "Impressionism", "genre": "Landscape",
+            "confidences": [96.2, 94.8, 91.3]}
+    assert parse_prompt(v1) == (case, 1) and parse_prompt(v2) == (case, 2) and parse_prompt("Explain a 7") is None
+    assert reformat_prompt(v2, 1) == v1 and reformat_prompt(v1, 2) == v2 and reformat_prompt("free", 1) == "free"
 
 
 def test_tables_sizes_and_order_are_fixed() -> None:
@@ -70,14 +85,31 @@ def test_every_record_is_well_formed_and_consistent() -> None:
     assert len({r["explanation"] for r in recs}) == len(recs)
 
 
-def test_mismatches_are_plausible_and_less_confident() -> None:
+def test_mismatches_are_mostly_plausible_flagged_and_less_confident() -> None:
+    from core.explain.dataset import _unrelated
+
     recs = list(generate(5000, seed=2))
     fit = [r for r in recs if r["style"] in ARTIST_TABLE[r["artist"]].styles]
     mis = [r for r in recs if r["style"] not in ARTIST_TABLE[r["artist"]].styles]
-    assert 0.1 < len(mis) / len(recs) < 0.3
-    assert np.mean([r["s_conf"] for r in mis]) < np.mean([r["s_conf"] for r in fit]) - 8
+    unrelated = [r for r in mis if r["style"] in _unrelated(r["artist"])]
+    assert 0.15 < len(mis) / len(recs) < 0.3 and 0.05 < len(unrelated) / len(recs) < 0.11
+    assert np.mean([r["s_conf"] for r in mis]) < np.mean([r["s_conf"] for r in fit]) - 4
+    # ... but not always: a confidence alone must not tell a mismatch (the explainer would learn the shortcut)
+    assert np.mean([r["s_conf"] >= 85 for r in mis]) > 0.15 and np.mean([r["s_conf"] < 75 for r in fit]) > 0.1
     assert all("usually" in r["explanation"] or "tension" in r["explanation"] or "does not match"
                in r["explanation"] for r in mis)
+
+
+def test_a_fifth_of_the_unrelated_pairings_never_reach_train() -> None:
+    from core.explain.dataset import _unrelated, heldout_pair
+
+    pairs = [(a, s) for a in ARTISTS for s in _unrelated(a)]
+    held = [p for p in pairs if heldout_pair(*p)]
+    assert 0.1 < len(held) / len(pairs) < 0.3
+    assert not any(heldout_pair(a, s) for a in ARTISTS for s in ARTIST_TABLE[a].styles)
+    splits = generate_splits(20_000, seed=0)
+    assert not any(heldout_pair(r["artist"], r["style"]) for r in splits["train"])
+    assert sum(heldout_pair(r["artist"], r["style"]) for r in splits["test"]) > 20
 
 
 def test_split_hygiene_no_triple_crosses_splits() -> None:
@@ -92,10 +124,13 @@ def test_split_hygiene_no_triple_crosses_splits() -> None:
 
 def test_every_artist_style_and_genre_appears() -> None:
     """Each CNN class must be seen explained: a label no case can reach is a head the explainer never learns."""
+    from core.explain.dataset import _unrelated
+
     recs = list(generate(20_000, seed=0))
     assert len({r["artist"] for r in recs}) == 25 and len({r["genre"] for r in recs}) == 19
     assert {r["style"] for r in recs} == set(STYLES)
-    naive = [r for r in recs if r["style"] == "Naive Art"]
+    # related (plausible) mismatches reach Naive Art only through the movements the tables relate it to
+    naive = [r for r in recs if r["style"] == "Naive Art" and r["style"] not in _unrelated(r["artist"])]
     assert len(naive) > 20 and all(r["artist"] in ("Paul Cézanne", "Vincent van Gogh", "Georges Seurat",
                                                       "Henri Matisse") for r in naive)  # via Post-Imp. / Fauvism
 

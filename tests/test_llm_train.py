@@ -17,7 +17,7 @@ from tui.cli import app
 
 TINY_LLM = {"tokenizer": "bpe", "n_pairs": 300, "epochs": 2, "batch_size": 16, "eval_max": 48, "warmup_steps": 4,
             "lr": 3e-3, "n_layer": 2, "d_model": 64, "n_head": 4, "n_kv_head": 2, "d_ff": 128, "block_size": 320,
-            "checkpoint_every": 0}
+            "checkpoint_every": 0, "faith_eval": 8}  # a short faithfulness eval: the tests stay fast
 
 
 def run_to_end(ws, kind: str, config: dict, timeout: float = 240) -> str:
@@ -93,9 +93,10 @@ def test_gpt2_finetunes_from_a_local_folder(ws, tmp_path: Path) -> None:
                                bos_token_id=tok.eos_id, eos_token_id=tok.eos_id)).save_pretrained(base)
     PreTrainedTokenizerFast(tokenizer_object=tok.tok, eos_token="<|endoftext|>").save_pretrained(base)
     jid = run_to_end(ws, "gpt2", {"base": str(base), "n_pairs": 300, "epochs": 2, "batch_size": 16, "lr": 2e-3,
-                                  "eval_max": 48, "warmup_steps": 4, "checkpoint_every": 0})
+                                  "eval_max": 48, "warmup_steps": 4, "checkpoint_every": 0, "faith_eval": 8})
     train, val = rows(ws, jid, "train"), rows(ws, jid, "val")
     assert train[-1]["loss"] < train[0]["loss"] - 1.0 and val[1]["loss"] < val[0]["loss"]
+    assert all(r["faith_n"] == 8 and 0.0 <= r["faith"] <= 1.0 for r in val)  # the faithfulness eval runs on GPT-2
     hf_dir = ws.run(jid).ckpt_dir / "best_model_hf"
     assert (hf_dir / "config.json").is_file() and (hf_dir / "tokenizer.json").is_file()
     from core.llm.generate import load_explainer
@@ -116,7 +117,7 @@ def test_cli_explain_compare_and_eval(llm_run, tmp_path: Path) -> None:
             "landscape", "--conf", "96.2,94.8,91.3", "--max-new-tokens", "20", "--seed", "0"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
-    assert "Artist: Claude Monet (96.2% confidence)" in res.output and len(res.output) > 200
+    assert "Artist: Claude Monet, confidence 96.2%" in res.output and len(res.output) > 200
     res = CliRunner().invoke(app, [*args, "--compare", str(ws.run(jid).ckpt_dir), "--json"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)

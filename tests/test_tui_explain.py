@@ -68,22 +68,25 @@ async def test_explanation_streams_side_by_side_and_cancels(llm_ws: Workspace, m
         await wait_until(pilot, lambda: _status(pane) == "done", timeout=120, what="generation")
         text = pane.text("a")
         assert text and pane.text("b"), "both sides streamed"
-        expected = load_explainer(best).explain(build_prompt("Claude Monet, Impressionism, landscape"),
-                                                SamplingSettings(max_new_tokens=24, temperature=0))
-        assert text == expected, "the pane shows exactly the model's greedy text"
+        from core.llm.grounded import grounded_explain
+
+        expected = grounded_explain(load_explainer(best), build_prompt("Claude Monet, Impressionism, landscape"),
+                                    SamplingSettings(max_new_tokens=24, temperature=0)).text
+        assert text == expected, "the pane shows exactly the text the grounded decode keeps"
+        assert "✓" in str(pane.query_one("#marks-a").render()) or "✗" in str(pane.query_one("#marks-a").render())
 
         import time
 
         from tui import inference
 
-        real = inference.explain_stream
+        real = inference.explain_grounded
 
         def slowed(*args, **kwargs):  # the real model, slowed so that esc lands mid-stream on any machine
-            for token in real(*args, **kwargs):
+            for event in real(*args, **kwargs):
                 time.sleep(0.05)
-                yield token
+                yield event
 
-        monkeypatch.setattr(inference, "explain_stream", slowed)
+        monkeypatch.setattr(inference, "explain_grounded", slowed)
         pane.query_one("#max_new_tokens").value = "200"
         pane.query_one("#ckpt-b").clear()
         pane.query_one("#prompt").focus()
@@ -143,14 +146,14 @@ async def test_analyze_streams_the_explanation_of_a_painting(llm_ws: Workspace, 
 
         from tui import inference
 
-        real = inference.explain_stream
+        real = inference.explain_grounded
 
         def slowed(*args, **kwargs):  # the real model, slowed so that esc lands mid-stream on any machine
-            for token in real(*args, **kwargs):
+            for event in real(*args, **kwargs):
                 time.sleep(0.05)
-                yield token
+                yield event
 
-        monkeypatch.setattr(inference, "explain_stream", slowed)
+        monkeypatch.setattr(inference, "explain_grounded", slowed)
         await pilot.press("enter")  # a new analysis (focus is still in the image field) ...
         await wait_until(pilot, lambda: _status(pane).startswith("explaining"), what="second analysis streaming")
         await wait_until(pilot, lambda: str(pane.query_one("#explanation").render()).strip(), what="tokens")

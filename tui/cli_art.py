@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from core.errors import NcanvasError
-from core.sampling_defaults import ANALYZE
+from core.sampling_defaults import ANALYZE, DEFAULT_DECODE, DEFAULT_TRIES
 from tui.cli_base import Threads, apply_threads, checkpoint_path, echo_json, workspace
 from tui.cli_data import data_app
 
@@ -42,19 +42,21 @@ def _bar(p: float, width: int = 20) -> str:
 
 
 class _TimedExplainer:
-    """An explainer whose ``stream`` records the time to the first text delta and to the last one."""
+    """An explainer whose grounded ``events`` record the time to the first text delta and to the end."""
 
     def __init__(self, ex: Any, source: Path) -> None:
         self.ex, self.source, self.name, self.kind = ex, source, ex.name, ex.kind
         self.first_s: float | None = None
         self.total_s = 0.0
 
-    def stream(self, prompt: str, settings: Any) -> Iterator[str]:
+    def events(self, prompt: str, settings: Any, decode: str, tries: int) -> Iterator[Any]:
+        from core.llm.grounded import grounded_stream
+
         t0 = time.perf_counter()
-        for delta in self.ex.stream(prompt, settings):
-            if self.first_s is None:
+        for ev in grounded_stream(self.ex, prompt, settings, decode, tries):
+            if self.first_s is None and ev.kind == "delta":
                 self.first_s = time.perf_counter() - t0
-            yield delta
+            yield ev
         self.total_s = time.perf_counter() - t0
 
 
@@ -101,21 +103,35 @@ def _print_pictures(base: Any, preds: dict[str, Any], overlays: dict[str, Any], 
     typer.echo(to_ansi(tile_grid(list(overlays.values()), cols=3), max_width=3 * width, mode=colors), color=True)
 
 
-def _explain(explainers: list[_TimedExplainer], prompt: str, settings: Any, stream: bool) -> list[str]:
-    """Each explainer's text for ``prompt``: streamed to the terminal (side by side for two), or collected."""
-    from tui.cli_llm import _stream_side_by_side
+def _explain(explainers: list[_TimedExplainer], prompt: str, settings: Any, stream: bool, decode: str,
+             tries: int) -> list[Any]:
+    """Each explainer's grounded text (``GroundedText``: text + verdict) for ``prompt``: streamed to the terminal
+    (side by side for two) with a ✓/✗ per fact under it, or collected."""
+    from tui.cli_llm import _grounded_columns, _print_verdict
 
     if not stream:
-        return ["".join(ex.stream(prompt, settings)) for ex in explainers]
+        return [_final(ex.events(prompt, settings, decode, tries)) for ex in explainers]
     typer.echo("\n" + prompt)
     if len(explainers) == 2:
-        return _stream_side_by_side(explainers, prompt, settings)
-    text = ""
-    for delta in explainers[0].stream(prompt, settings):
-        text += delta
-        typer.echo(delta, nl=False)
+        results = _grounded_columns(explainers, prompt, settings, decode, tries)
+        for ex, res in zip(explainers, results):
+            typer.echo(f"{ex.name}: ", nl=False)
+            _print_verdict(res, prompt, res.text)
+        return results
+    shown, streaming, res = "", True, None
+    for ev in explainers[0].events(prompt, settings, decode, tries):
+        if ev.kind == "delta" and streaming:
+            shown += ev.text
+            typer.echo(ev.text, nl=False)
+        streaming = streaming and ev.kind != "restart"
+        res = ev.result if ev.kind == "done" else res
     typer.echo("")
-    return [text]
+    _print_verdict(res, prompt, shown)
+    return [res]
+
+
+def _final(events: Iterator[Any]) -> Any:
+    return [ev.result for ev in events if ev.kind == "done"][-1]
 
 
 def analyze(
@@ -136,14 +152,22 @@ def analyze(
     top_k_sampling: Annotated[int, typer.Option("--sample-top-k", min=0, help="top-k sampling (0: off).")] = ANALYZE.top_k,
     top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0)] = ANALYZE.top_p,
     seed: Annotated[int, typer.Option("--seed")] = int(ANALYZE.seed or 0),
+    decode: Annotated[str, typer.Option("--decode", help="Grounded decoding of the explanation (as the Analyze pane): "
+                                        "both, resample, constrain or off; the verdict is shown either way.")] = DEFAULT_DECODE,
+    tries: Annotated[int, typer.Option("--tries", min=1, max=32, help="Most texts written when resampling.")] = DEFAULT_TRIES,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output (no pictures, no streaming).")] = False,
     threads: Threads = None,
 ) -> None:
     """Image -> art CNN (artist, style, genre) -> Grad-CAM per head -> the LLM's explanation, streamed."""
     from core.art.api import head_cams, load_art_classifier, logits, predict
     from core.explain import prompt_from_logits
+    from core.llm.grounded import DECODES
     from core.llm.sampling import SamplingSettings
     from core.render import overlay, save_png
+    from tui.cli_llm import _verdict_json
+
+    if decode not in DECODES:
+        raise NcanvasError(f"--decode must be one of {', '.join(DECODES)}; got {decode!r}")
     t0 = time.perf_counter()
     _check_options(cmap, colors, out, llm, compare)
     apply_threads(ctx, threads)
@@ -164,7 +188,7 @@ def analyze(
         _print_pictures(base, preds, overlays, width, colors)
         typer.echo(f"(CAM PNGs in {folder}; CNN {t_cams - t_llm:.2f}s)")
     settings = SamplingSettings(max_new_tokens, temperature, top_k_sampling, top_p, ANALYZE.repetition_penalty, seed)
-    texts = _explain(explainers, prompt, settings, stream=not as_json) if explainers else []
+    results = _explain(explainers, prompt, settings, not as_json, decode, tries) if explainers else []
     total = time.perf_counter() - t0
     if not as_json:
         if explainers:
@@ -177,7 +201,8 @@ def analyze(
     echo_json({
         "image": str(image), "predictions": {h: [{"label": n, "prob": p} for n, p in v] for h, v in preds.items()},
         "cams": pngs, "method": method, "prompt": prompt,
-        "explanations": [{"checkpoint": str(ex.source), "text": t} for ex, t in zip(explainers, texts)],
+        "explanations": [{"checkpoint": str(ex.source), "text": r.text, **_verdict_json(r)}
+                         for ex, r in zip(explainers, results)],
         "seconds": round(total, 3), "timings": timings,
     }, indent=2)
 

@@ -323,6 +323,8 @@ def _train_command(kind: str) -> Any:
 
     def command(ctx: typer.Context, **kw: Any) -> None:
         values = {s.name: _plain(kw[s.name], s) for s in specs}
+        if values.get("preset") not in (None, "none"):  # the preset fills what the user did not give
+            values = {k: v for k, v in values.items() if k == "preset" or _given(ctx, k)}
         _start(ctx, kind, values, **{k[1:]: v for k, v in kw.items() if k.startswith("_")})
 
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
@@ -355,6 +357,12 @@ _SLURM_OPTIONS: list[tuple[str, Any, Any]] = [
                              "--slurm-arg=--constraint=a100).", "OPTION"), None),
 ]
 SLURM_FLAGS = tuple(name for name, _, _ in _SLURM_OPTIONS)
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether option ``name`` was typed (or came from the environment), not left at its default."""
+    source = ctx.get_parameter_source(name)  # typer's own copy of click's ParameterSource: compared by name
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
 
 
 def _panel(kind: str, option: str) -> str:

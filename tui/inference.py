@@ -330,16 +330,35 @@ def load_explainer(path: str) -> Any:
         return _explainers[key]
 
 
-def explain_stream(ckpt: str, prompt: str, settings: GenSettings, cancel: threading.Event) -> Iterator[str]:
-    """Stream an explanation (text deltas) from an LLM checkpoint; stops at the next token after ``cancel``."""
+def explain_grounded(ckpt: str, prompt: str, settings: GenSettings, cancel: threading.Event,
+                     decode: str | None = None, tries: int = 4) -> Iterator[Any]:
+    """Grounded explanation events for a pane (``core.llm.grounded.Event``): ``delta`` (text of the try shown),
+    ``restart`` (clear it: a retry replaces it), ``done`` (``.result``: the kept text, its verdict with ``.check``;
+    ``verdict_marks`` turns that into ✓/✗ items). ``decode`` None: the default (constrain and resample)."""
     _spare_running_jobs(ckpt)
+    from core.llm.grounded import DEFAULT_DECODE, grounded_stream
+
+    yield from grounded_stream(load_explainer(ckpt), prompt, _sampling(settings), decode or DEFAULT_DECODE, tries,
+                               cancel)
+
+
+def _sampling(settings: GenSettings) -> Any:
+    """The pane's settings as ``core.llm.sampling.SamplingSettings`` (torch-side; imported on first use)."""
     from core.llm.sampling import SamplingSettings
 
-    explainer = load_explainer(ckpt)
-    s = SamplingSettings(max_new_tokens=settings.max_new_tokens, temperature=settings.temperature,
-                                  top_k=settings.top_k, top_p=settings.top_p,
-                                  repetition_penalty=settings.repetition_penalty, seed=settings.seed)
-    yield from explainer.stream(prompt, s, cancel)
+    return SamplingSettings(max_new_tokens=settings.max_new_tokens, temperature=settings.temperature,
+                            top_k=settings.top_k, top_p=settings.top_p,
+                            repetition_penalty=settings.repetition_penalty, seed=settings.seed)
+
+
+def verdict_marks(result: Any, prompt: str) -> list[tuple[bool, str]]:
+    """``[(ok, "artist Claude Monet"), (False, "80.7%"), ...]`` for a ``done`` event's result; [] for a free-form
+    prompt (nothing to check against)."""
+    from core.explain import parse_prompt
+    from core.explain.check import marks
+
+    parsed = parse_prompt(prompt)
+    return [] if result.check is None or parsed is None else marks(result.check, parsed[0])
 
 
 def _typed_part(part: str) -> tuple[str, float]:
@@ -358,7 +377,9 @@ def build_prompt(text: str) -> str:
     (``Claude Monet 96.2%, Impressionism 94.8%, landscape``), becomes the dataset's prompt format (names as
     spelled in the label tables; an unknown name is one error line with the closest names). A full prompt is used
     as it is; anything else is one error line, since the explainers were trained on that format only."""
-    if {head for head, _, _ in _PROMPT_LINE.findall(text)} == {"Artist", "Style", "Genre"}:
+    from core.explain import parse_prompt
+
+    if parse_prompt(text) is not None:
         return text
     parts = [p.strip() for p in text.split(",")]
     if "\n" in text or len(parts) != 3 or not all(parts):
@@ -371,17 +392,19 @@ def build_prompt(text: str) -> str:
     return str(format_prompt(a, ac, st, sc, g, gc))
 
 
-_PROMPT_LINE = re.compile(r"^(Artist|Style|Genre): (.+) \((\d+(?:\.\d+)?)% confidence\)$", re.M)
 _TYPED_PART = re.compile(r"^(.*?)[\s(]*(\d+(?:\.\d+)?)\s*%?\s*\)?$")
 
 
 def prompt_line(prompt: str) -> str:
     """The one-line form of a dataset-format prompt, as typed in the Explain pane:
     ``Claude Monet 96.2%, Impressionism 94.8%, Landscape 91.3%`` (``build_prompt`` turns it back)."""
-    found = {head.lower(): f"{name} {conf}%" for head, name, conf in _PROMPT_LINE.findall(prompt)}
-    if set(found) != {"artist", "style", "genre"}:
+    from core.explain import parse_prompt
+
+    parsed = parse_prompt(prompt)  # either prompt format version
+    if parsed is None:
         raise NcanvasError("not an art classification prompt (Artist/Style/Genre lines)")
-    return ", ".join(found[h] for h in ("artist", "style", "genre"))
+    case = parsed[0]
+    return ", ".join(f"{case[h]} {c:.1f}%" for h, c in zip(("artist", "style", "genre"), case["confidences"]))
 
 
 # ============================================================================================ analyze (issue 7)

@@ -2,8 +2,10 @@
 
 Deterministic for a seed. Facts come from the label tables: most cases are an artist with one of their own
 movements and genres at high confidence; a minority are plausible mismatches (a related movement, an unusual
-genre) at lower confidence, which the explanation names. Splits are by a hash of the (artist, style, genre)
-triple, so a val/test combination never appears in train and scores measure generalisation, not recall.
+genre) at lower confidence, and a few are unrelated movements (a CNN can be wrong in any way), which the
+explanation names. Splits are by a hash of the (artist, style, genre) triple, so a val/test combination never
+appears in train and scores measure generalisation, not recall; and a fifth of the unrelated (artist, style)
+pairings are held out whole (``heldout_pair``), so "a pairing never seen in training" always exists to test on.
 """
 
 from __future__ import annotations
@@ -20,19 +22,37 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import NcanvasError
-from core.explain import format_prompt
-from core.explain.labels import ARTIST_TABLE, ARTISTS, GENRES, confusable_styles
+from core.explain import PROMPT_FORMAT, format_prompt
+from core.explain.labels import ARTIST_TABLE, ARTISTS, GENRES, STYLES, confusable_styles
 from core.explain.templates import Case, explain, pick
 
 SPLITS = ("train", "val", "test")
 VAL_PCT, TEST_PCT = 5, 5  # of the triple-hash buckets
+HELDOUT_PAIR_PCT = 20     # of the unrelated (artist, style) pairings: never in train, split between val and test
 CONF_MIN, CONF_MAX = 60.0, 98.0
+VERSION = 2  # 2: unrelated mismatches, held-out pairings, confidences decorrelated from mismatches, prompt
+# format 2, templates checked by core.explain.check
+
+
+@functools.cache
+def _unrelated(artist: str) -> tuple[str, ...]:
+    """Movements that are neither the artist's nor related to theirs: a CNN error the tables do not explain."""
+    near = set(ARTIST_TABLE[artist].styles) | set(_CONFUSABLE[artist])
+    return tuple(s for s in STYLES if s not in near)
+
+
+@functools.cache
+def heldout_pair(artist: str, style: str) -> bool:
+    """Whether (artist, style) is an unrelated pairing kept out of train entirely (stable hash, as ``split_of``)."""
+    return style in _unrelated(artist) and zlib.crc32(f"pair|{artist}|{style}".encode()) % 100 < HELDOUT_PAIR_PCT
 
 
 @functools.cache  # 25 x 27 x 19 triples at most; asked once per generated pair
 def split_of(artist: str, style: str, genre: str) -> str:
     """The split of a triple: a stable hash (independent of the seed and the Python hash salt)."""
     bucket = zlib.crc32(f"{artist}|{style}|{genre}".encode()) % 100
+    if heldout_pair(artist, style):
+        return "test" if bucket % 2 == 0 else "val"
     return "test" if bucket < TEST_PCT else "val" if bucket < TEST_PCT + VAL_PCT else "train"
 
 
@@ -69,7 +89,9 @@ def _conf(rng: random.Random, strong: bool) -> float:
     return CONF_VALUES[min(bisect_right(cdf, rng.random()), len(CONF_VALUES) - 1)]
 
 
-def _style_for(rng: random.Random, artist: str, mismatch: bool) -> str:
+def _style_for(rng: random.Random, artist: str, mismatch: bool, unrelated: bool = False) -> str:
+    if unrelated:
+        return pick(rng, _unrelated(artist))
     if mismatch:
         return pick(rng, _CONFUSABLE[artist])
     own = ARTIST_TABLE[artist].styles
@@ -84,13 +106,22 @@ def _genre_for(rng: random.Random, artist: str, mismatch: bool) -> str:
 
 
 def sample_case(rng: random.Random) -> Case:
-    """One classification: consistent facts, occasional plausible mismatches at lower confidence."""
+    """One classification: mostly consistent facts; independently a mismatched movement (~14% related, ~8%
+    unrelated) and a mismatched genre (~18%). A head's confidence is usually strong when it fits and weak when it
+    does not, but not always (~20% of fitting heads are weak, ~30% of mismatched ones strong, and ~10% of images
+    are hard: every head weak), so the explainer must read mismatches from the tables and "low" from the number,
+    not one from the other."""
     artist = pick(rng, ARTISTS)
-    r = rng.random()
-    style_mm, genre_mm = r < 0.18, 0.12 <= r < 0.30  # ~12% style-only, ~6% both, ~12% genre-only
-    a_conf = _conf(rng, strong=not (style_mm and genre_mm) and rng.random() < 0.85)
-    style, genre = _style_for(rng, artist, style_mm), _genre_for(rng, artist, genre_mm)
-    return Case(artist, a_conf, style, _conf(rng, strong=not style_mm), genre, _conf(rng, strong=not genre_mm))
+    r_style, r_genre, hard = rng.random(), rng.random(), rng.random() < 0.10
+    unrelated = r_style < 0.08
+    style_mm, genre_mm = r_style < 0.22, r_genre < 0.18
+
+    def strong(mismatch: bool) -> bool:
+        return not hard and rng.random() < (0.3 if mismatch else 0.8)
+
+    a_conf = _conf(rng, strong(False))
+    style, genre = _style_for(rng, artist, style_mm, unrelated), _genre_for(rng, artist, genre_mm)
+    return Case(artist, a_conf, style, _conf(rng, strong(style_mm)), genre, _conf(rng, strong(genre_mm)))
 
 
 def generate(n: int, seed: int = 0) -> Iterator[dict[str, Any]]:
@@ -133,8 +164,10 @@ def write_dataset(out: str | Path, n: int, seed: int = 0) -> dict[str, Any]:
                 f.close()
     except OSError as e:
         raise NcanvasError(f"cannot write the dataset to {out}: {e.strerror or e}") from None
-    meta = {"generator": "ncanvas-explanations", "version": 1, "n": n, "seed": seed, "counts": counts,
-            "split_rule": f"crc32(artist|style|genre) % 100: <{TEST_PCT} test, <{TEST_PCT + VAL_PCT} val",
+    meta = {"generator": "ncanvas-explanations", "version": VERSION, "prompt_format": PROMPT_FORMAT, "n": n,
+            "seed": seed, "counts": counts,
+            "split_rule": f"crc32(artist|style|genre) % 100: <{TEST_PCT} test, <{TEST_PCT + VAL_PCT} val; unrelated "
+                          f"pairings with crc32(pair|artist|style) % 100 < {HELDOUT_PAIR_PCT} never in train",
             "seconds": round(time.perf_counter() - t0, 2)}
     (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return meta

@@ -3,6 +3,12 @@ confidence means. Pure functions of a ``random.Random`` and the label tables. No
 
 Sentences are drawn from banks of variants and assembled by one of several structures, so a model trained on
 them must learn the facts (signatures, cues, relations) rather than one fixed sentence.
+
+Every relational claim follows from the tables and the numbers (a test enumerates each family's variants):
+"confused with" only between movements the tables relate, "lower"/"weakest" only when the numbers say so, "the
+more likely reading" only when the artist head is the more confident one. Each confidence in the low band is
+called low, each mismatch is flagged, and every number is written after a space (" 62.4%"), as in the prompt, so
+that copying it is copying the same tokens.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ T = TypeVar("T")
 _SHORT = {"Leonardo da Vinci": "Leonardo", "Vincent van Gogh": "Van Gogh", "Jan van Eyck": "Van Eyck",
           "El Greco": "El Greco", "J. M. W. Turner": "Turner", "Katsushika Hokusai": "Hokusai",
           "Rembrandt": "Rembrandt", "Caravaggio": "Caravaggio"}
+LOW_BELOW = 70.0  # the "low" band: under it, an explanation must say the call is low / uncertain
+HEADS = ("artist", "style", "genre")
 
 
 @dataclass(slots=True)
@@ -40,6 +48,12 @@ class Case:
     def genre_fits(self) -> bool:
         return self.genre in ARTIST_TABLE[self.artist].genres
 
+    def conf(self, head: str) -> float:
+        return self.a_conf if head == "artist" else self.s_conf if head == "style" else self.g_conf
+
+    def label(self, head: str) -> str:
+        return self.artist if head == "artist" else self.style if head == "style" else self.genre
+
 
 def short_name(artist: str) -> str:
     return _SHORT.get(artist, artist.split()[-1])
@@ -50,6 +64,17 @@ def band(conf: float) -> str:
     return "very high" if conf >= 90 else "high" if conf >= 80 else "moderate" if conf >= 70 else "low"
 
 
+def pct(conf: float) -> str:
+    """A confidence as the prompt writes it (one decimal)."""
+    return f"{conf:.1f}%"
+
+
+def via_style(c: Case) -> str | None:
+    """The artist's own movement that the tables relate to the predicted one (what a classifier confuses it
+    with), or None when the predicted movement is unrelated to all of theirs."""
+    return next((s for s in ARTIST_TABLE[c.artist].styles if c.style in STYLE_TABLE[s].related), None)
+
+
 _MEANING = {
     "very high": ("the network is close to certain", "this is a clear-cut case for the model",
                   "almost all of the probability mass sits on this answer", "the evidence is unambiguous"),
@@ -57,11 +82,11 @@ _MEANING = {
              "the evidence is clear with a little room for doubt", "a reliable call with minor competition"),
     "moderate": ("the model sees good evidence but also some competing signals",
                  "this is a plausible answer that deserves a second look",
-                 "a neighbouring class still received a meaningful share of the probability",
+                 "other classes still received a meaningful share of the probability",
                  "the features point this way, but not decisively"),
     "low": ("the model is unsure and its second choice may well be right",
             "this is a tentative guess rather than a firm identification",
-            "the probability is spread across several classes",
+            "a third or more of the probability went to other classes, so the call is uncertain",
             "the visual evidence is mixed or weak"),
 }
 
@@ -79,89 +104,117 @@ def pick2(rng: random.Random, items: Sequence[T]) -> tuple[T, T]:
     return items[i], items[j + (j >= i)]
 
 
-def detected(rng: random.Random, c: Case) -> str:
+def variant(rng: random.Random, forms: Sequence[str], v: int | None) -> str:
+    """Variant ``v`` of a family (the tests enumerate them), else a random one."""
+    return forms[v] if v is not None else pick(rng, forms)
+
+
+def detected(rng: random.Random, c: Case, v: int | None = None) -> str:
     """What in the image drove the artist prediction."""
     art, name = ARTIST_TABLE[c.artist], short_name(c.artist)
     s1, s2 = pick2(rng, art.signature)
-    return pick(rng, (
+    return variant(rng, (
         f"The network's strongest evidence for {c.artist} is the {s1} and the {s2}, both hallmarks of {name}'s work.",
         f"The classifier picked up {s1} together with {s2}, traits it has learned to associate with {c.artist}.",
         f"What points to {c.artist} is the combination of {s1} and {s2}.",
         f"Features such as {s1} and {s2} are typical of {name} ({art.era}), and the model weighted them heavily.",
-        f"In this image the model detected {s1} and {s2}; in its training data these most often belong to {name}.",
-    ))
+        f"In this image the model detected {s1} and {s2}, two traits of {name}'s painting.",
+    ), v)
 
 
-def style_fit(rng: random.Random, c: Case) -> str:
-    """Why the predicted movement fits (cues + the idea behind them)."""
+def style_fit(rng: random.Random, c: Case, v: int | None = None) -> str:
+    """Why the predicted movement fits the image (its cues + the idea behind them)."""
     st = STYLE_TABLE[c.style]
     q1, q2 = pick2(rng, st.cues)
-    return pick(rng, (
+    return variant(rng, (
         f"{c.style} fits because the painting shows {q1} and {q2}; in {c.style}, {st.idea}.",
         f"The style call rests on {q1} and {q2}, the defining cues of {c.style} ({st.period}).",
         f"{q1[0].upper() + q1[1:]} and {q2} are what the network reads as {c.style}, a movement in which {st.idea}.",
         f"{c.style} ({st.period}) is recognised from {q1} and {q2}: {st.idea}.",
-    ))
+    ), v)
 
 
-def genre_fit(rng: random.Random, c: Case) -> str:
+def genre_fit(rng: random.Random, c: Case, v: int | None = None) -> str:
     g1, g2 = pick2(rng, GENRE_TABLE[c.genre].cues)
     typical = "one of the subjects he painted most" if c.genre_fits else "not his most typical subject"
-    return pick(rng, (
+    return variant(rng, (
         f"The {c.genre.lower()} label comes from {g1} and {g2}.",
         f"For the genre, {g1} and {g2} indicate {c.genre.lower()}, {typical}.",
         f"{c.genre} is suggested by {g1} and {g2}.",
-    ))
+    ), v)
 
 
-def confidence(rng: random.Random, head: str, label: str, conf: float) -> str:
-    b, pct = band(conf), f"{conf:.1f}"
+def confidence(rng: random.Random, head: str, label: str, conf: float, v: int | None = None) -> str:
+    b, p = band(conf), pct(conf)
     meaning = pick(rng, _MEANING[b])
-    return pick(rng, (
-        f"{'An' if pct.startswith('8') else 'A'} {pct}% {head} confidence is {b}: {meaning}.",
-        f"At {pct}%, the {head} prediction ({label}) is {b}, meaning {meaning}.",
-        f"The {pct}% score for {label} means {meaning}.",
-    ))
+    return variant(rng, (
+        f"{'An' if p.startswith(('8', '11', '18')) else 'A'} {p} {head} confidence is {b}: {meaning}.",
+        f"At {p}, the {head} prediction ({label}) is {b}, meaning {meaning}.",
+        f"The {p} score for {label} is {b}: {meaning}.",
+    ), v)
 
 
-def style_mismatch(rng: random.Random, c: Case) -> str:
-    art, name = ARTIST_TABLE[c.artist], short_name(c.artist)
-    main = art.styles[0]
-    cue = pick(rng, STYLE_TABLE[c.style].cues)
-    return pick(rng, (
-        f"{c.artist} is not usually associated with {c.style}; he worked mainly in {main}. The lower style "
-        f"confidence ({c.s_conf:.1f}%) suggests the network saw {cue}, which {c.style} shares with {main}.",
-        f"Note the tension: {name} belongs to {main}, yet the style head chose {c.style} at only {c.s_conf:.1f}%. "
-        f"Classifiers often confuse these movements, so {main} is the more likely reading.",
-        f"The style prediction ({c.style}, {c.s_conf:.1f}%) does not match {name}'s usual {main}; the image may be "
+def compare_to_artist(c: Case, head: str) -> str:
+    """A true comparison of ``head``'s confidence with the others ("the least confident of the three", "less
+    confident than the artist head"), or "" when neither holds."""
+    x = c.conf(head)
+    if x < min(c.conf(h) for h in HEADS if h != head):
+        return f"at {pct(x)} it is the least confident of the three heads"
+    if x < c.a_conf:
+        return f"at {pct(x)} the {head} head is less confident than the artist head at {pct(c.a_conf)}"
+    return ""
+
+
+def style_mismatch(rng: random.Random, c: Case, v: int | None = None) -> str:
+    """The predicted movement is not one of the artist's: say so, and why a classifier might have chosen it."""
+    name, main, via = short_name(c.artist), ARTIST_TABLE[c.artist].styles[0], via_style(c)
+    cue, cmp = pick(rng, STYLE_TABLE[c.style].cues), compare_to_artist(c, "style")
+    if via is None:
+        return variant(rng, (
+            f"{c.artist} is not usually associated with {c.style}; he worked mainly in {main}, and the tables do "
+            f"not relate the two movements, so this is an unusual combination{', and ' + cmp if cmp else ''}.",
+            f"The style prediction ({c.style}, {pct(c.s_conf)}) does not match {name}'s usual {main}; {cue} may "
+            f"have misled the style head, or the painting is an atypical work.",
+        ), v)
+    likely = (f" The artist head is the more confident one, so {via} is the more likely reading."
+              if c.a_conf > c.s_conf else "")
+    return variant(rng, (
+        f"{c.artist} is not usually associated with {c.style}; he worked mainly in {main}. The network probably "
+        f"saw {cue}, a cue of {c.style}, and classifiers often confuse {c.style} with {via}"
+        f"{', and ' + cmp if cmp else ''}.",
+        f"Note the tension: {name} belongs to {main}, yet the style head chose {c.style} at {pct(c.s_conf)}. "
+        f"Classifiers often confuse {c.style} with {via}.{likely}",
+        f"The style prediction ({c.style}, {pct(c.s_conf)}) does not match {name}'s usual {main}; the image may be "
         f"an atypical work, or {cue} misled the style head.",
-    ))
+    ), v)
 
 
-def genre_mismatch(rng: random.Random, c: Case) -> str:
-    art, name = ARTIST_TABLE[c.artist], short_name(c.artist)
-    usual = " and ".join(g.lower() for g in art.genres[:2])
-    return pick(rng, (
-        f"{c.genre} is unusual for {name}, who mostly painted {usual}, which is consistent with the lower genre "
-        f"confidence of {c.g_conf:.1f}%.",
-        f"The genre head is less sure ({c.g_conf:.1f}%): {name} is known for {usual}, so {c.genre.lower()} "
-        f"may be a misreading of the composition.",
-    ))
+def genre_mismatch(rng: random.Random, c: Case, v: int | None = None) -> str:
+    name = short_name(c.artist)
+    usual = " and ".join(g.lower() for g in ARTIST_TABLE[c.artist].genres[:2])
+    cmp = compare_to_artist(c, "genre")
+    return variant(rng, (
+        f"{c.genre} is unusual for {name}, who mostly painted {usual}{', and ' + cmp if cmp else ''}.",
+        f"The genre head says {c.genre.lower()} at {pct(c.g_conf)}, but {name} is known for {usual}, so "
+        f"{c.genre.lower()} may be a misreading of the composition.",
+    ), v)
 
 
-def closing(rng: random.Random, c: Case) -> str:
-    weakest = min((c.a_conf, "artist"), (c.s_conf, "style"), (c.g_conf, "genre"))
+def closing(rng: random.Random, c: Case, v: int | None = None) -> str:
+    weakest = min(HEADS, key=c.conf)
     if min(c.a_conf, c.s_conf, c.g_conf) >= 85 and c.style_fits and c.genre_fits:
-        return pick(rng, (
+        return variant(rng, (
             "All three predictions agree with each other, which makes the overall classification very reliable.",
             f"Artist, style and genre are consistent, so this reads as a typical {short_name(c.artist)}.",
             "Taken together the three heads tell one coherent story.",
-        ))
-    return pick(rng, (
-        f"The weakest link is the {weakest[1]} prediction ({weakest[0]:.1f}%), so treat that part with caution.",
-        f"Overall the reading is plausible, but the {weakest[1]} head is the one to double-check.",
-        f"If one prediction is wrong, it is most likely the {weakest[1]} ({weakest[0]:.1f}%).",
-    ))
+        ), v)
+    x = pct(c.conf(weakest))
+    return variant(rng, (
+        f"The weakest link is the {weakest} prediction at {x}, so treat that part with caution.",
+        f"Overall the reading is plausible, but the {weakest} head, the least confident at {x}, is the one to "
+        "double-check.",
+        f"If one prediction is wrong, it is most likely the {weakest}, the least confident at {x}.",
+    ), v)
 
 
 def mismatches(rng: random.Random, c: Case) -> list[str]:
@@ -170,31 +223,63 @@ def mismatches(rng: random.Random, c: Case) -> list[str]:
     return out + [genre_mismatch(rng, c)] if not c.genre_fits else out
 
 
+_MEANING_MANY = ("the model is unsure of these calls", "each is a tentative guess rather than a firm identification",
+                 "the visual evidence for them is mixed or weak")
+
+
+def low_sentence(rng: random.Random, c: Case, v: int | None = None) -> str | None:
+    """One sentence calling every head in the low band low (None when there is none). Always written, at one
+    place (before the closing), whatever else the structure said: a fixed duty is easier to learn than "the low
+    heads not explained yet"."""
+    low = [h for h in HEADS if c.conf(h) < LOW_BELOW]
+    if not low:
+        return None
+    if len(low) == 1:  # worded unlike `confidence`, which the structure may also have used for this head
+        h, p, label = low[0], pct(c.conf(low[0])), c.label(low[0])
+        meaning = pick(rng, _MEANING["low"])
+        return variant(rng, (
+            f"The {h} call is the uncertain one: at {p} it is in the low band, and {meaning}.",
+            f"Low confidence: the {h} head gives {label} only {p}, so {meaning}.",
+            f"Treat the {h} ({label}, {p}) as low confidence: {meaning}.",
+        ), v)
+    parts = [f"the {h} confidence at {pct(c.conf(h))}" for h in low]
+    joined = " and ".join(parts) if len(parts) == 2 else f"{parts[0]}, {parts[1]} and {parts[2]}"
+    meaning = pick(rng, _MEANING_MANY)
+    return variant(rng, (
+        f"{joined[0].upper() + joined[1:]} are {'both' if len(low) == 2 else 'all'} low: {meaning}.",
+        f"Low confidence: {joined}, so {meaning.replace('each is', 'each call is')}.",
+        f"Several heads are unsure: {joined} are in the low band, and {meaning}.",
+    ), None if v is None else v % 3)
+
+
 _SENTENCES = {
     "det": detected, "sty": style_fit, "gen": genre_fit, "end": closing,
     "conf_a": lambda rng, c: confidence(rng, "artist", c.artist, c.a_conf),
     "conf_s": lambda rng, c: confidence(rng, "style", c.style, c.s_conf),
 }
-# Orderings of the sentence kinds ("mism": the mismatch sentences, if any); every one names the artist (det)
-# and the style (sty).
-_STRUCTURES = (
-    ("det", "conf_a", "sty", "gen", "mism", "end"),
-    ("sty", "det", "mism", "gen", "conf_a", "end"),
-    ("det", "sty", "mism", "conf_s", "gen", "end"),
-    ("conf_a", "det", "sty", "gen", "mism"),
-    ("det", "gen", "sty", "mism", "conf_a", "conf_s"),
-    ("sty", "conf_s", "det", "conf_a", "mism", "gen", "end"),
-    ("det", "mism", "sty", "gen", "end"),
+# Orderings of the sentence kinds ("mism": the mismatch sentences, if any; "low": the sentence calling every low
+# head low, if any, always just before the closing); every one names the artist (det) and the style (sty).
+STRUCTURES = (
+    ("det", "conf_a", "sty", "gen", "mism", "low", "end"),
+    ("sty", "det", "mism", "gen", "conf_a", "low", "end"),
+    ("det", "sty", "mism", "conf_s", "gen", "low", "end"),
+    ("conf_a", "det", "sty", "gen", "mism", "low"),
+    ("det", "gen", "sty", "mism", "conf_a", "conf_s", "low"),
+    ("sty", "conf_s", "det", "conf_a", "mism", "gen", "low", "end"),
+    ("det", "mism", "sty", "gen", "low", "end"),
 )
 
 
-def explain(rng: random.Random, c: Case) -> str:
-    """One explanation for ``c``: an ordering of the sentence kinds is drawn first, then only the sentences
-    it uses are written."""
+def explain(rng: random.Random, c: Case, structure: Sequence[str] | None = None) -> str:
+    """One explanation for ``c``: an ordering of the sentence kinds is drawn first (or given), then only the
+    sentences it uses are written."""
     parts: list[str] = []
-    for kind in pick(rng, _STRUCTURES):
+    for kind in structure or pick(rng, STRUCTURES):
         if kind == "mism":
             parts += mismatches(rng, c)
+        elif kind == "low":
+            if (low := low_sentence(rng, c)) is not None:
+                parts.append(low)
         else:
             parts.append(_SENTENCES[kind](rng, c))
     return " ".join(parts)

@@ -1,8 +1,11 @@
-"""Scoring an explainer on held-out pairs (``ncanvas eval-llm``): masked loss, perplexity and samples."""
+"""Scoring an explainer on held-out pairs (``ncanvas eval-llm``): masked loss, perplexity, samples, and the
+faithfulness rates of ``core.llm.faith`` on three prompt sets."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -42,7 +45,30 @@ def evaluate_explainer(ex: Explainer, data: str = "", max_examples: int = 200, s
     for split in ("val", "test"):
         recs = records[split][:max_examples]
         out[split] = score(ex, recs) if recs else None
-    settings = settings or SamplingSettings(max_new_tokens=160, temperature=0.7, seed=0)
+    settings = settings or SamplingSettings(max_new_tokens=320, temperature=0.7, seed=0)
     out["samples"] = [{"prompt": r["prompt"], "reference": r["explanation"], "generated": ex.explain(r["prompt"],
                        settings)} for r in records["test"][:samples]]
+    return out
+
+
+def faith_sets_report(ex: Explainer, data: str = "", n: int = 50, keep_failures: int = 2,
+                      seed: int = 0) -> dict[str, Any]:
+    """Faithfulness rates (``core.llm.faith``) on the three sets of ``core.explain.faithsets.build_sets`` (held-out
+    test triples, low confidences, pairings absent from the job's training pairs; ``n``, ``n``, ``n // 2``
+    prompts), greedy and with ``ncanvas explain``'s sampling defaults. The pairs are the job's own, regenerated
+    as in :func:`evaluate_explainer` (train included, to know what it saw)."""
+    from core.explain.faithsets import build_sets
+    from core.llm.faith import GREEDY, SAMPLED, faithfulness
+
+    cfg = ex.meta.get("config") or {}
+    data = data or cfg.get("data", "")
+    splits = ("train", "val", "test") if not data or (Path(data) / "train.jsonl").is_file() else ("val", "test")
+    records = load_records(data, int(cfg.get("n_pairs", 100_000)), int(cfg.get("data_seed", 0)), splits)
+    sets = build_sets(records, n, max(n // 2, 1), seed)
+    sampled = dataclasses.replace(SAMPLED, seed=seed)
+    out: dict[str, Any] = {"sets": {}}
+    for name, cases in sets.items():
+        out["sets"][name] = {"n": len(cases), **{
+            d: faithfulness(ex, cases, st, keep_failures).to_dict() for d, st in (("greedy", GREEDY),
+                                                                                 ("sampled", sampled))}}
     return out

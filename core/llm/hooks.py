@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
+from core.explain import PROMPT_FORMAT
 from core.llm.data import example_text
 from core.llm.model import ArtExpertLM, LMConfig
 from core.llm.tokenizer import TextTokenizer, build_tokenizer, from_hf, offline
@@ -22,8 +23,21 @@ if TYPE_CHECKING:
 BPE_SAMPLE = 20_000  # pairs the corpus BPE is trained on: the vocabulary is closed, more adds nothing
 
 
+def records_prompt_format(records: dict[str, list[dict[str, Any]]]) -> int:
+    """The prompt format version of the pairs a model is trained on (a ``--data`` folder written by an older
+    generator holds version 1 prompts): what its checkpoints record, so inference gives it that format."""
+    from core.explain import PROMPT_FORMAT, parse_prompt
+
+    for rec in records.get("train", [])[:1]:
+        parsed = parse_prompt(rec["prompt"])
+        return parsed[1] if parsed else PROMPT_FORMAT
+    return PROMPT_FORMAT
+
+
 class LMHooks:
     """Base class: one subclass per job kind overrides these."""
+
+    prompt_format = PROMPT_FORMAT  # set by ``build`` from the training pairs
 
     def build(self, cfg: Any, records: dict[str, list[dict[str, Any]]],
               ckpt: dict[str, Any] | None) -> tuple[torch.nn.Module, TextTokenizer]:
@@ -39,7 +53,8 @@ class LMHooks:
         return {}
 
     def extra(self, model: torch.nn.Module, tok: TextTokenizer) -> dict[str, Any]:
-        return {"tokenizer_json": tok.to_json(), "eos_token": tok.eos_token, "tokenizer_name": tok.name}
+        return {"tokenizer_json": tok.to_json(), "eos_token": tok.eos_token, "tokenizer_name": tok.name,
+                "prompt_format": self.prompt_format}
 
     def on_best(self, model: torch.nn.Module, tok: TextTokenizer, ckpt_dir: Path) -> None:
         """Called (rank 0) after best_model.pt was written."""
@@ -80,6 +95,7 @@ def _hf(model: torch.nn.Module) -> PreTrainedModel:
 class OwnLMHooks(LMHooks):
     def build(self, cfg: Any, records: dict[str, list[dict[str, Any]]],
               ckpt: dict[str, Any] | None) -> tuple[torch.nn.Module, TextTokenizer]:
+        self.prompt_format = records_prompt_format(records)
         if ckpt is not None:
             tok = tokenizer_from_ckpt(ckpt)
             model = ArtExpertLM(LMConfig(**ckpt["config"]["model"]))
@@ -102,6 +118,7 @@ class OwnLMHooks(LMHooks):
 class GPT2Hooks(LMHooks):
     def build(self, cfg: Any, records: dict[str, list[dict[str, Any]]],
               ckpt: dict[str, Any] | None) -> tuple[torch.nn.Module, TextTokenizer]:
+        self.prompt_format = records_prompt_format(records)
         if ckpt is not None:  # resume from our own checkpoint: no hub, no base folder needed
             return gpt2_from_ckpt(ckpt), tokenizer_from_ckpt(ckpt)
         from transformers import GPT2LMHeadModel
@@ -133,7 +150,7 @@ class GPT2Hooks(LMHooks):
         return dict(super().extra(model, tok), hf_config=_hf(model).config.to_json_string())
 
     def on_best(self, model: torch.nn.Module, tok: TextTokenizer, ckpt_dir: Path) -> None:
-        save_hf_dir(model, tok, ckpt_dir / "best_model_hf")
+        save_hf_dir(model, tok, ckpt_dir / "best_model_hf", self.prompt_format)
 
 
 def gpt2_from_ckpt(ckpt: dict[str, Any]) -> torch.nn.Module:
@@ -146,16 +163,29 @@ def gpt2_from_ckpt(ckpt: dict[str, Any]) -> torch.nn.Module:
     return model
 
 
-def save_hf_dir(model: Any, tok: TextTokenizer, out: Path) -> Path:
-    """``save_pretrained`` of model and tokenizer into ``out``, replaced as a whole (a reader never sees half)."""
+def save_hf_dir(model: Any, tok: TextTokenizer, out: Path, prompt_format: int = PROMPT_FORMAT) -> Path:
+    """``save_pretrained`` of model and tokenizer into ``out``, replaced as a whole (a reader never sees half),
+    with ``ncanvas.json`` saying which prompt format the model reads.
+
+    Training runs with ``use_cache=False`` (no cache to build on a full-sequence forward); the exported config says
+    ``use_cache=True``, so plain ``generate`` on the folder decodes with a cache. The model's own config is put back
+    right after, so training is unchanged."""
+    import json
+
     from transformers import PreTrainedTokenizerFast
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # a per-epoch progress bar would only clutter stdout.log
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
+    training_use_cache = model.config.use_cache
+    model.config.use_cache = True
+    try:
+        model.save_pretrained(tmp)
+    finally:
+        model.config.use_cache = training_use_cache
     PreTrainedTokenizerFast(tokenizer_object=tok.tok, eos_token=tok.eos_token).save_pretrained(tmp)
+    (tmp / "ncanvas.json").write_text(json.dumps({"prompt_format": prompt_format}) + "\n", encoding="utf-8")
     old = out.with_name(f".{out.name}.old")
     shutil.rmtree(old, ignore_errors=True)
     if out.exists():

@@ -1,4 +1,5 @@
-"""The Analyze pane (issue 7): painting → art CNN (top-3 per head, Grad-CAM per head) → streamed explanation."""
+"""The Analyze pane (issue 7): painting → art CNN (top-3 per head, Grad-CAM per head) → streamed explanation,
+decoded grounded, with the checker's ✓/✗ per fact under it (issue 14)."""
 
 from __future__ import annotations
 
@@ -14,12 +15,13 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Select, Static
 
 from core.errors import NcanvasError
-from core.sampling_defaults import ANALYZE
+from core.sampling_defaults import ANALYZE, DEFAULT_DECODE, DEFAULT_TRIES
 from tui.inference import GenSettings
 from tui.messages import ArtAnalyzed
 from tui.panes.base import InferencePane, PathSuggester
 from tui.panes.classify import topk_table
 from tui.widgets.field import Field
+from tui.widgets.verdict import verdict_text
 
 HEADS = ("artist", "style", "genre")
 
@@ -46,6 +48,7 @@ class AnalyzePane(InferencePane):
     AnalyzePane #head-tables, AnalyzePane #head-cams { height: auto; }
     AnalyzePane .head, AnalyzePane .cam { width: 1fr; height: auto; padding: 1 1 0 0; }
     AnalyzePane #story { height: 1fr; min-height: 4; border: round $panel; padding: 0 1; }
+    AnalyzePane #verdict { margin: 1 0 0 0; }
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -56,6 +59,7 @@ class AnalyzePane(InferencePane):
         self.busy = False  # an analysis or its explanation is running (esc cancels it)
         # `ncanvas analyze`'s defaults (temperature 0.7, seed 0): the pane and the command tell the same story
         self.settings = GenSettings.of(ANALYZE)
+        self.decode, self.tries = DEFAULT_DECODE, DEFAULT_TRIES  # `ncanvas analyze`'s --decode/--tries defaults
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="controls"):
@@ -79,6 +83,7 @@ class AnalyzePane(InferencePane):
         with VerticalScroll(id="story") as story:
             story.border_title = "explanation"
             yield Static("", id="explanation")
+            yield Static("", id="verdict")
 
     def scan(self) -> None:
         from tui.inference import LLM_KINDS, list_checkpoints
@@ -122,6 +127,7 @@ class AnalyzePane(InferencePane):
         self.set_status("analyzing…")
         self.busy = True
         self.query_one("#explanation", Static).update("")
+        self.query_one("#verdict", Static).update("")
         self.run_analyze(ckpt, self.query_one("#image", Input).value, llm if isinstance(llm, str) else None,
                          self._cancel)
 
@@ -155,17 +161,29 @@ class AnalyzePane(InferencePane):
         if llm is None:
             self._post(cancel, self._ended, self.set_status, "done (choose an LLM checkpoint for the explanation)")
             return
-        text = ""
+        text, result = "", None
+        explanation = self.query_one("#explanation", Static)
         try:
-            for token in inference.explain_stream(llm, res.prompt, self.settings, cancel):
+            for ev in inference.explain_grounded(llm, res.prompt, self.settings, cancel, self.decode, self.tries):
                 if cancel.is_set():
                     break
-                text += token
-                self._post(cancel, self.query_one("#explanation", Static).update, Text(text))  # never markup
+                if ev.kind == "done":
+                    result = ev.result
+                    continue
+                text = "" if ev.kind == "restart" else text + ev.text  # a retry replaces the text shown
+                self._post(cancel, explanation.update, Text(text))  # model output: never markup
+            if result is not None and not cancel.is_set():
+                marks = inference.verdict_marks(result, res.prompt)
+                self._post(cancel, self._verdict, result, marks)
         except Exception as e:  # noqa: BLE001
             self._post(cancel, self._ended, self.fail, e)
             return
         self._post(cancel, self._ended, self.set_status, "cancelled" if cancel.is_set() else "done")
+
+    def _verdict(self, result: Any, marks: list[tuple[bool, str]]) -> None:
+        """The kept text (a retry may have shown another) and its ✓/✗ per fact."""
+        self.query_one("#explanation", Static).update(Text(result.text))
+        self.query_one("#verdict", Static).update(verdict_text(marks, result, self.tries))
 
     def _ended(self, fn: Any, *args: Any) -> None:
         self.busy = False

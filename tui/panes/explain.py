@@ -1,4 +1,5 @@
-"""The Explain pane: a prompt (from the classification, or typed) streamed through one or two LLM checkpoints."""
+"""The Explain pane: a prompt (from the classification, or typed) streamed through one or two LLM checkpoints,
+decoded grounded by default, with the checker's ✓/✗ per fact under each text."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Input, Select, Static
 
 from core.errors import NcanvasError
-from core.sampling_defaults import EXPLAIN
+from core.sampling_defaults import DECODES, DEFAULT_DECODE, DEFAULT_TRIES, EXPLAIN
 from tui.messages import ArtAnalyzed, Classified
 from tui.panes.base import InferencePane
 from tui.widgets.field import Field
+from tui.widgets.verdict import verdict_text
 
 
 def _float(value: str, name: str, lo: float, hi: float) -> float:
@@ -36,7 +38,9 @@ def _short(path: str) -> str:
 
 
 class ExplainPane(InferencePane):
-    """Tokens arrive in worker threads into buffers; a 10 Hz timer moves them to the screen; ``esc`` cancels."""
+    """Tokens arrive in worker threads into buffers; a 10 Hz timer moves them to the screen; ``esc`` cancels.
+    A grounded decode's retry clears its column (``_reset``); when it ends, the kept text and its verdict are
+    shown."""
 
     pane_id = "explain"
     title = "Explain"
@@ -51,6 +55,8 @@ class ExplainPane(InferencePane):
     ExplainPane #settings { height: 1; margin: 1 0 0 0; }
     ExplainPane #settings > Input { width: 7; height: 1; border: none; padding: 0 1; }
     ExplainPane #settings > Static { width: auto; padding: 0 0 0 1; color: $text-muted; }
+    ExplainPane #settings > #decode { width: 11; }
+    ExplainPane .marks { margin: 1 0 0 0; }
     ExplainPane #outputs { height: 1fr; }
     ExplainPane .out { width: 1fr; border: round $panel; padding: 0 1; }
     ExplainPane #scroll-b.-off { display: none; }
@@ -63,6 +69,7 @@ class ExplainPane(InferencePane):
         self._lock = threading.Lock()
         self._generating = 0  # generations streaming now (not Textual's _running: that is the message pump's)
         self._texts: dict[str, str] = {"a": "", "b": ""}
+        self._reset: set[str] = set()  # columns whose retry started: cleared at the next flush
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="controls"):
@@ -87,12 +94,18 @@ class ExplainPane(InferencePane):
             yield Field(str(d.max_new_tokens), id="max_new_tokens", type="integer")
             yield Static("seed")
             yield Field("" if d.seed is None else str(d.seed), id="seed", type="integer", placeholder="any")
+            yield Static("decode")
+            yield Field(DEFAULT_DECODE, id="decode", placeholder=DEFAULT_DECODE)
+            yield Static("tries")
+            yield Field(str(DEFAULT_TRIES), id="tries", type="integer")
         yield Static("enter generates · esc cancels", id="status")
         with Horizontal(id="outputs"):
             with VerticalScroll(id="scroll-a", classes="out"):
                 yield Static("", id="out-a")
+                yield Static("", id="marks-a", classes="marks")
             with VerticalScroll(id="scroll-b", classes="out -off"):
                 yield Static("", id="out-b")
+                yield Static("", id="marks-b", classes="marks")
 
     def on_mount(self) -> None:
         self.set_interval(0.1, self._flush)
@@ -131,12 +144,21 @@ class ExplainPane(InferencePane):
                            max_new_tokens=int(number("max_new_tokens", "max tokens", 1, 4096, d.max_new_tokens)),
                            seed=int(_float(seed, "seed", 0, 2**31)) if seed else d.seed)
 
+    def decoding(self) -> tuple[str, int]:
+        """The grounded decode (``both``, ``resample``, ``constrain``, ``off``) and its most tries."""
+        decode = self.query_one("#decode", Input).value.strip().lower() or DEFAULT_DECODE
+        if decode not in DECODES:
+            raise NcanvasError(f"decode must be one of {', '.join(DECODES)}; got {decode!r}")
+        tries = self.query_one("#tries", Input).value.strip()
+        return decode, int(_float(tries, "tries", 1, 32)) if tries else DEFAULT_TRIES
+
     @on(Input.Submitted)
     @on(Button.Pressed, "#go")
     def action_generate(self) -> None:
         try:
             ckpt = self.checkpoint()
             settings = self.settings()
+            decoding = self.decoding()
             prompt = self.query_one("#prompt", Input).value.strip()
             if not prompt:
                 raise NcanvasError("type artist, style, genre (or analyze a painting in pane 5 first)")
@@ -151,6 +173,7 @@ class ExplainPane(InferencePane):
             self._cancel = threading.Event()
             for buf in self._buffers.values():
                 buf.clear()
+            self._reset.clear()
         other = self.query_one("#ckpt-b", Select).value
         side = isinstance(other, str)
         self.query_one("#scroll-b").set_class(not side, "-off")
@@ -158,12 +181,13 @@ class ExplainPane(InferencePane):
         self.query_one("#scroll-b").border_title = _short(other) if isinstance(other, str) else ""
         for key in ("a", "b"):
             self.query_one(f"#out-{key}", Static).update("")
+            self.query_one(f"#marks-{key}", Static).update("")
             self._texts[key] = ""
         self.set_status("generating… (esc cancels)")
         self._generating = 1 + side
-        self.generate("a", ckpt, prompt, settings, self._cancel)
+        self.generate("a", ckpt, prompt, settings, self._cancel, decoding)
         if side:
-            self.generate("b", other, prompt, settings, self._cancel)
+            self.generate("b", other, prompt, settings, self._cancel, decoding)
 
     def action_cancel(self) -> None:
         """``esc``: stop a running generation; with none running, leave the text field."""
@@ -178,15 +202,27 @@ class ExplainPane(InferencePane):
             self.set_status("cancelled")
 
     @work(thread=True, group="explain")
-    def generate(self, key: str, ckpt: str, prompt: str, settings: Any, cancel: threading.Event) -> None:
+    def generate(self, key: str, ckpt: str, prompt: str, settings: Any, cancel: threading.Event,
+                 decoding: tuple[str, int] = (DEFAULT_DECODE, DEFAULT_TRIES)) -> None:
         from tui import inference
 
+        decode, tries = decoding
+        result = None
         try:
-            for token in inference.explain_stream(ckpt, prompt, settings, cancel):
+            for ev in inference.explain_grounded(ckpt, prompt, settings, cancel, decode, tries):
                 with self._lock:
                     if cancel.is_set() or cancel is not self._cancel:
                         break
-                    self._buffers[key].append(token)
+                    if ev.kind == "delta":
+                        self._buffers[key].append(ev.text)
+                    elif ev.kind == "restart":  # a retry: what it replaces goes, its own text streams in
+                        self._buffers[key].clear()
+                        self._reset.add(key)
+                    elif ev.kind == "done":
+                        result = ev.result
+            if result is not None:
+                marks = inference.verdict_marks(result, prompt)
+                self.app.call_from_thread(self._verdict, key, cancel, result, marks, tries)
         except Exception as e:  # noqa: BLE001 - a notification, never a crash
             self.app.call_from_thread(self._fail_if_current, cancel, e)
         finally:
@@ -201,10 +237,25 @@ class ExplainPane(InferencePane):
             pending = {k: "".join(v) for k, v in self._buffers.items() if v}
             for v in self._buffers.values():
                 v.clear()
+            reset, self._reset = self._reset, set()
+        for key in reset:
+            self._texts[key] = ""
+            pending.setdefault(key, "")
         for key, text in pending.items():
             self._texts[key] = self._texts.get(key, "") + text
             self.query_one(f"#out-{key}", Static).update(Text(self._texts[key]))  # model output: never markup
             self.query_one(f"#scroll-{key}").scroll_end(animate=False)
+
+    def _verdict(self, key: str, cancel: threading.Event, result: Any, marks: list[tuple[bool, str]],
+                 tries: int) -> None:
+        """The kept text (a retry may have shown another) and its ✓/✗ per fact."""
+        if cancel is not self._cancel or cancel.is_set():
+            return
+        self._flush()
+        self._texts[key] = result.text
+        self.query_one(f"#out-{key}", Static).update(Text(result.text))  # model output: never markup
+        self.query_one(f"#marks-{key}", Static).update(verdict_text(marks, result, tries))
+        self.query_one(f"#scroll-{key}").scroll_end(animate=False)
 
     def _done(self, cancel: threading.Event) -> None:
         if cancel is not self._cancel:  # an older, cancelled run: the current one keeps its count and status

@@ -44,6 +44,16 @@ def field_widget(spec: OptionSpec) -> Any:
     return Input("" if spec.default is None else str(spec.default), type=kind, id=wid, valid_empty=True)
 
 
+def set_value(widget: Any, value: Any) -> None:
+    """Put an option's value into its field (the inverse of :func:`read_value`)."""
+    if isinstance(widget, Input):
+        widget.value = "" if value is None else str(value)
+    elif isinstance(widget, Switch):
+        widget.value = bool(value)
+    else:
+        widget.value = value
+
+
 def read_value(widget: Any) -> Any:
     value = widget.value
     if isinstance(widget, Input):
@@ -116,6 +126,17 @@ class NewJobScreen(ModalScreen[NewJobRequest | None]):
         if isinstance(event.value, str) and event.value != self.kind:
             self.query_one("#error", Static).update("")
             await self._show_kind(event.value)
+
+    @on(Select.Changed, "#opt-preset")
+    def _preset_changed(self, event: Select.Changed) -> None:
+        """A preset fills the fields it sets (``none``: their defaults back); fields edited afterwards win, as
+        options given on the command line do."""
+        presets: dict[str, dict[str, Any]] = getattr(kind_config(self.kind), "PRESETS", {})
+        chosen = presets.get(str(event.value), {})
+        touched = {name for p in presets.values() for name in p}
+        for spec in self.specs:
+            if spec.name in touched:
+                set_value(self.query_one(f"#opt-{spec.name}"), chosen.get(spec.name, spec.default))
 
     def values(self) -> dict[str, Any]:
         """The form's option values (strings from inputs are coerced by ``build_config``)."""

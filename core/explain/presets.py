@@ -1,0 +1,40 @@
+"""Training recipes for the explainer LLMs, as plain option dicts (``ncanvas train llm --preset NAME``). No torch.
+
+Each value is a ``jobs.llm.LLMConfig`` field; options given on the command line win over the preset's. ``small`` is
+the README's small explainer for a machine without a GPU, tuned so that it is faithful (``core.llm.faith``) and
+trains in under 30 minutes on two idle CPU cores. Measurements (docs/llm.md, "Faithfulness"): see ``PRESET_NOTES``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "small": {
+        "tokenizer": "bpe",      # the corpus BPE, single-digit tokens: numbers are copied token for token
+        "n_pairs": 20_000,       # generated in memory (the generator's version 2 data)
+        "n_layer": 4, "d_model": 256, "n_head": 8, "n_kv_head": 2, "d_ff": 1024,
+        "epochs": 2,             # ~1,100 optimizer steps
+        "batch_size": 32,
+        "lr": 1e-3,              # a 4.5M-parameter model takes (and needs) a higher peak than the 56M default
+        "warmup_steps": 100,
+        "min_lr_frac": 0.05,
+        "patience": 0,           # two epochs: nothing to stop early
+        "eval_every": 275,       # four evaluations: a faithfulness curve, not two points
+        "faith_eval": 64,        # greedy faithfulness eval at each evaluation
+        "select_by": "faith",    # best_model.pt is the most faithful evaluation, not the lowest loss
+    },
+}
+
+PRESET_NOTES: dict[str, str] = {
+    "small": "4 layers x 256, corpus BPE with single digits, 20K pairs, 2 epochs at lr 1e-3 (cosine to 5%)",
+}
+
+
+def preset(name: str) -> dict[str, Any]:
+    """The options of preset ``name`` (a copy); an unknown name is one error line listing the known ones."""
+    from core.errors import NcanvasError
+
+    if name not in PRESETS:
+        raise NcanvasError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
+    return dict(PRESETS[name])
