@@ -20,7 +20,8 @@ test: install
 	$(BIN)/python -m pytest -q -n 2 --timeout 600
 
 lint: install
-	$(BIN)/ruff check core jobs tui tests bench
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV)

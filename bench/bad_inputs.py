@@ -17,6 +17,7 @@ Run it on an old tree and on this one to compare: ``git archive REV | tar -x -C 
 from __future__ import annotations
 
 import argparse
+import errno
 import gzip
 import json
 import os
@@ -246,14 +247,15 @@ def sc_full_disk_train(d: Path, fx: dict[str, Any], cli: Callable[..., Result]) 
 
 
 def fill_up(path: Path) -> None:
-    """Write zeros into ``path`` until the file system is full."""
-    with open(path, "wb") as f:
-        try:
+    """Write zeros into ``path`` until the file system is full (a running job may have filled it already)."""
+    try:
+        with open(path, "wb") as f:
             while True:
                 f.write(b"\0" * 16384)
                 f.flush()
-        except OSError:
-            pass
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
 
 
 def sc_full_disk_checkpoint(d: Path, fx: dict[str, Any], cli: Callable[..., Result]) -> str:

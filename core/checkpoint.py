@@ -7,6 +7,7 @@ value is something ``torch.load(weights_only=True)`` accepts, so loading never e
 
 from __future__ import annotations
 
+import os
 import pickle
 import random
 import zipfile
@@ -99,7 +100,7 @@ def save_checkpoint(ckpt: dict[str, Any], path: str | Path) -> Path:
 
 
 def load_checkpoint(
-    path: str | Path,
+    path: str | os.PathLike[str],
     kind: str | tuple[str, ...] | None = None,
     map_location: str | torch.device = "cpu",
 ) -> dict[str, Any]:
@@ -142,7 +143,7 @@ def load_checkpoint(
     return ckpt
 
 
-def check_finite_weights(ckpt: dict[str, Any], path: str | Path = "checkpoint") -> None:
+def check_finite_weights(ckpt: dict[str, Any], path: str | os.PathLike[str] = "checkpoint") -> None:
     """Refuse weights holding NaN or inf (a diverged run, an edited file): their outputs would be NaN too, and
     fail later in a less clear place (a probability bar, a sampler)."""
     bad = [k for k, v in ckpt["model"].items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
@@ -152,7 +153,8 @@ def check_finite_weights(ckpt: dict[str, Any], path: str | Path = "checkpoint") 
                               "use an earlier checkpoint")
 
 
-def load_model_state(model: torch.nn.Module, ckpt: dict[str, Any], path: str | Path = "checkpoint") -> None:
+def load_model_state(model: torch.nn.Module, ckpt: dict[str, Any],
+                     path: str | os.PathLike[str] = "checkpoint") -> None:
     """``model.load_state_dict`` with a one-line error when the architecture does not match."""
     try:
         model.load_state_dict(ckpt["model"])

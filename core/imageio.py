@@ -50,7 +50,7 @@ def open_image(path: str | os.PathLike[str]) -> Image.Image:
 def _open_and_load(p: Path) -> Image.Image:
     """Open and decode; a huge image comes back at most ``MAX_SIDE`` pixels on its long side (JPEGs are decoded
     at that size directly), so a 144-megapixel photo does not cost gigabytes downstream."""
-    img = Image.open(p)
+    img: Image.Image = Image.open(p)
     try:
         big = max(img.size) > MAX_SIDE
         if big:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from core.overview import COUNT_KEY, OverviewSampler
+from core.smoothing import debias, ema_debiased, ema_step
 
 FORMAT_VERSION = 1
 EVENTS = ("started", "resumed", "epoch_end", "checkpoint", "stopped", "finished", "failed")
@@ -233,8 +234,7 @@ class Series:
         if self.smooth_weights and math.isfinite(value):  # NaN/inf is shown as it is, not averaged in
             self._n += count
             for w in self.smooth_weights:
-                wc = w**count
-                self._ema[w] = wc * self._ema.get(w, 0.0) + (1.0 - wc) * value
+                self._ema[w] = ema_step(self._ema.get(w, 0.0), value, w, count)
         self._seen += count
         tip = False  # one point per ``stride`` raw points once thinned; the newest in between is the curve's tip
         if self.stride > 1:
@@ -289,12 +289,10 @@ class Series:
             acc, n = np.asarray(self._acc[weight]), np.asarray(self._counts, dtype=np.float64)
             values = np.asarray(self.values, dtype=np.float64)
             with np.errstate(divide="ignore", invalid="ignore"):
-                out = acc / (1.0 - weight ** n)
+                out = debias(acc, n, weight)
             return np.where(np.isfinite(values) & (n > 0), out, values).tolist()
         if weight <= 0 or not self.values:
             return list(self.values)
-        from core.smoothing import ema_debiased
-
         return ema_debiased(self.values, weight).tolist()
 
     def rewind(self, step: float) -> None:

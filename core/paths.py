@@ -122,6 +122,12 @@ class RunPaths:
         return self.log_dir / "stdout.log"
 
     @property
+    def stop_request(self) -> Path:
+        """Present while a stop was asked for (by ``ncanvas jobs stop`` before its SIGTERM, or by the job when a
+        SIGTERM came from elsewhere): the one source of the derived state ``stopping``; ``resume`` removes it."""
+        return self.log_dir / "stop_requested"
+
+    @property
     def lock(self) -> Path:
         return self.log_dir / "run.lock"
 

@@ -7,6 +7,7 @@ pixels, the top one as the background colour and the bottom one as the foregroun
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -109,25 +110,49 @@ def color_mode() -> str:
     return "truecolor" if os.environ.get("COLORTERM", "").lower() in ("truecolor", "24bit") else "256"
 
 
+def _rich_colours(rgb: np.ndarray, mode: str) -> tuple[np.ndarray, list[Any]]:
+    """Each pixel's index (shape ``rgb.shape[:-1]``) into a table of ``rich.color.Color`` for ``mode``
+    ("truecolor" or "256"): the colours rich itself would send such a terminal (``Color.downgrade``)."""
+    index, colours = _unique(rgb)
+    return index, [_rich_colour(r, g, b, mode) for r, g, b in colours]
+
+
+def _unique(rgb: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
+    colours, index = np.unique(rgb.reshape(-1, 3), axis=0, return_inverse=True)
+    return index.reshape(rgb.shape[:-1]), [tuple(c) for c in colours.tolist()]
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _rich_colour(r: int, g: int, b: int, mode: str) -> Any:
+    from rich.color import Color, ColorSystem
+
+    return Color.from_rgb(r, g, b).downgrade(ColorSystem.TRUECOLOR if mode == "truecolor" else ColorSystem.EIGHT_BIT)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _sgr_pair(r: int, g: int, b: int, mode: str) -> tuple[str, str]:
+    """(foreground, background) SGR parameters rich writes for a colour in ``mode``; cached, since a picture
+    repeats its colours and the panes redraw the same pictures."""
+    colour = _rich_colour(r, g, b, mode)
+    return ";".join(colour.get_ansi_codes(foreground=True)), ";".join(colour.get_ansi_codes(foreground=False))
+
+
 def rgb_to_256(rgb: np.ndarray) -> np.ndarray:
-    """Nearest xterm-256 index (6x6x6 cube or the 24-step grey ramp) for each (..., 3) uint8 colour."""
-    c = rgb.astype(np.int32)
-    levels = np.array([0, 95, 135, 175, 215, 255])
-    q = np.abs(c[..., None] - levels).argmin(-1)  # (..., 3) cube coordinates
-    cube = levels[q]
-    cube_idx = 16 + 36 * q[..., 0] + 6 * q[..., 1] + q[..., 2]
-    grey = c.mean(-1)
-    g = np.clip(np.round((grey - 8) / 10), 0, 23).astype(np.int32)
-    grey_val = 8 + 10 * g
-    d_cube = ((c - cube) ** 2).sum(-1)
-    d_grey = ((c - grey_val[..., None]) ** 2).sum(-1)
-    return np.where(d_grey < d_cube, 232 + g, cube_idx)
+    """The xterm-256 number rich picks for each (..., 3) uint8 colour (a grey ramp entry below 15% saturation,
+    else the 6x6x6 cube)."""
+    index, table = _rich_colours(np.asarray(rgb, dtype=np.uint8), "256")
+    return np.array([c.number for c in table], dtype=np.int64)[index]
 
 
-def _sgr(rgb: Any, background: bool) -> str:  # (r, g, b) for truecolor or a 256-palette index
-    if isinstance(rgb, (int, np.integer)):
-        return f"{48 if background else 38};5;{int(rgb)}"
-    return f"{48 if background else 38};2;{rgb[0]};{rgb[1]};{rgb[2]}"
+def _sgr_params(rgb: np.ndarray, mode: str) -> tuple[np.ndarray, list[str], list[str]]:
+    """Each pixel's index into tables of SGR parameters, foreground and background (``38;2;r;g;b``,
+    ``48;5;n``), written by rich for ``mode``."""
+    index, colours = _unique(rgb)
+    if mode == "truecolor":  # nothing to downgrade: rich's codes are 38;2;r;g;b (a test holds them to rich's)
+        rgbs = [f"2;{r};{g};{b}" for r, g, b in colours]
+        return index, [f"38;{c}" for c in rgbs], [f"48;{c}" for c in rgbs]
+    pairs = [_sgr_pair(r, g, b, mode) for r, g, b in colours]
+    return index, [p[0] for p in pairs], [p[1] for p in pairs]
 
 
 def _prepare(image: np.ndarray, max_width: int | None, max_rows: int | None) -> np.ndarray:
@@ -143,6 +168,10 @@ def to_ansi(image: np.ndarray, max_width: int | None = None, max_rows: int | Non
             mode: str | None = None) -> str:
     """Render an image as lines of '▄' cells with ANSI colours (``mode`` "truecolor" or "256").
 
+    The colours are rich's (:func:`rgb_to_256` for 256 colours); an escape is written only where a cell's
+    colours differ from the previous cell's. The colours are the picture: they are written whatever
+    ``NO_COLOR`` or the output stream say.
+
     Args:
         image: (H, W) or (H, W, 3), float in [0, 1] or uint8.
         max_width: shrink (never enlarge) to at most this many character cells.
@@ -150,21 +179,23 @@ def to_ansi(image: np.ndarray, max_width: int | None = None, max_rows: int | Non
         mode: colour mode; default from :func:`color_mode`.
     """
     rgb = _prepare(image, max_width, max_rows)
-    cols: Any = rgb_to_256(rgb) if (mode or color_mode()) == "256" else rgb
-    lines = []
-    for y in range(0, rgb.shape[0], 2):
-        cells, last = [], ""
-        for x in range(rgb.shape[1]):
-            top = cols[y, x] if cols.ndim == 2 else tuple(int(v) for v in cols[y, x])
-            if y + 1 < rgb.shape[0]:
-                bot = cols[y + 1, x] if cols.ndim == 2 else tuple(int(v) for v in cols[y + 1, x])
-                code, ch = f"\x1b[{_sgr(bot, False)};{_sgr(top, True)}m", HALF_BLOCK
-            else:  # odd height: the last row is a top half on the terminal's own background
-                code, ch = f"\x1b[0;{_sgr(top, False)}m", UPPER_HALF
-            cells.append((code if code != last else "") + ch)
-            last = code
-        lines.append("".join(cells) + RESET)
-    return "\n".join(lines)
+    index, fg, bg = _sgr_params(rgb, mode or color_mode())
+    return "\n".join(_ansi_row(index[y:y + 2], fg, bg) for y in range(0, rgb.shape[0], 2))
+
+
+def _ansi_row(rows: np.ndarray, fg: list[str], bg: list[str]) -> str:
+    """One text row from two pixel rows (the top as background, the bottom as the foreground of '▄'), or from
+    one (an odd height's last row: '▀' on the terminal's own background)."""
+    cells, last = [], ""
+    for x in range(rows.shape[1]):
+        top = int(rows[0, x])
+        if len(rows) == 2:
+            code, ch = f"\x1b[{fg[int(rows[1, x])]};{bg[top]}m", HALF_BLOCK
+        else:
+            code, ch = f"\x1b[0;{fg[top]}m", UPPER_HALF
+        cells.append((code if code != last else "") + ch)
+        last = code
+    return "".join(cells) + RESET
 
 
 def to_rich_text(image: np.ndarray, max_width: int | None = None, max_rows: int | None = None) -> Any:

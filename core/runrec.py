@@ -2,6 +2,8 @@
 
 The record holds the job's spec (kind, config, argv, code version) and its state. The supervisor writes it
 while no job process is alive (create, resume, kill); the job process writes it while it holds the run lock.
+Fields added later (``backend``, ``slurm``, ``requeues``) have defaults, so records written before them load as
+local jobs.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +21,41 @@ from core.paths import JOB_ID_RE, Workspace
 
 SCHEMA_VERSION = 1
 
-QUEUED, RUNNING, PAUSED, STOPPING = "queued", "running", "paused", "stopping"
-STOPPED, FINISHED, FAILED, KILLED = "stopped", "finished", "failed", "killed"
-STATES = (QUEUED, RUNNING, PAUSED, STOPPING, STOPPED, FINISHED, FAILED, KILLED)
+class JobState(str, Enum):
+    """A job's state. The live ones describe a process (``paused`` and ``stopping`` are derived by the supervisor
+    from the process and the stop request, never stored by the job); the terminal ones are the job's outcome, and a
+    failed job's reason is separate (``JobRecord.error`` and ``cause``), as in pueue. A ``str``: JSON, rich and
+    comparisons with plain strings see its value."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    FINISHED = "finished"
+    FAILED = "failed"
+    KILLED = "killed"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def live(self) -> bool:
+        """A process is (or is about to be) at work."""
+        return self in LIVE_STATES
+
+    @property
+    def terminal(self) -> bool:
+        """The attempt ended: this is its outcome."""
+        return self in TERMINAL_STATES
+
+
+QUEUED, RUNNING, PAUSED, STOPPING = JobState.QUEUED, JobState.RUNNING, JobState.PAUSED, JobState.STOPPING
+STOPPED, FINISHED, FAILED, KILLED = JobState.STOPPED, JobState.FINISHED, JobState.FAILED, JobState.KILLED
+STATES = tuple(JobState)
 LIVE_STATES = frozenset({QUEUED, RUNNING, PAUSED, STOPPING})
 TERMINAL_STATES = frozenset({STOPPED, FINISHED, FAILED, KILLED})
+BACKENDS = ("local", "slurm")  # where a job's process runs (jobs/backends)
 
 
 @dataclass
@@ -34,7 +67,7 @@ class JobRecord:
     config: dict[str, Any] = field(default_factory=dict)
     argv: list[str] = field(default_factory=list)
     code: dict[str, Any] = field(default_factory=dict)  # {"root", "commit", "dirty"}
-    state: str = QUEUED
+    state: JobState = QUEUED
     created: float = field(default_factory=time.time)
     started: float | None = None
     ended: float | None = None
@@ -51,6 +84,11 @@ class JobRecord:
     error: str | None = None
     cause: dict[str, Any] | None = None  # why it failed: jobs.triage.Cause.to_json() (code, reason, summary, fix...)
     progress: dict[str, Any] = field(default_factory=dict)
+    # where the job runs: "local" (a detached process group here) or "slurm" (a batch job; see ``slurm``)
+    backend: str = "local"
+    # Slurm only: {"job_id", "options", "history" (earlier job ids), "nodes", "state" (last seen), "shared_fs"}
+    slurm: dict[str, Any] = field(default_factory=dict)
+    requeues: int = 0  # times the job checkpointed at a walltime warning and was requeued (Slurm)
     schema: int = SCHEMA_VERSION
 
     def to_json(self) -> dict[str, Any]:
@@ -72,6 +110,9 @@ class JobRecord:
                 raise NcanvasError(f"job.json: {key!r} should be {_FIELD_NAMES[key]}; got {value!r:.60}")
         if known.get("state", QUEUED) not in STATES:
             raise NcanvasError(f"job.json: unknown state {known['state']!r}")
+        if known.get("backend", "local") not in BACKENDS:
+            raise NcanvasError(f"job.json: unknown backend {known['backend']!r}; this ncanvas knows {', '.join(BACKENDS)}")
+        known["state"] = JobState(known.get("state", QUEUED))
         return cls(**known)
 
 
@@ -83,6 +124,7 @@ _FIELD_TYPES: dict[str, tuple[tuple[type, ...], bool]] = {
     "gpu": ((str,), False), "nproc": ((int,), False), "after": ((str,), True), "max_per_gpu": ((int,), False),
     "resume": ((bool,), False), "attempts": ((int,), False), "prior_s": ((int, float), False), "exit_code": ((int,), True), "error": ((str,), True),
     "cause": ((dict,), True), "progress": ((dict,), False), "schema": ((int,), False),
+    "backend": ((str,), False), "slurm": ((dict,), False), "requeues": ((int,), False),
 }
 _TYPE_WORDS = {str: "a string", dict: "an object", list: "a list", int: "an integer", bool: "true or false"}
 _FIELD_NAMES = {k: ("a number" if float in types else _TYPE_WORDS[types[0]]) + (" or null" if optional else "")

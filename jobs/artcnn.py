@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.errors import NcanvasError
 from jobs.config import LoopConfig, opt, to_dict
 from jobs.task import Evaluation, Task
+
+if TYPE_CHECKING:
+    from jobs.runtime import JobRuntime
 
 
 @dataclass
@@ -54,7 +57,7 @@ def preflight(cfg: ArtCNNConfig) -> None:
 CONFIG = ArtCNNConfig
 
 
-def _dataset(rt: Any, cfg: ArtCNNConfig) -> Any:
+def _dataset(rt: JobRuntime, cfg: ArtCNNConfig) -> Any:
     from core.art.data import read_table
     from core.art.synthetic import write_dataset
 
@@ -121,7 +124,7 @@ class ArtTask(Task):
 
     kind = "artcnn"
 
-    def setup(self, rt: Any, ckpt: dict[str, Any] | None) -> None:
+    def setup(self, rt: JobRuntime, ckpt: dict[str, Any] | None) -> None:
         import torch
 
         from core.art.data import load_images, split_indices
@@ -184,7 +187,7 @@ class ArtTask(Task):
         return f"art-{cfg.backbone}", config, {}
 
 
-def train(rt: Any, cfg: ArtCNNConfig) -> None:
+def train(rt: JobRuntime, cfg: ArtCNNConfig) -> None:
     """Train under ``rt`` in this process (the entry point below, and tests)."""
     from jobs.loop import fit
 

@@ -12,11 +12,14 @@ accuracy), ``epoch_<n>.pt`` with ``--save-every-epoch``, ``training_curves.png``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.errors import NcanvasError
 from jobs.config import LoopConfig, opt, to_dict
 from jobs.task import Evaluation, Task
+
+if TYPE_CHECKING:
+    from jobs.runtime import JobRuntime
 
 MODEL_CHOICES = ("simplecnn", "lenet-demo", "simplenet")  # = core.vision.models.MODEL_NAMES (kept light here)
 DATASET_CHOICES = ("mnist", "fashion-mnist", "cifar10")
@@ -51,7 +54,7 @@ class CnnConfig(LoopConfig):
 CONFIG = CnnConfig
 
 
-def _load_data(rt: Any, cfg: CnnConfig) -> tuple[Any, Any, Any, Any]:
+def _load_data(rt: JobRuntime, cfg: CnnConfig) -> tuple[Any, Any, Any, Any]:
     from core.vision import data as vd
 
     info = vd.get_info(cfg.dataset)
@@ -105,7 +108,7 @@ class CnnTask(Task):
     select_key = "acc"
     select_higher = True
 
-    def setup(self, rt: Any, ckpt: dict[str, Any] | None) -> None:
+    def setup(self, rt: JobRuntime, ckpt: dict[str, Any] | None) -> None:
         import torch
 
         from core.vision.models import build_model
@@ -171,7 +174,7 @@ class CnnTask(Task):
                       best_test_acc=res.acc)
 
 
-def train(rt: Any, cfg: CnnConfig) -> None:
+def train(rt: JobRuntime, cfg: CnnConfig) -> None:
     """Train under ``rt`` in this process (the entry point below, and tests)."""
     from jobs.loop import fit
 

@@ -55,7 +55,7 @@ def option_specs(cls: type) -> list[OptionSpec]:
     out = []
     for f in fields(cls):
         default = f.default if f.default is not MISSING else (
-            f.default_factory() if f.default_factory is not MISSING else None)  # type: ignore[misc]
+            f.default_factory() if f.default_factory is not MISSING else None)
         typ = hints[f.name]
         origin = typing.get_origin(typ)
         if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":

@@ -12,10 +12,13 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobs.config import LoopConfig, opt, to_dict
 from jobs.task import Evaluation, Task
+
+if TYPE_CHECKING:
+    from jobs.runtime import JobRuntime
 
 
 @dataclass
@@ -53,7 +56,7 @@ class DemoTask(Task):
     kind = "demo"
     child: subprocess.Popen[bytes] | None = None
 
-    def setup(self, rt: Any, ckpt: dict[str, Any] | None) -> None:
+    def setup(self, rt: JobRuntime, ckpt: dict[str, Any] | None) -> None:
         import torch
         import torch.nn as nn
 
@@ -112,7 +115,7 @@ class DemoTask(Task):
             self.child.wait()
 
 
-def train(rt: Any, cfg: DemoConfig) -> None:
+def train(rt: JobRuntime, cfg: DemoConfig) -> None:
     """Train under ``rt`` in this process (the entry point below, and tests)."""
     from jobs.loop import fit
 

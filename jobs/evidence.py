@@ -131,7 +131,7 @@ def from_exception(exc: BaseException, *, job_id: str, kind: str, config: dict[s
 
 
 def from_vanished(*, job_id: str, kind: str, config: dict[str, Any], progress: dict[str, Any],
-                  stop_requested: bool, log_tail: list[str]) -> Evidence:
+                  stop_requested: bool, log_tail: list[str], latest_kept: bool = False) -> Evidence:
     """A job whose process is gone without a final state, as the supervisor finds it."""
     cg = Path(progress["cgroup"]) if progress.get("cgroup") else None
     before, now = progress.get("oom_kills0"), oom_kills(cg)
@@ -141,7 +141,8 @@ def from_vanished(*, job_id: str, kind: str, config: dict[str, Any], progress: d
         oom_kills=max(0, now - before) if isinstance(before, int) and now is not None else 0,
         rss_mb=progress.get("rss_mb"), mem_limit_mb=memory_limit_mb(cg),
         rebooted_at=booted if booted and isinstance(heartbeat, (int, float)) and booted > heartbeat else None,
-        last_heartbeat=heartbeat, log_tail=tuple(log_tail), latest_step=progress.get("saved_step"))
+        last_heartbeat=heartbeat, log_tail=tuple(log_tail), latest_step=progress.get("saved_step"),
+        latest_kept=latest_kept)
 
 
 def code_root() -> str:

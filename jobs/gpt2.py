@@ -7,10 +7,14 @@ Same data, masking, metrics and checkpoints as ``llm``, plus ``best_model_hf/`` 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from jobs.config import opt
 from jobs.lmbase import LMTrainConfig
+
+if TYPE_CHECKING:
+    from jobs.lm import LMTask
+    from jobs.runtime import JobRuntime
 
 
 @dataclass
@@ -38,7 +42,7 @@ class GPT2Config(LMTrainConfig):
 CONFIG = GPT2Config
 
 
-def task(cfg: GPT2Config) -> Any:
+def task(cfg: GPT2Config) -> LMTask:
     """The ``gpt2`` task: the shared LM task with GPT2Hooks."""
     from core.llm.hooks import GPT2Hooks
     from jobs.lm import LMTask
@@ -46,7 +50,7 @@ def task(cfg: GPT2Config) -> Any:
     return LMTask(cfg, GPT2Hooks(), "gpt2")
 
 
-def train(rt: Any, cfg: GPT2Config) -> None:
+def train(rt: JobRuntime, cfg: GPT2Config) -> None:
     """Train under ``rt`` in this process (the entry point below, and tests)."""
     from jobs.loop import fit
 

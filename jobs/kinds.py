@@ -94,4 +94,4 @@ def kind_module(kind: str) -> ModuleType:
 
 def kind_config(kind: str) -> type:
     """The kind's config dataclass (reads the light kind module)."""
-    return kind_module(kind).CONFIG  # type: ignore[no-any-return]
+    return kind_module(kind).CONFIG

@@ -8,11 +8,15 @@ corpus) travels inside every checkpoint, so generation needs no hub.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from core.explain.presets import PRESET_NOTES, PRESETS
 from jobs.config import opt
 from jobs.lmbase import LMTrainConfig
+
+if TYPE_CHECKING:
+    from jobs.lm import LMTask
+    from jobs.runtime import JobRuntime
 
 
 @dataclass
@@ -45,7 +49,7 @@ class LLMConfig(LMTrainConfig):
 CONFIG = LLMConfig
 
 
-def task(cfg: LLMConfig) -> Any:
+def task(cfg: LLMConfig) -> LMTask:
     """The ``llm`` task: the shared LM task with OwnLMHooks."""
     from core.llm.hooks import OwnLMHooks
     from jobs.lm import LMTask
@@ -53,7 +57,7 @@ def task(cfg: LLMConfig) -> Any:
     return LMTask(cfg, OwnLMHooks(), "llm")
 
 
-def train(rt: Any, cfg: LLMConfig) -> None:
+def train(rt: JobRuntime, cfg: LLMConfig) -> None:
     """Train under ``rt`` in this process (the entry point below, and tests)."""
     from jobs.loop import fit
 

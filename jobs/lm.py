@@ -12,9 +12,12 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobs.task import Evaluation, Task
+
+if TYPE_CHECKING:
+    from jobs.runtime import JobRuntime
 
 
 class LMTask(Task):
@@ -33,7 +36,7 @@ class LMTask(Task):
         if getattr(cfg, "select_by", "loss") == "faith":  # every grounding check together, higher is better
             self.select_key, self.select_higher = "faith", True
 
-    def setup(self, rt: Any, ckpt: dict[str, Any] | None) -> None:
+    def setup(self, rt: JobRuntime, ckpt: dict[str, Any] | None) -> None:
         from core.llm.data import load_records, tokenize
         from core.llm.training import compiles, pad_multiple
 

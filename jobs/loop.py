@@ -25,7 +25,7 @@ import contextlib
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -239,7 +239,7 @@ class Loop:
         st.epoch, st.batch_in_epoch = st.epoch + 1, 0
         return "epoch"
 
-    def train_step(self, micro: list[Any], step: int) -> tuple[float, float, float]:
+    def train_step(self, micro: Sequence[Any], step: int) -> tuple[float, float, float]:
         """One optimizer step over ``micro`` (global micro-batches); returns (loss, gradient norm, lr used).
 
         Each micro-batch's mean loss is weighted by its share of the step (rows, or target tokens), so
@@ -313,7 +313,8 @@ class Loop:
         st, key = self.state, self.spec.throughput
         self.rt.log(step=st.step, epoch=st.epoch, split="train", loss=loss, lr=lr, grad_norm=gnorm,
                     **{key: round(speed, 1)}, **self.task.train_metrics(loss))
-        self.progress(loss=loss, **{key: round(speed, 1)})
+        last: dict[str, Any] = {"loss": loss, key: round(speed, 1)}
+        self.progress(**last)
 
     def progress(self, force: bool = False, **last: Any) -> None:
         """The heartbeat: where training stands, how it is doing (health badges, the typical step time a reader

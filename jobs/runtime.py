@@ -4,6 +4,16 @@
 job's liveness), waits its turn in the queue (``--after``, per-GPU slots), installs graceful-stop signal handling,
 writes state and heartbeat into ``job.json`` and events into ``metrics.jsonl``, and turns the training function's
 outcome into a final state: finished, stopped or failed.
+
+Under Slurm (``NCANVAS_BACKEND=slurm``, set by the batch script) there is a second request besides stop: SIGUSR1,
+Slurm's warning before the time limit (``--signal=USR1@N``) or a preemption, asks for a requeue. The loop sees it
+as a stop (it finishes its step and saves ``latest.pt``), then the job records a ``requeued`` event, goes back to
+``queued`` and exits with :data:`EXIT_REQUEUE`, on which the batch script runs ``scontrol requeue``; the next run
+resumes from ``latest.pt``. At most ``NCANVAS_MAX_REQUEUES`` times: after that the warning is an ordinary stop.
+A SIGTERM under Slurm that ncanvas did not ask for (no stop request file when it came) comes from Slurm
+itself: a preemption or requeue (``PreemptMode=REQUEUE``, ``scontrol requeue``), a time limit, a cancel. The job
+saves ``latest.pt`` the same way and goes back to ``queued``; if Slurm runs it again, it resumes from there (those
+requeues are Slurm's, not bounded here), and if Slurm ends it instead, the backend reads Slurm's ending.
 """
 
 from __future__ import annotations
@@ -19,7 +29,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from core.errors import JobNotFound, NcanvasError
 from core.fserrors import describe_os_error
@@ -32,8 +42,8 @@ from core.runrec import (
     QUEUED,
     RUNNING,
     STOPPED,
-    STOPPING,
     JobRecord,
+    JobState,
     read_record,
     write_record,
 )
@@ -42,8 +52,15 @@ from jobs.evidence import code_root, from_exception, start_facts
 from jobs.locks import FileLock
 from jobs.triage import diagnose
 
+if TYPE_CHECKING:
+    import torch
+
 HEARTBEAT_S = 1.0
 EXIT_ALREADY_RUNNING = 3
+EXIT_REQUEUE = 75  # Slurm: latest.pt saved after the walltime warning; the batch script requeues the job
+# Slurm: stopped (latest.pt saved) but not finished. Non-zero, so that Slurm's ``afterok`` dependents wait for a run
+# that finishes, as ``--after`` does locally. A local stopped job exits 0.
+EXIT_STOPPED_SLURM = 76
 
 
 class JobRuntime:
@@ -59,12 +76,14 @@ class JobRuntime:
         self._time = get_time
         self.metrics = MetricsWriter(paths.metrics, get_time=get_time)
         self._stop = False
+        self._requeue = False  # SIGUSR1 under Slurm: checkpoint, then run again (a stop request wins over it)
+        self._stop_from_elsewhere = False  # the SIGTERM came without a stop request file (see request_stop)
         self._last_beat = 0.0
         self._resume_ckpt: dict[str, Any] | None = None
         self._latest_step: int | None = None  # the step of the latest.pt on disk, as far as this process knows
         self._start_step: int | None = None
         self._start_time = get_time()
-        self._device: Any = None
+        self._device: torch.device | None = None
         self.rank = int(os.environ.get("RANK", "0"))
         self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
         self._dist_ready = False
@@ -74,7 +93,7 @@ class JobRuntime:
     def is_main(self) -> bool:
         return self.rank == 0
 
-    def write_state(self, state: str, **fields: Any) -> None:
+    def write_state(self, state: JobState, **fields: Any) -> None:
         if not self.is_main:
             return
         self.record.state = state
@@ -110,34 +129,45 @@ class JobRuntime:
         if not force and now - self._last_beat < HEARTBEAT_S:
             return
         self._last_beat = now
-        if self._stop and self.record.state == RUNNING:
-            self.record.state = STOPPING
         if self.is_main:
             write_record(self.paths.job_json, self.record)
 
     # --------------------------------------------------------------------------------- stop requests
     def request_stop(self, *_: Any) -> None:
+        """SIGTERM/SIGINT: stop after this step. The stop request file makes the job show as ``stopping`` whoever
+        sent the signal (``ncanvas jobs stop`` wrote it already)."""
         self._stop = True
+        if not self.paths.stop_request.exists():
+            self._stop_from_elsewhere = True  # not `ncanvas jobs stop/kill/rm`: under Slurm, Slurm ending this run
+        if self.is_main and not self.paths.stop_request.exists():
+            try:
+                self.paths.stop_request.write_text(f"{time.time():.3f}\n")
+            except OSError:
+                pass  # a full disk: the job still stops; it shows as running until it has
+
+    def request_requeue(self, *_: Any) -> None:
+        """SIGUSR1 under Slurm (walltime warning, preemption): checkpoint like a stop, then run again."""
+        self._requeue = True
 
     def continued(self, *_: Any) -> None:
         """SIGCONT after a pause: the rate behind the ETA restarts, so the paused time does not slow it down."""
         self._start_step = None
 
     def should_stop(self) -> bool:
-        """True once SIGTERM/SIGINT arrived: finish the step, save ``latest.pt``, return from training.
+        """True once SIGTERM/SIGINT (stop) or, under Slurm, SIGUSR1 (requeue) arrived: finish the step, save
+        ``latest.pt``, return from training.
 
-        Under DDP the ranks agree (all-reduce MAX), so every rank stops after the same step.
+        Under DDP the ranks agree (all-reduce MAX of 0 none, 1 requeue, 2 stop), so every rank stops after the same
+        step, and a stop wins over a requeue.
         """
         if self.world_size > 1 and self._dist_ready:
             import torch
             import torch.distributed as dist
 
-            flag = torch.tensor([1.0 if self._stop else 0.0], device=self.device)
+            flag = torch.tensor([2.0 if self._stop else 1.0 if self._requeue else 0.0], device=self.device)
             dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-            self._stop = bool(flag.item())
-        if self._stop and self.record.state == RUNNING:
-            self.write_state(STOPPING)
-        return self._stop
+            self._stop, self._requeue = flag.item() == 2.0, flag.item() == 1.0
+        return self._stop or self._requeue
 
     # --------------------------------------------------------------------------------- distributed
     def setup_distributed(self) -> None:
@@ -151,7 +181,7 @@ class JobRuntime:
             dist.init_process_group(backend)
         self._dist_ready = True
 
-    def wrap_model(self, model: Any) -> Any:
+    def wrap_model(self, model: torch.nn.Module) -> torch.nn.Module:
         """``DistributedDataParallel(model)`` under torchrun, else the model itself."""
         if self.world_size <= 1:
             return model
@@ -166,7 +196,7 @@ class JobRuntime:
 
     # --------------------------------------------------------------------------------- device and seeds
     @property
-    def device(self) -> Any:
+    def device(self) -> torch.device:
         if self._device is None:
             import torch
 
@@ -238,6 +268,8 @@ class JobRuntime:
 def _wait_for_turn(rt: JobRuntime, ws: Workspace) -> list[FileLock]:
     """Block (state queued) until ``after`` finished and a GPU slot is free. Returns held slot locks."""
     rec = rt.record
+    if rec.backend == "slurm":  # Slurm queued it already: the dependency (afterok) and the GPUs are Slurm's
+        return []
     # DDP: rank 0 waits its turn, then writes a go file naming this torchrun launch; the other ranks wait for that
     # file instead of in init_process_group, whose rendezvous would time out (30 min) on a long queue
     go, launch = rt.paths.log_dir / ".ddp-go", str(os.getppid())
@@ -395,7 +427,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def run_job(config_cls: type, train_fn: Callable[[JobRuntime, Any], None],
+def _under_slurm() -> bool:
+    """Started by an ncanvas Slurm batch script (not merely inside some Slurm allocation)."""
+    return os.environ.get("NCANVAS_BACKEND") == "slurm"
+
+
+def run_job(config_cls: type, train_fn: Callable[[JobRuntime, Any], object],
             argv: list[str] | None = None) -> NoReturn:
     """Run one attempt of a job in this process and exit with its status (0 finished/stopped, 1 failed)."""
     args = _parse(argv)
@@ -415,6 +452,8 @@ def run_job(config_cls: type, train_fn: Callable[[JobRuntime, Any], None],
     signal.signal(signal.SIGTERM, rt.request_stop)
     signal.signal(signal.SIGINT, rt.request_stop)
     signal.signal(signal.SIGCONT, rt.continued)
+    if _under_slurm():
+        signal.signal(signal.SIGUSR1, rt.request_requeue)
     ws = Workspace(paths.log_dir.parent.parent)
     code = _run(rt, ws, train_fn)
     if rt._dist_ready:
@@ -431,7 +470,7 @@ def run_job(config_cls: type, train_fn: Callable[[JobRuntime, Any], None],
     sys.exit(code)
 
 
-def _run(rt: JobRuntime, ws: Workspace, train_fn: Callable[[JobRuntime, Any], None]) -> int:
+def _run(rt: JobRuntime, ws: Workspace, train_fn: Callable[[JobRuntime, Any], object]) -> int:
     pid = os.getpid()
     rt.write_state(rt.record.state, pid=pid, pgid=os.getpgid(pid), exit_code=None, error=None, cause=None)
     try:
@@ -462,7 +501,18 @@ def _run(rt: JobRuntime, ws: Workspace, train_fn: Callable[[JobRuntime, Any], No
         _record_failure(rt, line, diagnose_failure(e, rt, line))
         return 1
     final_step = rt.record.progress.get("step")
-    if rt._stop:
+    if rt._stop and _under_slurm() and rt._stop_from_elsewhere:
+        say = _ended_by_slurm(rt, final_step)
+        if rt.is_main:
+            print(f"[ncanvas] {say}", flush=True)
+        return EXIT_STOPPED_SLURM  # never 75: whether this run comes back is Slurm's decision, not the script's
+    if rt._requeue and not rt._stop:
+        code, say = _requeue_or_stop(rt, final_step)
+        if code == EXIT_REQUEUE:
+            if rt.is_main:
+                print(f"[ncanvas] {say}", flush=True)
+            return code
+    elif rt._stop:
         rt.event("stopped", step=final_step)
         rt.write_state(STOPPED, ended=time.time(), exit_code=0)
         say = f"stopped at step {final_step}; resume with: ncanvas jobs resume {rt.record.id}"
@@ -472,4 +522,40 @@ def _run(rt: JobRuntime, ws: Workspace, train_fn: Callable[[JobRuntime, Any], No
         say = f"finished at step {final_step}"
     if rt.is_main:  # one line, not one per DDP rank
         print(f"[ncanvas] {say}", flush=True)
-    return 0
+    return EXIT_STOPPED_SLURM if _under_slurm() and (rt._stop or rt._requeue) else 0
+
+
+def _ended_by_slurm(rt: JobRuntime, step: Any) -> str:
+    """SIGTERM from Slurm itself (``latest.pt`` is saved): back to queued, for the run Slurm may start again."""
+    why = f"requeued by Slurm (preemption or an outside requeue) at step {step}; resumes from latest.pt"
+    rt.event("requeued", step=step, by="slurm")
+    _back_to_queue(rt, why)
+    if rt.is_main:
+        rt.paths.stop_request.unlink(missing_ok=True)  # the run Slurm starts again is not stopping
+    return f"saved latest.pt at step {step}: Slurm ended this run (SIGTERM: a preemption, a requeue, the time limit " \
+           "or scancel); a requeued run resumes from it"
+
+
+def _back_to_queue(rt: JobRuntime, why: str, **fields: Any) -> None:
+    from jobs.supervisor import paused_between, read_pauses  # light; avoids an import cycle at module load
+
+    rec, now = rt.record, time.time()
+    ran = 0.0 if rec.started is None else max(0.0, now - rec.started - paused_between(
+        read_pauses(rt.paths), rec.started, now))  # this run's training time: elapsed goes on from it
+    rt.write_state(QUEUED, attempts=rec.attempts + 1, resume=True, pid=None, pgid=None, prior_s=rec.prior_s + ran,
+                   started=None, progress=dict(rec.progress, queued=why, eta_s=None), **fields)
+
+
+def _requeue_or_stop(rt: JobRuntime, step: Any) -> tuple[int, str]:
+    """After a requeue request (``latest.pt`` is saved): back to queued for the next run, or, past the bound
+    ``NCANVAS_MAX_REQUEUES``, stopped with the reason."""
+    rec, limit = rt.record, int(os.environ.get("NCANVAS_MAX_REQUEUES", "0"))
+    if rec.requeues >= limit:
+        why = f"walltime warning at step {step}: already requeued {rec.requeues} time(s) (limit {limit})"
+        rt.event("stopped", step=step, reason=why)
+        rt.write_state(STOPPED, ended=time.time(), exit_code=0, error=why)
+        return 0, f"stopped: {why}; resume with: ncanvas jobs resume {rec.id}"
+    why = f"requeued after the walltime warning ({rec.requeues + 1}/{limit}); resumes from latest.pt"
+    rt.event("requeued", step=step, requeues=rec.requeues + 1, by="ncanvas")
+    _back_to_queue(rt, why, requeues=rec.requeues + 1)
+    return EXIT_REQUEUE, f"saved latest.pt at step {step}; {why}"

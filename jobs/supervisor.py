@@ -3,6 +3,9 @@
 Jobs are detached processes (own session, stdout+stderr to ``stdout.log``) that outlive the dashboard and the SSH
 session. Liveness is the job's flock on ``run.lock``; a job whose lock is free but whose record still says it is
 live crashed, and is shown as failed with its last log lines.
+
+That is the ``local`` backend, the code of this module. A job whose record names another backend (``slurm``) is
+handed to it (:mod:`jobs.backends`) at the top of each verb, so callers never care where a job runs.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.errors import JobNotFound, NcanvasError, NoCheckpointToResume
 from core.fserrors import describe_os_error
@@ -25,6 +28,7 @@ from core.logtext import last_lines
 from core.paths import RunPaths, Workspace, validate_job_id
 from core.runrec import (
     FAILED,
+    FINISHED,
     KILLED,
     LIVE_STATES,
     PAUSED,
@@ -33,6 +37,7 @@ from core.runrec import (
     STOPPING,
     TERMINAL_STATES,
     JobRecord,
+    JobState,
     list_jobs,
     load_job,
     next_job_id,
@@ -44,6 +49,9 @@ from jobs.config import absolute_paths, build_config, to_dict
 from jobs.kinds import get_kind, kind_config, kind_module
 from jobs.locks import exclusive, is_locked
 
+if TYPE_CHECKING:
+    from jobs.backends import Backend
+
 CODE_ROOT = Path(__file__).resolve().parent.parent  # the directory holding core/, jobs/, tui/
 LAUNCH_WAIT_S = 15.0  # how long a launched process may take to hold its run lock before it counts as crashed
 
@@ -53,13 +61,20 @@ class JobStatus:
     """A job's record plus what only the live system can tell: effective state, liveness, GPU memory."""
 
     record: JobRecord
-    state: str
+    state: str  # a JobState, or UNREADABLE for a run folder whose record cannot be read
     alive: bool
     reason: str | None = None
     gpu_mem_mb: float | None = None
+    slurm: dict[str, Any] | None = None  # Slurm jobs: {"job_id", "state", "reason", "nodes"} as Slurm sees them now
     pauses: tuple[tuple[float, float | None], ...] = ()  # (from, to) of every pause by `jobs pause`; to None: now
     cause: dict[str, Any] | None = None  # why it failed (jobs.triage.Cause.to_json()): code, reason, summary, fix...
     health: tuple[dict[str, str], ...] = ()  # badges while it runs (jobs.health): code, text
+
+    @property
+    def outcome(self) -> JobState | None:
+        """How the last attempt ended (finished, stopped, failed, killed), None while it is live; why it failed
+        is :attr:`cause` (and :attr:`reason`), kept apart from the state as pueue does."""
+        return JobState(self.state) if self.state in TERMINAL_STATES else None
 
     @property
     def note(self) -> str:
@@ -120,7 +135,22 @@ def _proc_stopped(pid: int | None) -> bool:
         return False
 
 
+def _backend(rec: JobRecord) -> Backend | None:
+    """The backend object of a non-local job (:mod:`jobs.backends`); None for a local one (this module)."""
+    if rec.backend == "local":
+        return None
+    from jobs.backends import get_backend
+
+    return get_backend(rec.backend)
+
+
+def _remote(ws: Workspace, job_id: str) -> Backend | None:
+    return _backend(load_job(ws, job_id))
+
+
 def status_of(ws: Workspace, rec: JobRecord) -> JobStatus:
+    if (backend := _backend(rec)) is not None:
+        return backend.status(ws, rec)
     run = ws.run(rec.id)
     alive = is_locked(run.lock)
     pauses = read_pauses(run)
@@ -155,7 +185,8 @@ def _vanished_cause(run: RunPaths, rec: JobRecord) -> dict[str, Any]:
 
     tail = last_lines(run.stdout, 80)
     ev = from_vanished(job_id=rec.id, kind=rec.kind, config=rec.config, progress=rec.progress,
-                       stop_requested=_stop_marker(run).exists(), log_tail=tail)
+                       stop_requested=_stop_marker(run).exists(), log_tail=tail,
+                       latest_kept=run.latest.is_file())
     cause = diagnose(ev).to_json()
     last = [ln for ln in tail if ln.strip()][-3:]
     cause["evidence"] = [*cause["evidence"], *(f"log: {ln.strip()}" for ln in last)]
@@ -239,9 +270,10 @@ def _control_lock(run: RunPaths) -> Path:
 
 
 def _stop_marker(run: RunPaths) -> Path:
-    """Written by ``stop`` before its SIGTERM, removed by ``resume``: a stop request shows at once (the trainer
-    only notices at its next step) and a second ``stop`` knows to kill."""
-    return run.log_dir / "stop_requested"
+    """Written by ``stop`` before its SIGTERM (a stop request shows at once, the trainer only notices at its next
+    step, and a second ``stop`` knows to kill), by the job itself on a SIGTERM from elsewhere; removed by
+    ``resume``. A live job with this file is ``stopping``: the one place that state comes from."""
+    return run.stop_request
 
 
 def job_status(ws: Workspace, job_id: str) -> JobStatus:
@@ -254,7 +286,12 @@ UNREADABLE = "unreadable"  # the state shown for a run folder whose job.json can
 def list_status(ws: Workspace, unreadable: bool = False) -> list[JobStatus]:
     """Every job's status, oldest first; with ``unreadable``, also a row in state ``unreadable`` (its reason says
     why) for each run folder whose record cannot be read, so that nothing in the workspace is hidden."""
-    out = [status_of(ws, r) for r in list_jobs(ws)]
+    recs = list_jobs(ws)
+    if any(r.backend == "slurm" for r in recs):  # one squeue for all of them
+        from jobs.backends import get_backend
+
+        get_backend("slurm").prefetch(recs)
+    out = [status_of(ws, r) for r in recs]
     if unreadable:
         for job_id, why in unreadable_jobs(ws):
             out.append(JobStatus(JobRecord(id=job_id, kind="?", created=_folder_time(ws.run(job_id))), UNREADABLE,
@@ -351,13 +388,16 @@ def _wait_started(run: RunPaths, proc: subprocess.Popen[bytes], timeout: float =
 def start_job(ws: Workspace, kind: str, config: dict[str, Any], *, gpu: str = "auto", gpus: int = 1,
               after: str | None = None, max_per_gpu: int = 1, job_id: str | None = None,
               foreground: bool = False, preflight: bool = False,
-              cwd: str | os.PathLike[str] | None = None) -> tuple[JobRecord, subprocess.Popen[bytes]]:
+              cwd: str | os.PathLike[str] | None = None, backend: str = "local",
+              slurm: dict[str, Any] | None = None) -> tuple[JobRecord, subprocess.Popen[bytes] | None]:
     """Validate, create the run directory and job.json, launch the job. Nothing is created on bad input, and a
     creation that fails half-way (a full disk) removes what it made.
 
     Path options are made absolute against ``cwd`` (default: the current directory) and must exist: the job runs
     in ``logs/<id>``. ``preflight`` also runs the kind's heavier checks (a kind module's ``preflight(cfg)``, which
-    may import torch): the CLI asks for them; the dashboard does not, to stay free of torch."""
+    may import torch): the CLI asks for them; the dashboard does not, to stay free of torch. ``backend="slurm"``
+    submits a batch job instead (``slurm``: its options, see :class:`jobs.backends.slurm_opts.SlurmOptions`);
+    there is no process here to return then."""
     spec = get_kind(kind)
     if gpus > 1 and not spec.ddp:
         raise NcanvasError(f"{kind} does not train data-parallel; --gpus must be 1")
@@ -368,6 +408,15 @@ def start_job(ws: Workspace, kind: str, config: dict[str, Any], *, gpu: str = "a
         check(cfg)
     if after is not None:
         load_job(ws, after)  # refuse an unknown dependency before creating anything
+    if backend != "local":
+        if foreground:
+            raise NcanvasError(f"--foreground runs on this machine; follow a {backend} job with: ncanvas logs ID -f")
+        from jobs.backends import get_backend
+
+        return get_backend(backend).submit(ws, kind, cfg, gpu=gpu, gpus=gpus, after=after, job_id=job_id,
+                                           options=slurm or {}), None
+    if slurm:
+        raise NcanvasError(f"--{next(iter(slurm)).replace('_', '-')} is a Slurm option: add --backend slurm")
     check_gpu_syntax(gpu)  # even for CPU-only kinds: a typo is an error, not silently ignored
     gpu_sel = "cpu" if not spec.uses_gpu else resolve_gpu(gpu, gpus)
     if gpu_sel != "cpu" and len(gpu_sel.split(",")) < gpus:
@@ -515,7 +564,8 @@ def resume(ws: Workspace, job_id: str, foreground: bool = False, from_scratch: b
     rows to ``metrics.attempt-N.jsonl`` first (and an existing ``latest.pt`` to ``latest.attempt-N.pt``). A job
     that never logged a step (it failed or was stopped while queued) starts from scratch without asking."""
     run = ws.run(job_id)
-    load_job(ws, job_id)  # an unknown id is refused before anything (the lock file) is created
+    if (backend := _remote(ws, job_id)) is not None:  # also refuses an unknown id before anything is created
+        return backend.resume(ws, job_id, from_scratch=from_scratch)
     with exclusive(_control_lock(run)):
         st = _exited(ws, job_id)
         if st.alive or st.starting:
@@ -523,7 +573,7 @@ def resume(ws: Workspace, job_id: str, foreground: bool = False, from_scratch: b
         if st.state not in TERMINAL_STATES and st.state != FAILED:
             raise NcanvasError(f"{job_id} is {st.state}; nothing to resume")
         rec = st.record
-        if rec.state == "finished" and st.state == "finished":
+        if rec.state == FINISHED and st.state == FINISHED:
             raise NcanvasError(f"{job_id} is finished; nothing to resume")
         check_record(rec)
         fresh = from_scratch or not run.latest.is_file()
@@ -613,6 +663,8 @@ def _signalable(ws: Workspace, job_id: str, verb: str, wait: float = 10.0) -> Jo
 
 
 def pause(ws: Workspace, job_id: str) -> str:
+    if (backend := _remote(ws, job_id)) is not None:
+        return backend.pause(ws, job_id)
     st = _signalable(ws, job_id, "pause")
     if st.state == PAUSED:
         raise NcanvasError(f"{job_id} is already paused")
@@ -629,6 +681,8 @@ def pause(ws: Workspace, job_id: str) -> str:
 
 
 def cont(ws: Workspace, job_id: str) -> str:
+    if (backend := _remote(ws, job_id)) is not None:
+        return backend.cont(ws, job_id)
     st = _live(ws, job_id, "continue")
     if st.state != PAUSED:
         raise NcanvasError(f"{job_id} is {st.state}, not paused")
@@ -639,6 +693,8 @@ def cont(ws: Workspace, job_id: str) -> str:
 
 def stop(ws: Workspace, job_id: str, wait: bool = False, timeout: float = 60.0) -> str:
     """SIGTERM: the trainer checkpoints and exits. A second stop, or ``timeout`` when waiting, kills."""
+    if (backend := _remote(ws, job_id)) is not None:
+        return backend.stop(ws, job_id, wait, timeout)
     st = _live(ws, job_id, "stop")
     if st.state == STOPPING:
         return kill(ws, job_id) + " (second stop)"
@@ -666,6 +722,8 @@ def _wait_dead(run: RunPaths, timeout: float) -> bool:
 
 def kill(ws: Workspace, job_id: str, grace: float = 5.0) -> str:
     """SIGTERM, ``grace`` seconds, then SIGKILL to the whole process group; state becomes killed."""
+    if (backend := _remote(ws, job_id)) is not None:
+        return backend.kill(ws, job_id, grace)
     run = ws.run(job_id)
     _terminate(ws, job_id, grace)
     with exclusive(_control_lock(run)):
@@ -709,13 +767,16 @@ def remove(ws: Workspace, job_id: str, force: bool = False) -> str:
         return _remove_unreadable(ws, run, "its folders (no job.json)")
     except NcanvasError:
         return _remove_unreadable(ws, run, "its folders (an unreadable job.json)")
+    backend = _backend(load_job(ws, job_id))
     with exclusive(_control_lock(run)):
         st = _exited(ws, job_id)
         if st.alive or st.starting:
             if not force:
                 what = "starting" if st.starting else st.state
                 raise NcanvasError(f"{job_id} is {what}; stop it first or use --force")
-            if _settled(ws, job_id).alive:  # a starting job is killed once it holds its lock (or has crashed)
+            if backend is not None:  # a Slurm job: cancelled, and gone from Slurm's queue, before its files go
+                backend.cancel(ws, st.record, grace=2.0)
+            elif _settled(ws, job_id).alive:  # a starting job is killed once it holds its lock (or has crashed)
                 _terminate(ws, job_id, grace=2.0)
         waiters = _waiting_for(ws, job_id)
         if waiters and not force:
@@ -754,8 +815,10 @@ def _delete_run(run: RunPaths) -> str:
             def note(_f: Any, path: str, exc: Any) -> None:
                 failed.append(f"{path}: {exc[1] if isinstance(exc, tuple) else exc}")
 
-            handler = {"onexc": note} if sys.version_info >= (3, 12) else {"onerror": note}
-            shutil.rmtree(folder, **handler)
+            if sys.version_info >= (3, 12):
+                shutil.rmtree(folder, onexc=note)
+            else:
+                shutil.rmtree(folder, onerror=note)
     if failed:
         more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
         raise NcanvasError(f"could not remove all of {run.job_id}: {failed[0]}{more}")

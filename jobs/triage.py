@@ -43,6 +43,7 @@ class Evidence:
     gpu_mem: dict[str, float] = field(default_factory=dict)  # peak_gib, total_gib, free_gib of the job's GPU
     disk_free: dict[str, int] = field(default_factory=dict)  # path -> free bytes
     latest_step: int | None = None  # the step of the latest.pt that is kept
+    latest_kept: bool = False  # a latest.pt is there (its step may be unknown)
     # a process that vanished without a final state (supervisor side)
     vanished: bool = False
     stop_requested: bool = False  # ``ncanvas jobs stop`` had asked it to stop
@@ -90,9 +91,8 @@ def _says(ev: Evidence, *needles: str) -> bool:
 
 def where(frames: Sequence[Frame]) -> str | None:
     """The traceback's place that matters: the last frame in ncanvas's own code, else the last frame."""
-    ours = [f for f in frames if f.ours]
-    f = (ours or list(frames) or [None])[-1]
-    return None if f is None else f"{f.file}:{f.line} in {f.func}"
+    pick = [f for f in frames if f.ours] or list(frames)
+    return f"{pick[-1].file}:{pick[-1].line} in {pick[-1].func}" if pick else None
 
 
 def frames_from_traceback(tb: Any, code_root: str) -> tuple[Frame, ...]:
@@ -124,7 +124,9 @@ def _bytes(n: int) -> str:
 
 
 def _kept(ev: Evidence) -> str:
-    return f"latest.pt from step {ev.latest_step} is kept" if ev.latest_step is not None else "no checkpoint yet"
+    if ev.latest_step is not None:
+        return f"latest.pt from step {ev.latest_step} is kept"
+    return "latest.pt is kept" if ev.latest_kept else "no checkpoint yet"
 
 
 # ============================================================================================ rules
@@ -263,6 +265,10 @@ _SLURM = {
                   "{resume} (Slurm avoids the failed node)"),
     "CANCELLED": ("slurm_cancelled", "cancelled", "cancelled in Slurm (scancel) outside ncanvas",
                   "{resume}"),
+    "BOOT_FAIL": ("slurm_boot_fail", "node boot failure", "its compute node failed to boot",
+                  "{resume} (Slurm avoids the failed node)"),
+    "DEADLINE": ("slurm_deadline", "deadline passed", "its Slurm deadline (--deadline) passed",
+                 "a later --deadline (--slurm-arg=--deadline=...), then: {resume}"),
 }
 
 
@@ -293,6 +299,11 @@ def crashed(ev: Evidence) -> Cause | None:
                      f"the process ended while stopping, before it wrote its final state; {_kept(ev)}",
                      "{resume}")
     lines = (f"last heartbeat: {ev.rss_mb:.0f} MiB resident",) if ev.rss_mb is not None else ()
+    if ev.slurm_state:  # a Slurm job whose batch script ended (or that Slurm forgot) without the trainer's last word
+        return Cause("slurm_no_final_state", "ended without a final state",
+                     f"the job ended without a final state (crashed, killed, out of memory, or its node cannot see "
+                     f"the workspace); {_kept(ev)}", "see its log (ncanvas logs {id}), then: {resume}",
+                     (f"Slurm state {ev.slurm_state}", *lines))
     return Cause("killed", "killed (SIGKILL?)",
                  f"the process was killed from outside ncanvas (kill -9, a scheduler or the OOM killer without "
                  f"cgroup evidence); {_kept(ev)}", "{resume}", lines)

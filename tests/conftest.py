@@ -49,3 +49,6 @@ def _isolate_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 PYTHON = sys.executable
+
+
+from tests.slurmhelpers import slurm, sws  # noqa: E402,F401 - the Slurm fixtures (tests/test_slurm*.py)

@@ -56,7 +56,7 @@ def test_failed_job_shows_reason(ws) -> None:
     res = cli(ws, "train", "demo", "--fail-at-step", "2", "--foreground")
     assert res.exit_code == 1 and "failed: RuntimeError: demo failure requested at step 2" in res.stdout
     show = cli(ws, "jobs", "show", "demo-0001")
-    assert "reason: RuntimeError: demo failure requested at step 2" in show.stdout
+    assert "cause: RuntimeError: demo failure requested at step 2" in show.stdout and "  fix: " in show.stdout
     # the last log lines carry the end of the traceback for the user to read
     assert 'raise RuntimeError(f"demo failure requested at step {step}")' in show.stdout
 

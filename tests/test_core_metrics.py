@@ -1,4 +1,5 @@
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 
 from core.metrics import MetricsTailer, MetricsWriter, RunSeries, Series, iter_rows, read_series, tail_rows
-from core.smoothing import downsample, ema_debiased, moving_average, smooth
+from core.smoothing import debias, downsample, ema_debiased, ema_step, moving_average, smooth
 
 
 def test_writer_flushes_each_line(tmp_path: Path) -> None:
@@ -113,6 +114,39 @@ def test_ema_matches_hand_computed_series() -> None:
     assert np.array_equal(ema_debiased([1.0, 2.0], 0.0), [1.0, 2.0])
     with pytest.raises(ValueError):
         ema_debiased([1.0], 1.0)
+
+
+def _ema_one_at_a_time(values: list[float], weight: float) -> list[float]:
+    """The incremental form, point by point: what a tracked Series does as rows arrive."""
+    acc, n, out = 0.0, 0, []
+    for v in values:
+        if math.isfinite(v):
+            acc, n = ema_step(acc, v, weight), n + 1
+        out.append(debias(acc, n, weight) if math.isfinite(v) else v)
+    return out
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.3, 0.6, 0.9, 0.99, 0.999])
+def test_the_batch_ema_is_the_incremental_one(weight: float) -> None:
+    """One EMA: the vectorised batch form (the plots, the curves PNG) gives the incremental form's numbers, across
+    its internal blocks (10,000 points) and around non-finite values (carried over, not averaged in)."""
+    rng = np.random.default_rng(1)
+    values = list(rng.normal(size=10_000) * 5 + 2)
+    for i in (0, 17, 4095, 4096, 9000):
+        values[i] = float("nan") if i % 2 else float("inf")
+    got = ema_debiased(values, weight)
+    want = _ema_one_at_a_time(values, weight)
+    np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-11)
+    assert np.isinf(got[0]) and np.isnan(got[17]) and np.isfinite(got[18:4095]).all()
+    assert got[1] == pytest.approx(values[1], rel=1e-15), "debiased: the first finite value is itself"
+
+
+def test_a_repeated_value_is_one_step_with_a_count() -> None:
+    acc = 0.0
+    for _ in range(5):
+        acc = ema_step(acc, 3.0, 0.9)
+    assert ema_step(0.0, 3.0, 0.9, count=5) == pytest.approx(acc, rel=1e-15)
+    assert debias(acc, 5, 0.9) == pytest.approx(3.0, rel=1e-15)
 
 
 def test_moving_average_and_smooth_dispatch() -> None:

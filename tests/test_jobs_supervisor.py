@@ -74,7 +74,8 @@ def test_sigkill_at_random_moments_always_resumable(ws) -> None:
         os.killpg(rec.pgid, signal.SIGKILL)
         wait_for(lambda: not is_locked(run.lock), what="death")
         st = sv.job_status(ws, job.id)
-        assert st.state == "failed" and "crashed" in (st.reason or "")
+        assert st.state == "failed" and (st.cause or {}).get("code") == "killed", st.cause
+        assert "killed from outside ncanvas" in (st.reason or "") and "latest.pt" in (st.reason or "")
         if _trial == 0:  # a crashed job's clock stops at its last sign of life
             time.sleep(0.2)
             assert sv.job_status(ws, job.id).elapsed_s == pytest.approx(st.elapsed_s, abs=1e-6)

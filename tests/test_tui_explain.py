@@ -91,9 +91,9 @@ async def test_explanation_streams_side_by_side_and_cancels(llm_ws: Workspace, m
         pane.query_one("#ckpt-b").clear()
         pane.query_one("#prompt").focus()
         await pilot.press("enter")
-        await wait_until(pilot, lambda: pane._running, what=f"generation started ({_status(pane)})")
+        await wait_until(pilot, lambda: pane._generating, what=f"generation started ({_status(pane)})")
         await pilot.press("escape")
-        await wait_until(pilot, lambda: not pane._running, timeout=60, what="generation ended")
+        await wait_until(pilot, lambda: not pane._generating, timeout=60, what="generation ended")
         assert _status(pane) == "cancelled"
         assert len(pane.text("a")) < len(text) * 4, "stopped early"
 
@@ -104,7 +104,7 @@ async def test_explanation_streams_side_by_side_and_cancels(llm_ws: Workspace, m
         await wait_until(pilot, lambda: pane.text("a"), what="first run streaming")
         await pilot.press("enter")
         await wait_until(pilot, lambda: _status(pane) == "done", timeout=120, what="second run")
-        assert pane.text("a") == expected and not pane._running
+        assert pane.text("a") == expected and not pane._generating
 
         pane.query_one("#prompt").value = "Claude Monet, Impresionism, landscape"
         await pilot.press("enter")
@@ -198,3 +198,15 @@ def test_typed_prompts_become_the_dataset_format() -> None:
             build_prompt(bad)
     with pytest.raises(NcanvasError, match="not an art classification prompt"):
         prompt_line("hello")
+
+
+async def test_a_finished_generation_leaves_the_pane_running(ws: Workspace) -> None:
+    """The pane's count of running generations is its own: it must not be Textual's ``_running`` (the message
+    pump's flag), which a finished generation would set to 0, leaving a pane Textual treats as stopped."""
+    app = NcanvasApp(ws, host="test", gpu_stats=lambda: [])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("4")
+        pane = app.query_one("ExplainPane")
+        assert pane.is_running
+        pane._done(pane._cancel)  # what the last generation's worker calls when it ends
+        assert pane.is_running, "the message pump still runs after a generation"

@@ -128,17 +128,24 @@ def test_metrics_messages_coalesce_keeping_every_job() -> None:
     assert JobsUpdated([]).can_replace(JobsUpdated([1])) and not LogLines("a", []).can_replace(LogLines("a", []))
 
 
-def test_fast_ema_matches_core_smoothing() -> None:
+def test_the_plot_smooths_with_core_ema_and_survives_a_nan() -> None:
+    """The curves' EMA (on the kept points, when the watcher tracks no full-resolution one) is core's: the same
+    numbers, a debiased start, and a NaN loss leaves a gap instead of turning the rest of the curve into NaN."""
     import numpy as np
 
     from core.smoothing import ema_debiased
-    from tui.widgets.curve_lines import fast_ema
 
     rng = np.random.default_rng(0)
     values = list(rng.normal(size=1000) * 10 + 3)
-    for w in (0.01, 0.3, 0.6, 0.9, 0.99):
-        np.testing.assert_allclose(fast_ema(values, w), ema_debiased(values, w), rtol=1e-9, atol=1e-9)
-    assert len(fast_ema([], 0.5)) == 0 and fast_ema([2.0], 0.9).tolist() == [2.0]
+    steps = list(range(1, 1001))
+    for w in (0.01, 0.6, 0.99):
+        (line,), _ = build_lines({"a": {"train/loss": (steps, values)}}, "loss", w, points=2000)
+        assert line.ys == ema_debiased(values, w).tolist()
+        assert line.ys[0] == pytest.approx(values[0], rel=1e-15), "debiased start"
+    values[10] = float("nan")
+    (line,), _ = build_lines({"a": {"train/loss": (steps, values)}}, "loss", 0.9, points=2000)
+    assert len(line.ys) == 999 and line.xs[10] == 12, "only the NaN point is left out"
+    assert line.ys[10] == pytest.approx(ema_debiased(values[:10] + values[11:12], 0.9)[-1])
 
 
 def test_a_big_metrics_file_shows_its_whole_curve_from_a_sample(tmp_path: Path) -> None:

@@ -38,6 +38,56 @@ def test_256_colour_fallback() -> None:
     assert idx.tolist() == [16, 244, 21, 16 + 36 * 1 + 6 * 2 + 3]
 
 
+def test_truecolor_codes_are_the_ones_rich_writes() -> None:
+    from rich.color import Color
+
+    rng = np.random.default_rng(1)
+    colours = rng.integers(0, 256, (500, 3)).astype(np.uint8)
+    index, fg, bg = render._sgr_params(colours.reshape(1, -1, 3), "truecolor")
+    for i, c in enumerate(colours):
+        rich_colour = Color.from_rgb(*(int(v) for v in c))
+        assert fg[index[0, i]] == ";".join(rich_colour.get_ansi_codes(foreground=True))
+        assert bg[index[0, i]] == ";".join(rich_colour.get_ansi_codes(foreground=False))
+
+
+def _rich_256(rgb: tuple[int, int, int]) -> int:
+    from rich.color import Color, ColorSystem
+
+    number = Color.from_rgb(*rgb).downgrade(ColorSystem.EIGHT_BIT).number
+    assert number is not None
+    return number
+
+
+def test_the_256_colour_downgrade_is_richs() -> None:
+    """A 256-colour terminal shows each pixel as rich would show that colour anywhere else (its saturation test
+    for greys, its cube rounding), not as a renderer-private nearest-colour search."""
+    rng = np.random.default_rng(0)
+    grid = np.stack(np.meshgrid(*[np.arange(0, 256, 15)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    colours = np.concatenate([grid, rng.integers(0, 256, (2000, 3))]).astype(np.uint8)
+    want = [_rich_256(tuple(int(v) for v in c)) for c in colours]
+    assert render.rgb_to_256(colours).tolist() == want
+    assert render.rgb_to_256(colours.reshape(2, -1, 3)).shape == (2, len(colours) // 2)
+
+
+def test_256_colour_pictures_use_richs_numbers_and_skip_repeats() -> None:
+    a, b, c = (200, 30, 40), (120, 125, 118), (10, 200, 90)  # a colour, a near-grey, another colour
+    img = np.array([[a, a, b], [c, c, a], [b, b, c]], dtype=np.uint8)
+    na, nb, nc = (_rich_256(x) for x in (a, b, c))
+    lines = render.to_ansi(img, mode="256").split("\n")
+    assert lines == [f"\x1b[38;5;{nc};48;5;{na}m▄▄\x1b[38;5;{na};48;5;{nb}m▄\x1b[0m",
+                     f"\x1b[0;38;5;{nb}m▀▀\x1b[0;38;5;{nc}m▀\x1b[0m"]
+
+
+def test_pictures_keep_their_colours_without_a_terminal_and_under_no_color(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The picture is the colours: ``to_ansi`` writes them whatever the environment says (as before rich drew
+    them); the CLI prints them with ``color=True``."""
+    img = np.array([[RED], [WHITE]], dtype=np.uint8)
+    plain = render.to_ansi(img, mode="256"), render.to_ansi(img, mode="truecolor")
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("TERM", "dumb")
+    assert (render.to_ansi(img, mode="256"), render.to_ansi(img, mode="truecolor")) == plain
+
+
 def test_colour_mode_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLORTERM", "truecolor")
     assert render.color_mode() == "truecolor"

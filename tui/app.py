@@ -23,6 +23,7 @@ from textual.widgets import Footer, TabbedContent, TabPane, Tabs
 
 from core.errors import NcanvasError
 from core.paths import Workspace
+from core.runrec import PAUSED
 from tui import guard
 from tui.commands import NcanvasCommands
 from tui.dashboard import Dashboard
@@ -37,6 +38,7 @@ from tui.messages import (
     WatcherError,
 )
 from tui.panes import PANES
+from tui.panes.base import InferencePane
 from tui.panes.explain import ExplainPane
 from tui.watcher import Watcher, WatcherConfig
 from tui.widgets.footer import MainScreen
@@ -195,8 +197,8 @@ class NcanvasApp(App[None]):
     def on_jobs_updated(self, msg: JobsUpdated) -> None:
         def deliver() -> None:
             bar = self.query_one(StatusBar)
-            bar.running = sum(1 for st in msg.statuses if st.alive and st.state != "paused")
-            bar.paused = sum(1 for st in msg.statuses if st.state == "paused")
+            bar.running = sum(1 for st in msg.statuses if st.alive and st.state != PAUSED)
+            bar.paused = sum(1 for st in msg.statuses if st.state == PAUSED)
             self.query_one(Dashboard).show_statuses(msg.statuses)
 
         self._route(deliver, "showing the job list")
@@ -215,7 +217,7 @@ class NcanvasApp(App[None]):
 
     def on_classified(self, msg: Classified) -> None:
         def deliver() -> None:
-            for pane in self.query(".uses-classification"):
+            for pane in self.query(".uses-classification").results(InferencePane):
                 pane.use_classification(msg)
 
         self._route(deliver, "passing the classification on")

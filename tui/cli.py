@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated, Any
+from collections.abc import Sequence
+from typing import Annotated, Any, NoReturn, Protocol, cast
 
 import typer
 from typer.core import TyperGroup
@@ -78,32 +79,52 @@ def _short_metavars(group: Any) -> None:
                 p.metavar = METAVARS.get(p.name or "", by_type)
 
 
+class _ClickError(Protocol):
+    """What the handlers below use of click's ``UsageError`` and ``ClickException``."""
+
+    exit_code: int
+    ctx: Any
+
+    def format_message(self) -> str: ...
+
+    def show(self) -> None: ...
+
+
+def _click_error(name: str) -> type[Exception]:
+    """click's exception class ``name``, whether typer vendors click or uses the real one."""
+    return cast("type[Exception]", next(c for c in typer.BadParameter.__mro__ if c.__name__ == name))
+
+
+def _usage_exit(e: _ClickError) -> NoReturn:
+    if type(e).__name__ == "NoArgsIsHelpError":  # `ncanvas jobs`: the group's help, as click would
+        e.show()
+        sys.exit(e.exit_code)
+    where = e.ctx.command_path if e.ctx is not None else "ncanvas"
+    typer.echo(f"ncanvas: {e.format_message()} (see {where} --help)", err=True)
+    sys.exit(e.exit_code)
+
+
 class _OneLineErrors(TyperGroup):
     """Turns any error into one line on stderr and exit 1 (a traceback only with NCANVAS_DEBUG=1); usage errors
     (unknown command or option, a value of the wrong type) into one line and exit 2."""
 
-    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
-             standalone_mode: bool = True, **extra: Any) -> Any:
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True, windows_expand_args: bool = True,
+             **extra: Any) -> Any:
         _short_metavars(self)
         if not os.environ.get("NCANVAS_DEBUG"):
             _quiet_libraries()
         if not standalone_mode:
-            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        # click's exception classes, whether typer vendors click or uses the real one
-        usage_error, click_exception = (next(c for c in typer.BadParameter.__mro__ if c.__name__ == name)
-                                        for name in ("UsageError", "ClickException"))
+            return super().main(args, prog_name, complete_var, standalone_mode=False,
+                                windows_expand_args=windows_expand_args, **extra)
         try:
-            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except usage_error as e:
-            if type(e).__name__ == "NoArgsIsHelpError":  # `ncanvas jobs`: the group's help, as click would
-                e.show()
-                sys.exit(e.exit_code)
-            where = e.ctx.command_path if e.ctx is not None else "ncanvas"
-            typer.echo(f"ncanvas: {e.format_message()} (see {where} --help)", err=True)
-            sys.exit(e.exit_code)
-        except click_exception as e:
-            typer.echo(f"ncanvas: {e.format_message()}", err=True)
-            sys.exit(e.exit_code)
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False,
+                              windows_expand_args=windows_expand_args, **extra)
+        except _click_error("UsageError") as e:
+            _usage_exit(cast(_ClickError, e))
+        except _click_error("ClickException") as e:
+            typer.echo(f"ncanvas: {cast(_ClickError, e).format_message()}", err=True)
+            sys.exit(cast(_ClickError, e).exit_code)
         except typer.Abort:  # end of input at a prompt
             sys.exit(130)
         sys.exit(rv if isinstance(rv, int) else 0)

@@ -17,10 +17,11 @@ import typer
 
 from core.errors import NcanvasError
 from core.paths import validate_job_id
+from core.runrec import FINISHED, STOPPED
 from jobs.config import LOOP_OPTIONS, option_specs
 from jobs.kinds import KINDS, kind_config
 from tui.cli_base import AsJson, JobId, echo_json, workspace
-from tui.fmt import fmt_duration, fmt_eta, fmt_num, fmt_progress, headline_metric, throughput
+from tui.fmt import fmt_duration, fmt_eta, fmt_num, fmt_progress, headline_metric, slurm_line, throughput
 
 jobs_app = typer.Typer(help="List and control training jobs.", no_args_is_help=True)
 ckpt_app = typer.Typer(help="Inspect checkpoints.", no_args_is_help=True)
@@ -37,7 +38,7 @@ def _status_json(st: Any) -> dict[str, Any]:
     rec.update(state=st.state, alive=st.alive, reason=st.note or st.reason, error=st.reason,
                cause=cause.get("summary"), cause_code=cause.get("code"), fix=cause.get("fix"), evidence=cause.get("evidence", []), where=cause.get("where"),
                health=list(st.health), elapsed_s=st.elapsed_s, paused_s=st.paused_s, eta_s=st.eta_s,
-               gpu_mem_mb=st.gpu_mem_mb, recorded_state=st.record.state)
+               gpu_mem_mb=st.gpu_mem_mb, recorded_state=st.record.state, slurm_now=st.slurm)
     return rec
 
 
@@ -57,19 +58,22 @@ def jobs_ls(ctx: typer.Context, as_json: AsJson = False) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from tui.fmt import STATE_STYLE
+    from tui.fmt import STATE_STYLE, fmt_slurm
 
     table = Table(box=None, header_style="bold")
-    for col in ("ID", "KIND", "STATE", "PROGRESS", "LOSS", "METRIC", "SPEED", "ELAPSED", "ETA", "GPU", "NOTE"):
+    slurm = any(s.record.backend == "slurm" for s in statuses)  # the column only where Slurm jobs are
+    for col in ("ID", "KIND", "STATE", "PROGRESS", "LOSS", "METRIC", "SPEED", "ELAPSED", "ETA", "GPU",
+                *(["SLURM"] if slurm else []), "NOTE"):
         table.add_column(col)
     for s in statuses:
         p = s.record.progress
         if s.record.kind == "?":  # unreadable: the reason takes the progress column
-            table.add_row(s.id, "-", f"[bold red]{s.state}[/]", escape(s.reason or ""), *["-"] * 7)
+            table.add_row(s.id, "-", f"[bold red]{s.state}[/]", escape(s.reason or ""), *["-"] * (7 + slurm))
             continue
         table.add_row(s.id, s.record.kind, f"[{STATE_STYLE.get(s.state, '')}]{s.state}[/]", fmt_progress(p),
                       fmt_num(p.get("loss")), headline_metric(p, s.record.kind), throughput(p, s.record.kind),
                       fmt_duration(s.elapsed_s), fmt_eta(s.state, s.eta_s), s.record.gpu,
+                      *([escape(fmt_slurm(s))] if slurm else []),
                       f"[{'red' if s.state == 'failed' else 'yellow'}]{escape(s.note)}[/]")
     console = Console()
     if not console.is_terminal:
@@ -102,6 +106,8 @@ def jobs_show(ctx: typer.Context, job_id: JobId, as_json: AsJson = False) -> Non
                f"ETA {fmt_eta(st.state, st.eta_s)}")
     typer.echo(f"  gpu: {r.gpu}   attempts: {r.attempts}   after: {r.after or '-'}   code: "
                f"{r.code.get('commit', '?')[:10]}{' (dirty)' if r.code.get('dirty') else ''}")
+    if r.backend == "slurm":
+        typer.echo("  " + slurm_line(st))
     _echo_cause(st)
     for badge in st.health:
         typer.echo(f"  health: {badge['code'].replace('_', ' ')}: {badge['text']}")
@@ -151,7 +157,8 @@ def _verb(name: str, doc: str, fn_name: str, **extra: Any) -> None:
     jobs_app.command(name)(command)
 
 
-_verb("pause", "Pause a job (SIGSTOP to its process group; GPU memory stays held).", "pause")
+_verb("pause", "Pause a job (SIGSTOP to its process group, scancel --signal=STOP under Slurm; GPU memory and the "
+      "allocation stay held).", "pause")
 _verb("cont", "Continue a paused job (SIGCONT).", "cont")
 
 
@@ -162,7 +169,7 @@ def jobs_resume(
                                                "is no latest.pt); the old metric rows move to "
                                                "metrics.attempt-N.jsonl.")] = False,
 ) -> None:
-    """Relaunch a stopped/failed/killed job from latest.pt; its curve continues."""
+    """Relaunch a stopped/failed/killed job from latest.pt (a new submission under Slurm); its curve continues."""
     from jobs import supervisor
 
     typer.echo(supervisor.resume(workspace(ctx), validate_job_id(job_id), from_scratch=from_scratch))
@@ -308,6 +315,8 @@ def _train_command(kind: str) -> Any:
         ("name", Annotated[str | None, typer.Option("--name", help="Job id instead of <kind>-NNNN.", rich_help_panel="Job")], None),
         ("foreground", Annotated[bool, typer.Option("--foreground", "-F", help="Run attached with a progress bar.", rich_help_panel="Job")], False),
         ("as_json", Annotated[bool, typer.Option("--json", help="Print the job record as JSON.", rich_help_panel="Job")], False),
+        ("backend", Annotated[Backend, typer.Option("--backend", help="Where the job runs: local (this machine) or slurm (a batch job; defaults from \\[slurm] in ncanvas.toml).", rich_help_panel="Slurm")], Backend.local),
+        *_SLURM_OPTIONS,
     ]
     for name, ann, default in common:
         params.append(inspect.Parameter(f"_{name}", inspect.Parameter.KEYWORD_ONLY, default=default, annotation=ann))
@@ -322,6 +331,32 @@ def _train_command(kind: str) -> Any:
     command.__annotations__ = {p.name: p.annotation for p in params}
     command.__doc__ = KINDS[kind].description
     return command
+
+
+class Backend(str, enum.Enum):
+    local = "local"
+    slurm = "slurm"
+
+
+def _slurm_opt(flag: str, typ: Any, help: str, metavar: str | None = None) -> Any:
+    return Annotated[typ, typer.Option(flag, help=help, rich_help_panel="Slurm", show_default=False, metavar=metavar)]
+
+
+# (name, annotation, default): sbatch's options; None = not given (ncanvas.toml's [slurm] or Slurm's default)
+_SLURM_OPTIONS: list[tuple[str, Any, Any]] = [
+    ("partition", _slurm_opt("--partition", str | None, "Slurm partition."), None),
+    ("time", _slurm_opt("--time", str | None, "Time limit (minutes, HH:MM:SS, D-HH:MM); the job checkpoints and "
+                        "requeues itself before it."), None),
+    ("nodes", _slurm_opt("--nodes", int | None, "Nodes (DDP across them; rendezvous on the first)."), None),
+    ("gpus_per_node", _slurm_opt("--gpus-per-node", int | None, "GPUs per node; one DDP process each."), None),
+    ("cpus_per_task", _slurm_opt("--cpus-per-task", int | None, "CPUs per process."), None),
+    ("mem", _slurm_opt("--mem", str | None, "Memory per node (e.g. 64G)."), None),
+    ("account", _slurm_opt("--account", str | None, "Slurm account to charge."), None),
+    ("qos", _slurm_opt("--qos", str | None, "Slurm quality of service."), None),
+    ("slurm_arg", _slurm_opt("--slurm-arg", list[str] | None, "Any other sbatch option, passed through (repeatable: "
+                             "--slurm-arg=--constraint=a100).", "OPTION"), None),
+]
+SLURM_FLAGS = tuple(name for name, _, _ in _SLURM_OPTIONS)
 
 
 def _given(ctx: typer.Context, name: str) -> bool:
@@ -347,21 +382,28 @@ def _plain(value: Any, spec: Any) -> Any:
 
 
 def _start(ctx: typer.Context, kind: str, values: dict[str, Any], *, gpu: str, gpus: int, after: str | None,
-           max_per_gpu: int, name: str | None, foreground: bool, as_json: bool) -> None:
+           max_per_gpu: int, name: str | None, foreground: bool, as_json: bool, backend: Backend = Backend.local,
+           **slurm: Any) -> None:
     from jobs import supervisor
 
     if name is not None:
         validate_job_id(name)
     ws = workspace(ctx)
+    given = {("args" if k == "slurm_arg" else k): v for k, v in slurm.items() if v is not None}
     rec, proc = supervisor.start_job(ws, kind, values, gpu=gpu, gpus=gpus, after=after, max_per_gpu=max_per_gpu,
-                                     job_id=name, foreground=foreground, preflight=True, cwd=Path.cwd())
+                                     job_id=name, foreground=foreground, preflight=True, cwd=Path.cwd(),
+                                     backend=backend.value, slurm=given)
     if as_json:
         echo_json(rec.to_json(), indent=2)
+    elif rec.backend == "slurm":
+        typer.echo(f"submitted {rec.id} ({kind}) as Slurm job {rec.slurm['job_id']}; script: {rec.slurm['script']}; "
+                   f"logs: {ws.run(rec.id).log_dir}")
+        typer.echo(f"  shared filesystem: {rec.slurm['shared_fs']}")
     else:
         waits = _queued_because(ws, rec, wait=0.0 if foreground else 3.0)
         what = f"queued {rec.id} ({kind} on {rec.gpu}; {waits})" if waits else f"started {rec.id} ({kind} on {rec.gpu})"
         typer.echo(f"{what}; logs: {ws.run(rec.id).log_dir}")
-    if foreground:
+    if foreground and proc is not None:
         raise typer.Exit(_watch(ws, rec.id, proc))
 
 
@@ -371,7 +413,7 @@ def _queued_because(ws: Any, rec: Any, wait: float) -> str:
     from core.runrec import QUEUED, read_record
     from jobs.supervisor import job_status
 
-    if rec.after is not None and job_status(ws, rec.after).state != "finished":
+    if rec.after is not None and job_status(ws, rec.after).state != FINISHED:
         return f"starts when {rec.after} has finished"
     deadline = time.monotonic() + wait
     while True:
@@ -414,7 +456,7 @@ def _watch(ws: Any, job_id: str, proc: Any) -> int:
             time.sleep(0.25)
     rec = read_record(path)
     typer.echo(f"{job_id} {rec.state}" + (f": {rec.error}" if rec.error else ""))
-    return 0 if rec.state in ("finished", "stopped") else 1
+    return 0 if rec.state in (FINISHED, STOPPED) else 1
 
 
 @contextlib.contextmanager

@@ -139,7 +139,9 @@ def _print_verdict(res: Any, prompt: str, shown: str) -> None:
         return
     if res.text != shown:
         typer.echo(f"\n[grounded decode: try {res.tries} kept]\n{res.text}")
-    typer.echo(format_marks(res.check, parse_prompt(prompt)[0]))
+    parsed = parse_prompt(prompt)
+    if parsed is not None:
+        typer.echo(format_marks(res.check, parsed[0]))
 
 
 DECODE_HELP = ("Grounded decoding: both (constrain numbers and names to the prompt's, resample while a check "

@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Input, Static
 
 from core.errors import NcanvasError, NoCheckpointToResume
 from core.paths import Workspace
+from core.runrec import FAILED, LIVE_STATES, PAUSED
 from tui.messages import ActionDone, LogLines, SelectionChanged
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.details import DetailsScreen
@@ -92,7 +93,7 @@ class Dashboard(Vertical):
         self.statuses = statuses
         self._show_rows()
         for st in statuses:  # a job that fails while the dashboard watches: say why and what to do, once
-            if st.state == "failed" and before.get(st.id) in ("queued", "running", "paused", "stopping"):
+            if st.state == FAILED and before.get(st.id) in LIVE_STATES:
                 self._notify_failure(st)
 
     def _notify_failure(self, st: Any) -> None:
@@ -161,7 +162,7 @@ class Dashboard(Vertical):
     def action_pause(self) -> None:
         if (jid := self._selected()) is not None:
             st = self.status(jid)
-            self.control("cont" if st is not None and st.state == "paused" else "pause", jid)
+            self.control("cont" if st is not None and st.state == PAUSED else "pause", jid)
 
     def action_stop(self) -> None:
         if (jid := self._selected()) is not None:

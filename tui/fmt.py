@@ -5,11 +5,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from core.runrec import JobState
 from jobs.kinds import KINDS
 
-STATE_STYLE = {
-    "queued": "cyan", "running": "green", "paused": "yellow", "stopping": "yellow",
-    "stopped": "blue", "finished": "bold green", "failed": "bold red", "killed": "magenta",
+STATE_STYLE: dict[str, str] = {
+    JobState.QUEUED: "cyan", JobState.RUNNING: "green", JobState.PAUSED: "yellow", JobState.STOPPING: "yellow",
+    JobState.STOPPED: "blue", JobState.FINISHED: "bold green", JobState.FAILED: "bold red",
+    JobState.KILLED: "magenta",
 }
 
 
@@ -80,6 +82,37 @@ def throughput(progress: dict[str, Any], kind: str | None = None) -> str:
 
 def fmt_eta(state: str, eta_s: float | None) -> str:
     """The ETA column: a paused job is not getting closer to the end, so it says so instead of a stale time."""
-    if state == "paused":
+    if state == JobState.PAUSED:
         return "paused"
     return fmt_duration(eta_s)
+
+
+def fmt_slurm(st: Any, width: int | None = None, reason: bool = True) -> str:
+    """Where a Slurm job is, for tables: ``#123 node01``, ``#123 Priority`` while pending (``reason``); '' for a
+    local job."""
+    info = getattr(st, "slurm", None)
+    if not info or not info.get("job_id"):
+        return "submitting" if getattr(st.record, "backend", "local") == "slurm" else ""
+    pending = reason and info.get("state") in ("PENDING", "REQUEUED") and info.get("reason") != "None"
+    where = info.get("nodes") or (info.get("reason") if pending else "") or ""
+    text = f"#{info['job_id']} {where}".strip()
+    return text if width is None or len(text) <= width else text[: width - 1] + "…"
+
+
+def slurm_line(st: Any) -> str:
+    """``jobs show``'s Slurm line: job id, Slurm's state and node list (or pending reason), partition, requeues."""
+    r, now = st.record, st.slurm or {}
+    opts = r.slurm.get("options", {})
+    parts = [f"slurm: job {r.slurm.get('job_id') or '(being submitted)'}"]
+    if now.get("state"):
+        parts.append(now["state"] + (f" ({now['reason']})" if now.get("reason") not in (None, "None") else ""))
+    if now.get("nodes"):
+        parts.append(f"nodes {now['nodes']}")
+    parts.append(f"partition {opts.get('partition') or 'default'}")
+    if opts.get("time"):
+        parts.append(f"time {opts['time']}")
+    parts.append(f"requeues {r.requeues}/{opts.get('max_requeues', '?')}")
+    if r.slurm.get("history"):
+        parts.append(f"earlier {', '.join(map(str, r.slurm['history']))}")
+    parts.append(f"script {r.slurm.get('script', '-')}")
+    return "   ".join(parts)

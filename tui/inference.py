@@ -17,6 +17,7 @@ from typing import Any
 
 from core.errors import NcanvasError
 from core.paths import Workspace
+from core.runrec import FINISHED, PAUSED, RUNNING, STOPPED, STOPPING
 from core.sampling_defaults import EXPLAIN, SamplingDefaults
 
 CNN_KINDS = ("cnn",)
@@ -30,7 +31,7 @@ VIEWS = ("overlay", "heatmap", "filters", "features", "maxact")
 # ============================================================================================ checkpoints (light)
 
 
-LIVE_OR_DONE = ("finished", "running", "paused", "stopping", "stopped")  # states whose best_model.pt may be chosen
+LIVE_OR_DONE = (FINISHED, RUNNING, PAUSED, STOPPING, STOPPED)  # states whose best_model.pt may be chosen
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,8 @@ def list_checkpoints(ws: Workspace, kinds: tuple[str, ...]) -> list[CheckpointCh
     then the ``epoch_<n>.pt`` files (``epoch_0.pt`` is the untrained start). Use :func:`preferred` for the default."""
     from jobs.supervisor import list_status
 
-    main, epochs = [], []
+    main: list[CheckpointChoice] = []
+    epochs: list[CheckpointChoice] = []
     for st in reversed(list_status(ws)):
         if st.record.kind not in kinds:
             continue
@@ -110,7 +112,7 @@ def preferred(choices: list[CheckpointChoice], dataset: str | None = None) -> Ch
         pool = [c for c in pool if c.dataset == dataset]
     if not pool:
         return None
-    return max(pool, key=lambda c: (c.score is not None, c.score or 0.0, c.state == "finished"))
+    return max(pool, key=lambda c: (c.score is not None, c.score or 0.0, c.state == FINISHED))
 
 
 def spec_dataset(image_spec: str) -> str | None:

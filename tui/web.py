@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -60,6 +61,15 @@ class Session(AppService):
                 pass
 
 
+def _closer(websocket: web.WebSocketResponse) -> Callable[[], Awaitable[None]]:
+    """``websocket.close`` as a session's ``close`` callback wants it (the bool it returns dropped)."""
+
+    async def close() -> None:
+        await websocket.close()
+
+    return close
+
+
 class DashboardServer(Server):
     """textual-serve's server with :class:`Session` processes, a short heartbeat and sessions stopped first on
     shutdown."""
@@ -79,7 +89,7 @@ class DashboardServer(Server):
         try:
             await websocket.prepare(request)
             session = Session(self.command, write_bytes=websocket.send_bytes, write_str=websocket.send_str,
-                              close=websocket.close, download_manager=self.download_manager, debug=self.debug)
+                              close=_closer(websocket), download_manager=self.download_manager, debug=self.debug)
             self.sessions.add(session)
             await session.start(width, height)
             await self._process_messages(websocket, session)

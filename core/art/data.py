@@ -56,7 +56,9 @@ def read_table(csv_path: str | Path, image_root: str | Path | None = None) -> Ar
     if not csv_path.is_file():
         raise NcanvasError(f"no labels CSV at {csv_path} (expected columns path,artist,style,genre)")
     root = Path(image_root) if image_root else csv_path.parent
-    paths, labels, unknown = [], [], {}
+    paths: list[Path] = []
+    labels: list[list[int]] = []
+    unknown: dict[str, set[str]] = {}
     with open(csv_path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         missing = {"path", *HEADS} - set(reader.fieldnames or [])
@@ -76,7 +78,7 @@ def fit_crop(im: Image.Image, size: int) -> np.ndarray:
     im = to_mode(im, "RGB")
     w, h = im.size
     s = size / min(w, h)
-    im = im.resize((max(size, round(w * s)), max(size, round(h * s))), Image.BILINEAR)
+    im = im.resize((max(size, round(w * s)), max(size, round(h * s))), Image.Resampling.BILINEAR)
     w, h = im.size
     left, top = (w - size) // 2, (h - size) // 2
     return np.array(im.crop((left, top, left + size, top + size)), dtype=np.uint8)

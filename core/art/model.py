@@ -23,17 +23,17 @@ class ArtConfig:
 
 def _strip_classifier(model: nn.Module) -> tuple[nn.Module, int]:
     """Replace the backbone's final Linear with Identity; return the model and its feature width."""
-    if isinstance(getattr(model, "fc", None), nn.Linear):
-        width = model.fc.in_features
+    fc = getattr(model, "fc", None)
+    if isinstance(fc, nn.Linear):
         model.fc = nn.Identity()
-        return model, width
+        return model, fc.in_features
     head = getattr(model, "classifier", None) or getattr(model, "heads", None)
     if isinstance(head, nn.Sequential):
         for i in range(len(head) - 1, -1, -1):
-            if isinstance(head[i], nn.Linear):
-                width = head[i].in_features
+            layer = head[i]
+            if isinstance(layer, nn.Linear):
                 head[i] = nn.Identity()
-                return model, width
+                return model, layer.in_features
     if isinstance(head, nn.Linear):
         width = head.in_features
         setattr(model, "classifier" if hasattr(model, "classifier") else "heads", nn.Identity())
@@ -87,7 +87,7 @@ def _pretrained_kwargs(name: str, weights: Any) -> dict[str, Any]:
 
 def _drop_aux_heads(model: nn.Module) -> None:
     if getattr(model, "aux_logits", False):
-        model.aux_logits = False
+        model.aux_logits = False  # type: ignore[assignment]  # torch types __setattr__ for tensors/modules only
         for aux in ("aux1", "aux2", "AuxLogits"):
             if hasattr(model, aux):
                 setattr(model, aux, None)
@@ -137,7 +137,7 @@ class ArtClassifier(nn.Module):
 class HeadView(nn.Module):
     """One head of a multi-head model as a plain classifier (for Grad-CAM and friends)."""
 
-    def __init__(self, model: ArtClassifier, head: str) -> None:
+    def __init__(self, model: nn.Module, head: str) -> None:
         super().__init__()
         self.model, self.head = model, head
 

@@ -58,7 +58,7 @@ def parse_prompt(text: str) -> tuple[dict[str, Any], int] | None:
         versions.add(1 if m.group(2) is not None else 2)
     if set(found) != set(HEADS) or len(versions) != 1:
         return None
-    case = {h: found[h][0] for h in HEADS}
+    case: dict[str, Any] = {h: found[h][0] for h in HEADS}
     case["confidences"] = [found[h][1] for h in HEADS]
     return case, versions.pop()
 

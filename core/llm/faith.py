@@ -61,7 +61,7 @@ class FaithReport:
 def rate_dict(results: Sequence[CheckResult]) -> dict[str, float]:
     """``faith`` and ``faith_<fact>`` rates (facts that never applied are left out)."""
     r = rates(results)
-    out = {"faith": r.rate()} if results else {}
+    out: dict[str, float] = {"faith": r.rate() or 0.0} if results else {}
     for fact in ("labels", *FACTS):
         if (v := r.rate(fact)) is not None:
             out[f"faith_{fact}"] = v

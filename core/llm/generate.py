@@ -53,7 +53,7 @@ class _OwnBackend:
         self.model, self.use_cache = model, use_cache
         self.max_len = model.cfg.block_size
         self.cache: Any = None
-        self.ids: torch.Tensor | None = None
+        self.ids = torch.empty(1, 0, dtype=torch.long)  # the tokens so far, without a cache (set by start)
 
     def start(self, ids: torch.Tensor) -> torch.Tensor:  # ids (B, T) -> logits (B, V)
         if self.use_cache:
@@ -83,7 +83,7 @@ class _HFBackend:
     def __init__(self, model: Any) -> None:
         self.model = model
         cfg = model.config
-        self.max_len = int(getattr(cfg, "n_positions", None) or getattr(cfg, "max_position_embeddings", 1024))
+        self.max_len = int(getattr(cfg, "n_positions", 0) or getattr(cfg, "max_position_embeddings", 1024))
         self.key = _cache_keyword(model)
         self.cache: Any = None
 
@@ -269,7 +269,9 @@ def _load_hf_dir(path: Path, device: str | torch.device) -> Explainer:
         model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
     except Exception as e:  # noqa: BLE001 - any loading problem is one line for the user
         raise NcanvasError(f"{path}: not a loadable transformers model ({str(e).splitlines()[0][:120]})") from None
-    return Explainer(model.to(device), from_hf(str(path), local_only=True), "gpt2", path.name,
+    # transformers wraps ``to`` with functools.wraps(nn.Module.to), which typeshed types as unbound (self = device)
+    model = model.to(device)  # type: ignore[arg-type]
+    return Explainer(model, from_hf(str(path), local_only=True), "gpt2", path.name,
                      prompt_format=hf_dir_prompt_format(path))
 
 
@@ -301,6 +303,7 @@ def load_explainer(path: str | Path, device: str | torch.device = "cpu") -> Expl
         tokenizer = tokenizer_from_ckpt(ckpt)
     except Exception as e:  # noqa: BLE001 - the tokenizers library raises a bare Exception for bad JSON
         raise CheckpointError(f"{path}: its tokenizer is damaged ({str(e).splitlines()[0][:100]})") from None
+    model: torch.nn.Module
     if ckpt["kind"] == "llm":
         model = ArtExpertLM(LMConfig(**ckpt["config"]["model"]))
         load_model_state(model, ckpt, path)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
@@ -16,6 +16,9 @@ from core.explain import PROMPT_FORMAT
 from core.llm.data import example_text
 from core.llm.model import ArtExpertLM, LMConfig
 from core.llm.tokenizer import TextTokenizer, build_tokenizer, from_hf, offline
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 BPE_SAMPLE = 20_000  # pairs the corpus BPE is trained on: the vocabulary is closed, more adds nothing
 
@@ -67,8 +70,8 @@ def same_on_every_rank(make: Any) -> TextTokenizer:
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return make()
     tok = make() if dist.get_rank() == 0 else None
-    box = [(tok.to_json(), tok.eos_token, tok.name) if tok is not None else None]
-    dist.broadcast_object_list(box, src=0)
+    box: list[Any] = [(tok.to_json(), tok.eos_token, tok.name) if tok is not None else None]
+    dist.broadcast_object_list(box, src=0)  # every rank's box now holds rank 0's tuple
     text, eos, name = box[0]
     return tok if tok is not None else TextTokenizer.from_json(text, eos, name)
 
@@ -77,6 +80,16 @@ def tokenizer_from_ckpt(ckpt: dict[str, Any]) -> TextTokenizer:
     ex = ckpt["extra"]
     return TextTokenizer.from_json(ex["tokenizer_json"], ex.get("eos_token", "<|endoftext|>"),
                                    ex.get("tokenizer_name", "bpe"))
+
+
+def _own(model: torch.nn.Module) -> ArtExpertLM:
+    """The model ``OwnLMHooks.build`` made (the task keeps it as a plain Module)."""
+    return cast(ArtExpertLM, model)
+
+
+def _hf(model: torch.nn.Module) -> PreTrainedModel:
+    """The model ``GPT2Hooks.build`` made (the task keeps it as a plain Module)."""
+    return cast("PreTrainedModel", model)
 
 
 class OwnLMHooks(LMHooks):
@@ -95,11 +108,11 @@ class OwnLMHooks(LMHooks):
         return ArtExpertLM(lm_cfg), tok
 
     def arch(self, model: torch.nn.Module) -> str:
-        c = model.cfg
+        c = _own(model).cfg
         return f"art-expert-lm-{c.n_layer}x{c.d_model}"
 
     def config_extra(self, model: torch.nn.Module) -> dict[str, Any]:
-        return {"model": model.cfg.to_dict()}
+        return {"model": _own(model).cfg.to_dict()}
 
 
 class GPT2Hooks(LMHooks):
@@ -127,14 +140,14 @@ class GPT2Hooks(LMHooks):
         return model, tok
 
     def arch(self, model: torch.nn.Module) -> str:
-        c = model.config
+        c = _hf(model).config
         return f"gpt2-hf-{c.n_layer}x{c.n_embd}"
 
     def logits(self, model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         return model(input_ids=x, use_cache=False).logits
 
     def extra(self, model: torch.nn.Module, tok: TextTokenizer) -> dict[str, Any]:
-        return dict(super().extra(model, tok), hf_config=model.config.to_json_string())
+        return dict(super().extra(model, tok), hf_config=_hf(model).config.to_json_string())
 
     def on_best(self, model: torch.nn.Module, tok: TextTokenizer, ckpt_dir: Path) -> None:
         save_hf_dir(model, tok, ckpt_dir / "best_model_hf", self.prompt_format)

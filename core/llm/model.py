@@ -32,6 +32,12 @@ class LMConfig:
     def head_dim(self) -> int:
         return self.d_model // self.n_head
 
+    @property
+    def qkv_split(self) -> tuple[int, int, int]:
+        """Widths of q, k and v in the fused qkv projection's output."""
+        hs = self.head_dim
+        return self.n_head * hs, self.n_kv_head * hs, self.n_kv_head * hs
+
     def to_dict(self) -> dict[str, float | int]:
         return asdict(self)
 
@@ -88,7 +94,7 @@ class Attention(nn.Module):
         self.cfg, self.layer = cfg, layer
         hs = cfg.head_dim
         # q, k and v in one matmul: one larger GEMM beats three small ones (fewer launches, better tiling).
-        self.qkv_split = (cfg.n_head * hs, cfg.n_kv_head * hs, cfg.n_kv_head * hs)
+        self.qkv_split = cfg.qkv_split
         self.qkv_proj = nn.Linear(cfg.d_model, sum(self.qkv_split), bias=False)
         self.o_proj = nn.Linear(cfg.n_head * hs, cfg.d_model, bias=False)
 
@@ -141,6 +147,9 @@ class Block(nn.Module):
 
 class ArtExpertLM(nn.Module):
     """Decoder-only LM; names follow HF Llama (``layers.i.self_attn...``) except the fused qkv / gate_up matrices."""
+
+    rope_cos: torch.Tensor  # (block_size, hs) buffers, registered in __init__
+    rope_sin: torch.Tensor
 
     def __init__(self, cfg: LMConfig) -> None:
         super().__init__()
@@ -203,7 +212,8 @@ def to_hf_llama(model: ArtExpertLM):  # -> transformers.LlamaForCausalLM
     hf_cfg = LlamaConfig(vocab_size=c.vocab_size, hidden_size=c.d_model, intermediate_size=c.d_ff,
                          num_hidden_layers=c.n_layer, num_attention_heads=c.n_head,
                          num_key_value_heads=c.n_kv_head, max_position_embeddings=c.block_size,
-                         rms_norm_eps=c.norm_eps, rope_theta=c.rope_theta,
+                         rms_norm_eps=c.norm_eps,
+                         rope_theta=c.rope_theta,  # type: ignore[call-arg]  # see the comment above
                          tie_word_embeddings=True, attention_bias=False, mlp_bias=False,
                          bos_token_id=None, eos_token_id=None, pad_token_id=None)
     hf = LlamaForCausalLM(hf_cfg)
@@ -212,7 +222,7 @@ def to_hf_llama(model: ArtExpertLM):  # -> transformers.LlamaForCausalLM
         if k.startswith("lm_head"):
             continue
         if k.endswith("qkv_proj.weight"):
-            for name, part in zip(("q_proj", "k_proj", "v_proj"), v.split(model.layers[0].self_attn.qkv_split)):
+            for name, part in zip(("q_proj", "k_proj", "v_proj"), v.split(c.qkv_split)):
                 state[f"model.{k.replace('qkv_proj', name)}"] = part
         elif k.endswith("gate_up_proj.weight"):
             for name, part in zip(("gate_proj", "up_proj"), v.chunk(2, dim=0)):

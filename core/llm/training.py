@@ -32,7 +32,8 @@ def make_optimizer(model: torch.nn.Module, cfg: Any, device: torch.device) -> to
     """AdamW with decay on matrices only (not norms, biases); fused kernels on CUDA."""
     params = [p for p in model.parameters() if p.requires_grad]
     seen: set[int] = set()
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for p in params:
         if id(p) in seen:  # tied weights appear once
             continue

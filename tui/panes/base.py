@@ -15,6 +15,7 @@ from textual.widgets import Input, Select, Static
 
 from core.errors import NcanvasError
 from core.paths import Workspace
+from tui.messages import Classified
 
 
 class PathSuggester(Suggester):
@@ -85,6 +86,9 @@ class InferencePane(Vertical, can_focus=True):
 
     def action_leave(self) -> None:
         self.focus()
+
+    def use_classification(self, event: Classified) -> None:
+        """A classification made in the Classify pane: panes with the ``uses-classification`` class take it."""
 
     def on_show(self) -> None:
         self.scan_checkpoints()

@@ -65,9 +65,9 @@ class ExplainPane(InferencePane):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._cancel = threading.Event()
-        self._buffers = {"a": [], "b": []}
+        self._buffers: dict[str, list[str]] = {"a": [], "b": []}
         self._lock = threading.Lock()
-        self._running = 0
+        self._generating = 0  # generations streaming now (not Textual's _running: that is the message pump's)
         self._texts: dict[str, str] = {"a": "", "b": ""}
         self._reset: set[str] = set()  # columns whose retry started: cleared at the next flush
 
@@ -178,26 +178,26 @@ class ExplainPane(InferencePane):
         side = isinstance(other, str)
         self.query_one("#scroll-b").set_class(not side, "-off")
         self.query_one("#scroll-a").border_title = _short(ckpt)
-        self.query_one("#scroll-b").border_title = _short(other) if side else ""
+        self.query_one("#scroll-b").border_title = _short(other) if isinstance(other, str) else ""
         for key in ("a", "b"):
             self.query_one(f"#out-{key}", Static).update("")
             self.query_one(f"#marks-{key}", Static).update("")
             self._texts[key] = ""
         self.set_status("generating… (esc cancels)")
-        self._running = 1 + side
+        self._generating = 1 + side
         self.generate("a", ckpt, prompt, settings, self._cancel, decoding)
         if side:
             self.generate("b", other, prompt, settings, self._cancel, decoding)
 
     def action_cancel(self) -> None:
         """``esc``: stop a running generation; with none running, leave the text field."""
-        if self._running:
+        if self._generating:
             self._stop()
         else:
             self.action_leave()
 
     def _stop(self) -> None:
-        if self._running:
+        if self._generating:
             self._cancel.set()
             self.set_status("cancelled")
 
@@ -260,8 +260,8 @@ class ExplainPane(InferencePane):
     def _done(self, cancel: threading.Event) -> None:
         if cancel is not self._cancel:  # an older, cancelled run: the current one keeps its count and status
             return
-        self._running = max(0, self._running - 1)
-        if not self._running and not self.query_one("#status", Static).has_class("-error"):
+        self._generating = max(0, self._generating - 1)
+        if not self._generating and not self.query_one("#status", Static).has_class("-error"):
             self._flush()
             self.set_status("cancelled" if cancel.is_set() else "done")
 

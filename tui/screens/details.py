@@ -18,7 +18,7 @@ from textual.widgets import Static
 from core.errors import NcanvasError
 from core.gpu import fmt_mb
 from core.paths import Workspace
-from tui.fmt import STATE_STYLE, fmt_duration
+from tui.fmt import STATE_STYLE, fmt_duration, slurm_line
 
 
 def _when(t: float | None) -> str:
@@ -52,7 +52,10 @@ def render_details(info: dict[str, Any]) -> list[Any]:
     head.append(st.state, style=STATE_STYLE.get(st.state, ""))
     head.append(f"  attempts {rec.attempts}  gpu {rec.gpu}  elapsed {fmt_duration(st.elapsed_s)}")
     head.append(f"\ncreated {_when(rec.created)}  started {_when(rec.started)}  ended {_when(rec.ended)}")
-    out: list[Any] = [head, *_cause_lines(st)]
+    out: list[Any] = [head]
+    if rec.backend == "slurm":
+        out.append(Text("\n" + slurm_line(st)))
+    out += _cause_lines(st)
     for badge in getattr(st, "health", ()):
         out.append(Text(f"health: {badge['code'].replace('_', ' ')}: {badge['text']}", style="yellow"))
     out.append(Text("\nconfig", style="bold underline"))

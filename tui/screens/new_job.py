@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
+from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Select, Static, Switch
 
 from core.errors import NcanvasError
@@ -39,7 +40,7 @@ def field_widget(spec: OptionSpec) -> Any:
         return Select([(c, c) for c in spec.choices], value=spec.default, allow_blank=False, id=wid)
     if spec.type is bool:
         return Switch(value=bool(spec.default), id=wid)
-    kind = {int: "integer", float: "number"}.get(spec.type, "text")
+    kind: Literal["integer", "number", "text"] = "integer" if spec.type is int else "number" if spec.type is float else "text"
     return Input("" if spec.default is None else str(spec.default), type=kind, id=wid, valid_empty=True)
 
 
@@ -114,7 +115,7 @@ class NewJobScreen(ModalScreen[NewJobRequest | None]):
             self.specs = []
             self.query_one("#error", Static).update(str(e))
             return
-        rows = []
+        rows: list[Widget] = []
         for spec in self.specs:
             rows.append(Horizontal(Label(spec.name), field_widget(spec), classes="row"))
             rows.append(Static(spec.help, classes="help"))

@@ -89,27 +89,6 @@ def log_by_default(kind: str | None, metric: str | None) -> bool:
 # ============================================================================================ lines
 
 
-def fast_ema(values: list[float], weight: float) -> Any:
-    """``core.smoothing.ema_debiased`` vectorised in blocks (the Python loop costs ~5 ms per 4000 points,
-    which is most of a redraw with 8 jobs overlaid). Within a block the recurrence is a scaled cumulative
-    sum; blocks are as long as ``weight ** -k`` stays below ~1e250 (no overflow)."""
-    import numpy as np
-
-    block = 4096 if weight <= 0 else max(16, min(4096, int(250 / max(1e-12, -math.log10(weight)))))
-    x = np.asarray(values, dtype=np.float64)
-    out = np.empty_like(x)
-    w, carry = float(weight), 0.0
-    for start in range(0, len(x), block):
-        chunk = x[start:start + block]
-        k = np.arange(len(chunk))
-        scaled = np.cumsum(chunk * w ** -k.astype(np.float64)) if w > 0 else chunk.copy()
-        last = (w ** (k + 1)) * carry + (1.0 - w) * (w ** k) * scaled if w > 0 else chunk.copy()
-        n = start + k + 1
-        out[start:start + len(chunk)] = last / (1.0 - w ** n)
-        carry = float(last[-1])
-    return out
-
-
 def _drawable(xs: Any, ys: Any, log_y: bool) -> tuple[Any, Any, int]:
     """The points plotext can draw: finite, within ``MAX_ABS``; on a log axis only positive values, as log10.
     Returns (xs, ys, how many were left out for being non-positive on the log axis)."""
@@ -131,7 +110,7 @@ def build_lines(snapshot: Snapshot, metric: str, smoothing: float, points: int,
                 log_y: bool = False) -> tuple[list[Line], int]:
     """Lines for ``metric`` of every job in ``snapshot``: train smoothed (EMA ``smoothing``), val/test raw.
     Returns the lines and the number of points a log axis cannot show (zero or negative)."""
-    from core.smoothing import downsample  # numpy: not needed for the first frame
+    from core.smoothing import downsample, ema_debiased  # numpy: not needed for the first frame
 
     lines, hidden = [], 0
     multi = len(snapshot) > 1
@@ -144,7 +123,7 @@ def build_lines(snapshot: Snapshot, metric: str, smoothing: float, points: int,
             xs, ys = data[0], data[1]
             if split == "train" and smoothing > 0:  # the watcher's full-resolution EMA, else one on the kept points
                 tracked = data[2].get(smoothing) if len(data) > 2 else None
-                ys = tracked if tracked is not None and len(tracked) == len(xs) else fast_ema(ys, smoothing)
+                ys = tracked if tracked is not None and len(tracked) == len(xs) else ema_debiased(ys, smoothing)
             x, y, left_out = _drawable(xs, ys, log_y)
             hidden += left_out
             if not len(x):

@@ -17,7 +17,17 @@ from textual.binding import Binding
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowDoesNotExist
 
-from tui.fmt import STATE_STYLE, fmt_duration, fmt_eta, fmt_num, fmt_progress, headline_metric, throughput
+from core.runrec import FAILED
+from tui.fmt import (
+    STATE_STYLE,
+    fmt_duration,
+    fmt_eta,
+    fmt_num,
+    fmt_progress,
+    fmt_slurm,
+    headline_metric,
+    throughput,
+)
 from tui.messages import SelectionChanged
 
 
@@ -49,11 +59,26 @@ def fit_columns(width: int, padding: int = 1, note: bool = True) -> tuple[Column
 
 
 def _gpu_cell(st: Any) -> str:
+    if getattr(st.record, "backend", "local") == "slurm":  # the Slurm job id and its node (details: enter)
+        return fmt_slurm(st, width=11, reason=False)
     gpu = st.record.gpu or "cpu"
     where = "cpu" if gpu == "cpu" else f"gpu{gpu}"
     if st.gpu_mem_mb:
         where += f" {st.gpu_mem_mb:.0f}M"  # a paused job still holds its memory: show it
     return where
+
+
+def _pending(st: Any, width: int) -> str:
+    """A Slurm job waiting in Slurm's queue shows why in the ETA cell (Priority, Resources, Dependency...), cut to
+    the cell (the details and ``jobs show`` give it whole)."""
+    info = getattr(st, "slurm", None)
+    if not (info and info.get("state") == "PENDING" and info.get("reason") not in (None, "None")):
+        return ""
+    why = str(info["reason"])
+    return why if len(why) <= width else why[: width - 1] + "…"
+
+
+_ETA_WIDTH = next(c.width for c in COLUMNS if c.key == "eta")
 
 
 def row_cells(st: Any, marked: bool) -> dict[str, Any]:
@@ -66,7 +91,7 @@ def row_cells(st: Any, marked: bool) -> dict[str, Any]:
     return {"mark": "●" if marked else " ", "id": st.id, "kind": kind,
             "state": Text(st.state, style=STATE_STYLE.get(st.state, "")), "progress": fmt_progress(prog, short=True),
             "loss": fmt_num(prog.get("loss")), "metric": headline_metric(prog, kind),
-            "speed": throughput(prog, kind), "elapsed": fmt_duration(st.elapsed_s), "eta": fmt_eta(st.state, st.eta_s),
+            "speed": throughput(prog, kind), "elapsed": fmt_duration(st.elapsed_s), "eta": _pending(st, _ETA_WIDTH) or fmt_eta(st.state, st.eta_s),
             "gpu": _gpu_cell(st), "note": _note_cell(st)}
 
 
@@ -75,7 +100,7 @@ def _note_cell(st: Any) -> Text:
     note = str(getattr(st, "note", "") or "")
     if len(note) > NOTE_WIDTH:
         note = note[:NOTE_WIDTH - 1] + "…"
-    return Text(note, style="red" if st.state == "failed" else "yellow")
+    return Text(note, style="red" if st.state == FAILED else "yellow")
 
 
 def matches(st: Any, needle: str) -> bool:
@@ -167,7 +192,7 @@ class JobsTable(DataTable[Any]):
             # rows a filter removed come back at the end: put every row back in the statuses' order
             order = {jid: i for i, jid in enumerate(keep)}
             self.sort("id", key=lambda jid: order.get(str(jid), len(order)))
-        if current in keep:
+        if current is not None and current in keep:
             self.move_cursor(row=self.get_row_index(current))
         self._restore = None
         self._announce()
