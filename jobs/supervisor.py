@@ -177,9 +177,26 @@ def status_of(ws: Workspace, rec: JobRecord) -> JobStatus:
                      cause=rec.cause if rec.state == FAILED else None)
 
 
+_VANISHED: dict[tuple[Any, ...], dict[str, Any]] = {}  # diagnoses of vanished processes, by what they read
+
+
 def _vanished_cause(run: RunPaths, rec: JobRecord) -> dict[str, Any]:
-    """Why a process ended without writing a final state: the stop marker, the cgroup's OOM kills since it started,
-    its last heartbeat's memory, a reboot, a fatal-error line in its log (:mod:`jobs.triage`)."""
+    """Why a process ended without writing a final state (see :func:`_diagnose_vanished`). Decided once per state
+    of its files, not at every listing: the dashboard lists every job each second, and a crashed job keeps its
+    live state in job.json until it is resumed."""
+    stamps = tuple((p.stat().st_mtime_ns, p.stat().st_size) if p.exists() else None
+                   for p in (run.job_json, run.stdout, _stop_marker(run), run.latest))
+    key = (str(run.log_dir), rec.attempts, rec.pid, stamps)
+    if key not in _VANISHED:
+        if len(_VANISHED) >= 256:
+            _VANISHED.clear()
+        _VANISHED[key] = _diagnose_vanished(run, rec)
+    return dict(_VANISHED[key])
+
+
+def _diagnose_vanished(run: RunPaths, rec: JobRecord) -> dict[str, Any]:
+    """The stop marker, the cgroup's OOM kills since it started, its last heartbeat's memory, a reboot, a
+    fatal-error line in its log (:mod:`jobs.triage`)."""
     from jobs.evidence import from_vanished
     from jobs.triage import diagnose
 

@@ -156,3 +156,19 @@ def test_a_resumed_job_forgets_the_last_attempts_cause(ws: Workspace) -> None:
     time.sleep(0.3)
     st = sv.job_status(ws, "r")
     assert st.cause is None and st.record.cause is None and st.note == ""
+
+
+def test_a_vanished_job_is_diagnosed_once_not_at_every_listing(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.runrec import JobRecord, write_record
+
+    run = ws.run("v").make()
+    write_record(run.job_json, JobRecord(id="v", kind="demo", state="running", attempts=1, pid=1 << 22, started=1.0))
+    run.stdout.write_text("step 1\n")
+    calls = []
+    real = sv._diagnose_vanished
+    monkeypatch.setattr(sv, "_diagnose_vanished", lambda r, rec: calls.append(1) or real(r, rec))
+    first = [sv.job_status(ws, "v").cause for _ in range(5)]
+    assert len(calls) == 1 and first[0] == first[-1] and first[0]["code"] == "killed"
+    with open(run.stdout, "a") as f:  # a changed log is new evidence
+        f.write("Fatal Python error: Segmentation fault\n")
+    assert sv.job_status(ws, "v").cause["code"] == "segfault" and len(calls) == 2
