@@ -146,6 +146,27 @@ def test_the_generators_own_outputs_pass_every_check() -> None:
     assert sum(r["s_conf"] < LOW_BELOW or r["a_conf"] < LOW_BELOW or r["g_conf"] < LOW_BELOW for r in recs) > 400
 
 
+def test_the_prompts_checks_line_lists_exactly_what_the_checker_holds_the_text_to() -> None:
+    """Prompt format 3: a head is listed low exactly when the checker wants it called low, a movement or genre
+    "not the artist's" exactly when the checker wants the mismatch flagged, and the explanation then names what
+    the line gives (the artist's main movement, their usual genres)."""
+    for r in generate(2000, seed=5):
+        res = check(r["explanation"], {"artist": r["artist"], "style": r["style"], "genre": r["genre"],
+                                       "confidences": [r["a_conf"], r["s_conf"], r["g_conf"]]}).facts
+        line = next(x for x in r["prompt"].splitlines() if x.startswith("Checks: "))
+        lows = {h for h, k in (("artist", "a_conf"), ("style", "s_conf"), ("genre", "g_conf")) if r[k] < LOW_BELOW}
+        assert {h for h in ("artist", "style", "genre") if f"{h} low" in line} == lows, line
+        assert res["low_confidence"].applies == bool(lows)
+        for head in ("style", "genre"):
+            flagged = f"{head} not the artist's (" in line
+            assert flagged == res[f"{head}_mismatch"].applies, (line, r["explanation"])
+            if flagged:
+                own = line.split(f"{head} not the artist's (")[1].split(")")[0]
+                assert own in r["explanation"], (own, r["explanation"])
+        assert (line == "Checks: none") == (not lows and not res["style_mismatch"].applies
+                                            and not res["genre_mismatch"].applies)
+
+
 def test_numbers_are_the_same_pre_tokens_in_prompt_and_explanation() -> None:
     """GPT-2's byte-level pre-tokenizer splits " 96.2%" as " 96", ".", "2", "%": the prompt must write the number
     the same way, after a space, or the explainer must learn to map "96" to " 96" instead of copying."""

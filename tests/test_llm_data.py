@@ -24,14 +24,24 @@ PROMPT_RE = re.compile(
     r"Artist: (?P<artist>[^\n]+), confidence (?P<a>\d+\.\d)%\n"
     r"Style: (?P<style>[^\n]+), confidence (?P<s>\d+\.\d)%\n"
     r"Genre: (?P<genre>[^\n]+), confidence (?P<g>\d+\.\d)%\n"
+    r"Checks: [^\n]+\n"
     r"\nExplain these results:\Z")
 
 
 def test_prompt_format_is_exact() -> None:
     from core.explain import PROMPT_FORMAT, parse_prompt, reformat_prompt
 
-    v2 = format_prompt("Claude Monet", 96.2, "Impressionism", 94.8, "Landscape", 91.3)
-    assert PROMPT_FORMAT == 2 and v2 == (
+    v3 = format_prompt("Claude Monet", 96.2, "Impressionism", 94.8, "Landscape", 91.3)
+    assert PROMPT_FORMAT == 3 and v3 == (
+        "CNN Classification Results:\n"
+        "Artist: Claude Monet, confidence 96.2%\n"
+        "Style: Impressionism, confidence 94.8%\n"
+        "Genre: Landscape, confidence 91.3%\n"
+        "Checks: none\n"
+        "\n"
+        "Explain these results:")
+    v2 = format_prompt("Claude Monet", 96.2, "Impressionism", 94.8, "Landscape", 91.3, version=2)
+    assert v2 == (  # what checkpoints trained before version 3 read
         "CNN Classification Results:\n"
         "Artist: Claude Monet, confidence 96.2%\n"
         "Style: Impressionism, confidence 94.8%\n"
@@ -48,8 +58,34 @@ def test_prompt_format_is_exact() -> None:
         "Explain these results:")
     case = {"artist": "Claude Monet", "style": "Impressionism", "genre": "Landscape",
             "confidences": [96.2, 94.8, 91.3]}
-    assert parse_prompt(v1) == (case, 1) and parse_prompt(v2) == (case, 2) and parse_prompt("Explain a 7") is None
+    assert parse_prompt(v1) == (case, 1) and parse_prompt(v2) == (case, 2) and parse_prompt(v3) == (case, 3)
+    assert parse_prompt("Explain a 7") is None
     assert reformat_prompt(v2, 1) == v1 and reformat_prompt(v1, 2) == v2 and reformat_prompt("free", 1) == "free"
+    assert reformat_prompt(v3, 2) == v2 and reformat_prompt(v1, 3) == v3 and reformat_prompt(v3, 3) == v3
+
+
+def test_the_checks_line_says_what_the_tables_and_numbers_say() -> None:
+    """Prompt format 3 tells the model what it must flag: low heads (under the templates' band), a movement or
+    genre that is not the artist's (with the artist's own, as the explanations name them)."""
+    from core.explain import checks_line, parse_prompt, reformat_prompt
+    from core.explain.templates import LOW_BELOW
+
+    assert checks_line("Claude Monet", 96.2, "Impressionism", 94.8, "Landscape", 91.3) == "Checks: none"
+    assert checks_line("Claude Monet", 64.0, "Cubism", 71.0, "Portrait", 62.3) == (
+        "Checks: artist low; genre low; style not the artist's (Impressionism); "
+        "genre not the artist's (landscape and seascape)")
+    assert checks_line("Claude Monet", LOW_BELOW, "Impressionism", LOW_BELOW - 0.1, "Landscape", 90) == (
+        "Checks: style low")
+    assert checks_line("Nobody Known", 90, "Cubism", 90, "Portrait", 69.9) == "Checks: genre low"  # no table
+    for a in ARTISTS:
+        for s in STYLES:
+            line = checks_line(a, 90, s, 90, ARTIST_TABLE[a].genres[0], 90)
+            assert ("style not the artist's" in line) == (s not in ARTIST_TABLE[a].styles), (a, s)
+    # a label edited in a version-3 prompt: the stale line is rebuilt, never passed on to the model
+    p = format_prompt("Claude Monet", 96.2, "Cubism", 94.8, "Landscape", 91.3)
+    edited = p.replace("Cubism", "Impressionism")
+    assert "not the artist's" in edited and parse_prompt(edited)[0]["style"] == "Impressionism"
+    assert reformat_prompt(edited, 3) == format_prompt("Claude Monet", 96.2, "Impressionism", 94.8, "Landscape", 91.3)
 
 
 def test_tables_sizes_and_order_are_fixed() -> None:

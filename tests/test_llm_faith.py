@@ -93,11 +93,13 @@ def test_prompt_sets_are_held_out_low_and_unseen() -> None:
 
 
 def test_a_checkpoint_gets_the_prompt_format_it_was_trained_on(tok) -> None:
-    v2 = format_prompt("Claude Monet", 96.2, "Impressionism", 94.8, "Landscape", 91.3)
-    old, new = tiny_explainer(tok, prompt_format=1), tiny_explainer(tok, prompt_format=2)
-    assert old.prompt_ids(v2) == tok.encode(format_prompt("Claude Monet", 96.2, "Impressionism", 94.8,
+    v3 = format_prompt("Claude Monet", 96.2, "Cubism", 94.8, "Landscape", 91.3)
+    v2 = format_prompt("Claude Monet", 96.2, "Cubism", 94.8, "Landscape", 91.3, version=2)
+    old, mid, new = (tiny_explainer(tok, prompt_format=v) for v in (1, 2, 3))
+    assert old.prompt_ids(v3) == tok.encode(format_prompt("Claude Monet", 96.2, "Cubism", 94.8,
                                                           "Landscape", 91.3, version=1))
-    assert new.prompt_ids(v2) == tok.encode(v2) and old.prompt_ids("free text") == tok.encode("free text")
+    assert mid.prompt_ids(v3) == tok.encode(v2) and new.prompt_ids(v2) == tok.encode(v3)
+    assert new.prompt_ids(v3) == tok.encode(v3) and old.prompt_ids("free text") == tok.encode("free text")
 
 
 def test_batched_greedy_equals_one_by_one(tok) -> None:
@@ -231,8 +233,8 @@ def test_small_preset_is_a_valid_config_and_its_checkpoints_are_faith_ready(ws) 
     wait_for(lambda: sv.job_status(ws, rec.id).state in ("finished", "failed"), 240, 0.2, "preset job")
     assert sv.job_status(ws, rec.id).state == "finished", ws.run(rec.id).stdout.read_text()[-2000:]
     best = ws.run(rec.id).best
-    assert load_checkpoint(best)["extra"]["prompt_format"] == 2
+    assert load_checkpoint(best)["extra"]["prompt_format"] == 3
     ex = load_explainer(best)
-    assert ex.prompt_format == 2
+    assert ex.prompt_format == 3
     pieces = [ex.tokenizer.tok.id_to_token(i) for i in ex.tokenizer.encode(" 96.2%")]
     assert pieces[:5] == ["Ġ", "9", "6", ".", "2"]  # single digits: copying a number is copying tokens

@@ -4,6 +4,11 @@
 multi-head CNN output ``{'artist', 'style', 'genre'}`` into it (softmax, then top-1 per head). The format has a
 version (``PROMPT_FORMAT``); ``parse_prompt`` reads every version and ``reformat_prompt`` converts between them, so a
 checkpoint trained on an older one is still given the prompt it knows.
+
+Version 3 adds a ``Checks:`` line that the product computes from the label tables and the numbers: which heads are
+in the low band and which predicted movement or genre is not the artist's (with the artist's own). An explanation
+must say those things (the checker scores them); written into the prompt, saying them is copying, not recalling a
+25 x 27 table from a few million parameters. The line is always rebuilt from the three results, never trusted.
 """
 
 from __future__ import annotations
@@ -13,10 +18,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from core.errors import NcanvasError
-from core.explain.labels import ARTISTS, GENRES, STYLES
+from core.explain.labels import ARTIST_TABLE, ARTISTS, GENRES, STYLES
+from core.explain.templates import LOW_BELOW
 
 HEADS = ("artist", "style", "genre")
-PROMPT_FORMAT = 2  # what format_prompt writes; a checkpoint records the version it was trained on
+PROMPT_FORMAT = 3  # what format_prompt writes; a checkpoint records the version it was trained on
+CHECKS_LINE = re.compile(r"^Checks: .*$", re.M)
 PROMPT_TEMPLATE = (
     "CNN Classification Results:\n"
     "Artist: {artist}, confidence {a_conf:.1f}%\n"
@@ -30,26 +37,45 @@ PROMPT_LINE = re.compile(r"^(Artist|Style|Genre): (?:(.+) \((\d+(?:\.\d+)?)% con
                          r"(\d+(?:\.\d+)?)%)$", re.M)
 
 
+def checks_line(artist: str, a_conf: float, style: str, s_conf: float, genre: str, g_conf: float) -> str:
+    """What an explanation of these results must say, from the tables and the numbers (prompt format 3):
+    ``Checks: genre low; style not the artist's (Impressionism)``, or ``Checks: none``. Heads in the low band in
+    head order, then a movement, then a genre that is not the artist's, each with the artist's own (their main
+    movement; their two most typical genres, as the explanations name them). An artist outside the tables gets
+    no mismatch item: nothing is known to compare with."""
+    parts = [f"{h} low" for h, c in (("artist", a_conf), ("style", s_conf), ("genre", g_conf)) if c < LOW_BELOW]
+    known = ARTIST_TABLE.get(artist)
+    if known is not None:
+        if style not in known.styles:
+            parts.append(f"style not the artist's ({known.styles[0]})")
+        if genre not in known.genres:
+            parts.append(f"genre not the artist's ({' and '.join(g.lower() for g in known.genres[:2])})")
+    return "Checks: " + ("; ".join(parts) or "none")
+
+
 def format_prompt(artist: str, a_conf: float, style: str, s_conf: float, genre: str, g_conf: float,
                   version: int = PROMPT_FORMAT) -> str:
     """The exact prompt format of the dataset (``PROMPT_TEMPLATE``); confidences are percentages (``96.2``).
 
-    Version 2 writes each number after a space (", confidence 96.2%"), as the explanations do ("at 96.2%"), so a
-    byte-level BPE sees the same tokens in both places and copying a number is copying tokens; version 1
-    ("(96.2% confidence)") is what checkpoints trained before it read, and ``version=1`` still writes it.
-    Spelled out as f-strings: ``str.format`` with keywords is 2.5x slower, on the dataset's hot path."""
+    Version 3 (``PROMPT_TEMPLATE`` plus the :func:`checks_line` before the instruction) tells the model what it
+    must flag. Version 2 writes each number after a space (", confidence 96.2%"), as the explanations do ("at
+    96.2%"), so a byte-level BPE sees the same tokens in both places and copying a number is copying tokens;
+    version 1 ("(96.2% confidence)") is what checkpoints trained before it read, and ``version=1`` still writes
+    it. Spelled out as f-strings: ``str.format`` with keywords is 2.5x slower, on the dataset's hot path."""
     if version == 1:
         return (f"CNN Classification Results:\nArtist: {artist} ({a_conf:.1f}% confidence)\n"
                 f"Style: {style} ({s_conf:.1f}% confidence)\nGenre: {genre} ({g_conf:.1f}% confidence)\n"
                 "\nExplain these results:")
+    checks = f"{checks_line(artist, a_conf, style, s_conf, genre, g_conf)}\n" if version >= 3 else ""
     return (f"CNN Classification Results:\nArtist: {artist}, confidence {a_conf:.1f}%\n"
             f"Style: {style}, confidence {s_conf:.1f}%\nGenre: {genre}, confidence {g_conf:.1f}%\n"
-            "\nExplain these results:")
+            f"{checks}\nExplain these results:")
 
 
 def parse_prompt(text: str) -> tuple[dict[str, Any], int] | None:
-    """``({"artist", "style", "genre", "confidences": [a, s, g]}, version)`` of a prompt in either format, or
-    None when ``text`` is not one (a free-form prompt)."""
+    """``({"artist", "style", "genre", "confidences": [a, s, g]}, version)`` of a prompt in any format, or None
+    when ``text`` is not one (a free-form prompt). A ``Checks:`` line makes it version 3; its content is not
+    read (it is derived from the three results)."""
     found: dict[str, tuple[str, float]] = {}
     versions = set()
     for m in PROMPT_LINE.finditer(text):
@@ -60,13 +86,16 @@ def parse_prompt(text: str) -> tuple[dict[str, Any], int] | None:
         return None
     case: dict[str, Any] = {h: found[h][0] for h in HEADS}
     case["confidences"] = [found[h][1] for h in HEADS]
-    return case, versions.pop()
+    version = versions.pop()
+    return case, 3 if version == 2 and CHECKS_LINE.search(text) else version
 
 
 def reformat_prompt(text: str, version: int) -> str:
-    """``text`` in prompt format ``version`` (what a checkpoint was trained on); a free-form prompt unchanged."""
+    """``text`` in prompt format ``version`` (what a checkpoint was trained on); a free-form prompt unchanged.
+    A version-3 prompt is always rebuilt, so its ``Checks:`` line matches the results even after someone edited
+    a label or a number and left the line as it was."""
     parsed = parse_prompt(text)
-    if parsed is None or parsed[1] == version:
+    if parsed is None or (parsed[1] == version and version < 3):
         return text
     case, _ = parsed
     a, s, g = case["confidences"]
@@ -131,5 +160,5 @@ def prompt_from_logits(logits: Mapping[str, Any], labels: Mapping[str, Sequence[
     return format_prompt(*top["artist"], *top["style"], *top["genre"])
 
 
-__all__ = ["ARTISTS", "GENRES", "HEADS", "PROMPT_FORMAT", "STYLES", "format_prompt", "parse_prompt",
+__all__ = ["ARTISTS", "GENRES", "HEADS", "PROMPT_FORMAT", "STYLES", "checks_line", "format_prompt", "parse_prompt",
            "prompt_from_logits", "reformat_prompt", "top1_from_logits"]
