@@ -14,15 +14,15 @@ from typing import Any
 PRESETS: dict[str, dict[str, Any]] = {
     "small": {
         "tokenizer": "bpe",      # the corpus BPE, single-digit tokens: numbers are copied token for token
-        "n_pairs": 20_000,       # generated in memory (the generator's version 2 data)
+        "n_pairs": 24_000,       # generated in memory (the generator's version 3 data)
         "n_layer": 4, "d_model": 256, "n_head": 8, "n_kv_head": 2, "d_ff": 1024,
-        "epochs": 2,             # ~1,100 optimizer steps
+        "epochs": 2,             # ~1,310 optimizer steps
         "batch_size": 32,
         "lr": 1e-3,              # a 4.5M-parameter model takes (and needs) a higher peak than the 56M default
         "warmup_steps": 100,
         "min_lr_frac": 0.05,
         "patience": 0,           # two epochs: nothing to stop early
-        "eval_every": 365,       # evaluations at steps 365, 547 (epoch end), 730, 1094: a faithfulness curve
+        "eval_every": 438,       # evaluations at steps 438, 656 (epoch end), 876, 1312: a faithfulness curve
         "faith_eval": 64,        # greedy faithfulness eval at each evaluation
         "select_by": "faith",    # best_model.pt is the most faithful evaluation, not the lowest loss
     },

@@ -223,14 +223,14 @@ def mismatches(rng: random.Random, c: Case) -> list[str]:
     return out + [genre_mismatch(rng, c)] if not c.genre_fits else out
 
 
-_MEANING_MANY = ("the model is unsure of these calls", "each is a tentative guess rather than a firm identification",
-                 "the visual evidence for them is mixed or weak")
-
-
 def low_sentence(rng: random.Random, c: Case, v: int | None = None) -> str | None:
-    """One sentence calling every head in the low band low (None when there is none). Always written, at one
-    place (before the closing), whatever else the structure said: a fixed duty is easier to learn than "the low
-    heads not explained yet"."""
+    """A sentence per head in the low band, calling it low, in head order (None when there is none). Always
+    written, at one place (before the closing), whatever else the structure said: a fixed duty is easier to learn
+    than "the low heads not explained yet". One sentence per head, not one sentence listing them, because that is
+    how the prompt's ``Checks:`` line lists them ("artist low; style low"): each item is one sentence to write,
+    as each mismatch is, whether one head is low (a fifth of the pairs) or all three (a quarter of a percent).
+    Heads after the first never take the first head's wording or meaning, so three low heads are three
+    different sentences (the checker's loop rule)."""
     low = [h for h in HEADS if c.conf(h) < LOW_BELOW]
     if not low:
         return None
@@ -242,14 +242,19 @@ def low_sentence(rng: random.Random, c: Case, v: int | None = None) -> str | Non
             f"Low confidence: the {h} head gives {label} only {p}, so {meaning}.",
             f"Treat the {h} ({label}, {p}) as low confidence: {meaning}.",
         ), v)
-    parts = [f"the {h} confidence at {pct(c.conf(h))}" for h in low]
-    joined = " and ".join(parts) if len(parts) == 2 else f"{parts[0]}, {parts[1]} and {parts[2]}"
-    meaning = pick(rng, _MEANING_MANY)
-    return variant(rng, (
-        f"{joined[0].upper() + joined[1:]} are {'both' if len(low) == 2 else 'all'} low: {meaning}.",
-        f"Low confidence: {joined}, so {meaning.replace('each is', 'each call is')}.",
-        f"Several heads are unsure: {joined} are in the low band, and {meaning}.",
-    ), None if v is None else v % 3)
+    meanings = list(_MEANING["low"])
+    rng.shuffle(meanings)
+    first = int(rng.random() * 3) if v is None else v % 3
+    out = []
+    for i, h in enumerate(low):
+        p, label, meaning = pct(c.conf(h)), c.label(h), meanings[i]
+        out.append((
+            f"Low confidence: the {h} head gives {label} only {p}; {meaning}.",
+            f"Treat the {h} ({label}, {p}) as low confidence: {meaning}.",
+            f"The {h} prediction ({label}) is low as well, at {p}: {meaning}." if i else
+            f"The {h} prediction ({label}) is low, at {p}: {meaning}.",
+        )[(first + i) % 3])
+    return " ".join(out)
 
 
 _SENTENCES = {
