@@ -188,3 +188,28 @@ def test_short_names_are_what_the_templates_write() -> None:
     for a in ARTISTS:
         assert check(f"{short_name(a)}.", {"artist": a, "style": "Cubism", "genre": "Portrait",
                                            "confidences": [90, 90, 90]}).facts["artist"].ok
+
+
+class _Always(random.Random):
+    """An rng that draws the same value every time: the generator's version of greedy decoding, which takes the
+    likeliest choice at every pick, however many heads ask for one."""
+
+    def __init__(self, u: float) -> None:
+        super().__init__(0)
+        self.u = u
+
+    def random(self) -> float:
+        return self.u
+
+
+@pytest.mark.parametrize("u", [0.0, 0.5, 0.999])
+def test_several_low_heads_never_share_a_phrase_even_when_every_pick_is_the_same(u: float) -> None:
+    """Two or three low heads each get a low sentence (and maybe a confidence sentence): were their meanings drawn
+    from one shared list, a model taking the likeliest meaning each time would write it for every head, and three
+    times is a loop to the checker. Each head's meanings are its own, so the same pick at every head still passes."""
+    confs = [(61.0, 62.5, 64.0), (60.0, 69.9, 95.0), (93.0, 63.3, 60.1), (62.0, 91.0, 68.8)]
+    cases = [Case(a, ac, s, sc, g, gc) for a in ARTISTS[::5] for s in (ARTIST_TABLE[a].styles[0], STYLES[0])
+             for g in (ARTIST_TABLE[a].genres[0], GENRES[-1]) for ac, sc, gc in confs]
+    failing = [(text, r.reasons) for c in cases for st in STRUCTURES
+               if not (r := check(text := explain(_Always(u), c, st), c)).passed]
+    assert not failing, failing[:3]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.explain import format_prompt, parse_prompt
+from core.explain import PROMPT_FORMAT, format_prompt, parse_prompt
 from core.explain.check import Output, check
 from core.explain.dataset import generate, generate_splits, heldout_pair
 from core.explain.faithsets import build_sets, low_cases, prompt_of, unseen_cases, validation_cases
@@ -63,10 +63,11 @@ class ScriptedLM(torch.nn.Module):
 
 
 def scripted(tok, text: str, prompt: str) -> Explainer:
-    ids = tok.encode(prompt)
-    script = tok.encode("\n" + text)
-    return Explainer(ScriptedLM(script, tok.vocab_size, tok.eos_id, len(ids)), tok, "llm", "scripted",
-                     prompt_format=2)
+    """An explainer in today's prompt format whose model writes ``text`` after the prompt as the explainer encodes
+    it (the prompt is rebuilt on encode, so its length is the explainer's, not the string's)."""
+    ex = Explainer(torch.nn.Module(), tok, "llm", "scripted", prompt_format=PROMPT_FORMAT)
+    ex.model = ScriptedLM(tok.encode("\n" + text), tok.vocab_size, tok.eos_id, len(ex.prompt_ids(prompt)))
+    return ex
 
 
 # ------------------------------------------------------------------------------------------------ prompt sets

@@ -30,8 +30,9 @@ SPLITS = ("train", "val", "test")
 VAL_PCT, TEST_PCT = 5, 5  # of the triple-hash buckets
 HELDOUT_PAIR_PCT = 20     # of the unrelated (artist, style) pairings: never in train, split between val and test
 CONF_MIN, CONF_MAX = 60.0, 98.0
-VERSION = 3  # 2: unrelated mismatches, held-out pairings, confidences decorrelated from mismatches, prompt
-# format 2, templates checked by core.explain.check; 3: prompt format 3 (the Checks: line), same pairs otherwise
+VERSION = 4  # 2: unrelated mismatches, held-out pairings, confidences decorrelated from mismatches, prompt
+# format 2, templates checked by core.explain.check; 3: prompt format 3 (the Checks: line), same pairs otherwise;
+# 4: a low confidence's meaning is worded per head (no phrase shared by two low heads)
 
 
 @functools.cache

@@ -84,11 +84,24 @@ _MEANING = {
                  "this is a plausible answer that deserves a second look",
                  "other classes still received a meaningful share of the probability",
                  "the features point this way, but not decisively"),
-    "low": ("the model is unsure and its second choice may well be right",
-            "this is a tentative guess rather than a firm identification",
-            "a third or more of the probability went to other classes, so the call is uncertain",
-            "the visual evidence is mixed or weak"),
 }
+# What a low confidence means, worded per head: when two or three heads are low, each sentence about one of them
+# says something no sentence about another can, so an explanation of several low heads never repeats a phrase (the
+# checker's loop rule) however a model picks among them; greedy decoding, which picks the likeliest meaning every
+# time, repeated one shared meaning per head when they were shared.
+_LOW_MEANING = {
+    "artist": ("another painter may well be the right answer", "the attribution is a tentative guess",
+               "the network is unsure whose hand this is", "the evidence for this painter is weak"),
+    "style": ("a neighbouring movement may well be the right one", "the movement is a tentative reading",
+              "the network is unsure which school the picture belongs to", "the stylistic evidence is mixed"),
+    "genre": ("the subject could as well be read as another category", "the subject type is an uncertain call",
+              "other subject types kept a good part of the probability", "the cues for this genre are weak"),
+}
+
+
+def meaning_of(rng: random.Random, head: str, b: str) -> str:
+    """What band ``b`` means for ``head``: one ``random()`` call."""
+    return pick(rng, _LOW_MEANING[head] if b == "low" else _MEANING[b])
 
 
 def pick(rng: random.Random, items: Sequence[T]) -> T:
@@ -146,7 +159,7 @@ def genre_fit(rng: random.Random, c: Case, v: int | None = None) -> str:
 
 def confidence(rng: random.Random, head: str, label: str, conf: float, v: int | None = None) -> str:
     b, p = band(conf), pct(conf)
-    meaning = pick(rng, _MEANING[b])
+    meaning = meaning_of(rng, head, b)
     return variant(rng, (
         f"{'An' if p.startswith(('8', '11', '18')) else 'A'} {p} {head} confidence is {b}: {meaning}.",
         f"At {p}, the {head} prediction ({label}) is {b}, meaning {meaning}.",
@@ -229,25 +242,23 @@ def low_sentence(rng: random.Random, c: Case, v: int | None = None) -> str | Non
     than "the low heads not explained yet". One sentence per head, not one sentence listing them, because that is
     how the prompt's ``Checks:`` line lists them ("artist low; style low"): each item is one sentence to write,
     as each mismatch is, whether one head is low (a fifth of the pairs) or all three (a quarter of a percent).
-    Heads after the first never take the first head's wording or meaning, so three low heads are three
-    different sentences (the checker's loop rule)."""
+    Heads after the first never take the first head's wording, and each head's meaning is its own
+    (``_LOW_MEANING``), so three low heads are three different sentences (the checker's loop rule)."""
     low = [h for h in HEADS if c.conf(h) < LOW_BELOW]
     if not low:
         return None
     if len(low) == 1:  # worded unlike `confidence`, which the structure may also have used for this head
         h, p, label = low[0], pct(c.conf(low[0])), c.label(low[0])
-        meaning = pick(rng, _MEANING["low"])
+        meaning = meaning_of(rng, h, "low")
         return variant(rng, (
             f"The {h} call is the uncertain one: at {p} it is in the low band, and {meaning}.",
             f"Low confidence: the {h} head gives {label} only {p}, so {meaning}.",
             f"Treat the {h} ({label}, {p}) as low confidence: {meaning}.",
         ), v)
-    meanings = list(_MEANING["low"])
-    rng.shuffle(meanings)
     first = int(rng.random() * 3) if v is None else v % 3
     out = []
     for i, h in enumerate(low):
-        p, label, meaning = pct(c.conf(h)), c.label(h), meanings[i]
+        p, label, meaning = pct(c.conf(h)), c.label(h), meaning_of(rng, h, "low")
         out.append((
             f"Low confidence: the {h} head gives {label} only {p}; {meaning}.",
             f"Treat the {h} ({label}, {p}) as low confidence: {meaning}.",
