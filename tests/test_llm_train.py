@@ -17,7 +17,8 @@ from tui.cli import app
 
 TINY_LLM = {"tokenizer": "bpe", "n_pairs": 300, "epochs": 2, "batch_size": 16, "eval_max": 48, "warmup_steps": 4,
             "lr": 3e-3, "n_layer": 2, "d_model": 64, "n_head": 4, "n_kv_head": 2, "d_ff": 128, "block_size": 320,
-            "checkpoint_every": 0, "faith_eval": 8}  # a short faithfulness eval: the tests stay fast
+            "checkpoint_every": 0, "faith_eval": 8,  # a short faithfulness eval: the tests stay fast
+            "cpu_threads": 1}  # one thread: beside the other test worker, two spinning threads made a 1 s eval 90 s
 
 
 def run_to_end(ws, kind: str, config: dict, timeout: float = 240) -> str:
