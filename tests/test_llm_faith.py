@@ -229,7 +229,10 @@ def test_small_preset_is_a_valid_config_and_its_checkpoints_are_faith_ready(ws) 
     LLMConfig(**preset("small")).validate()
     with pytest.raises(NcanvasError, match="presets: small"):
         preset("huge")
-    capped = {**preset("small"), "n_pairs": 300, "max_steps": 2, "eval_max": 8, "checkpoint_every": 0}
+    # capped: 2 steps, a short eval (the preset's 64 greedy prompts of an untrained model run to the token limit),
+    # one thread (two spinning threads beside the other test worker slowed it tenfold on a busy CI machine)
+    capped = {**preset("small"), "n_pairs": 300, "max_steps": 2, "eval_max": 8, "checkpoint_every": 0,
+              "faith_eval": 8, "cpu_threads": 1}
     rec, _ = sv.start_job(ws, "llm", capped)
     wait_for(lambda: sv.job_status(ws, rec.id).state in ("finished", "failed"), 240, 0.2, "preset job")
     assert sv.job_status(ws, rec.id).state == "finished", ws.run(rec.id).stdout.read_text()[-2000:]

@@ -261,18 +261,17 @@ async def test_perplexity_on_a_log_axis_accuracy_within_0_1_and_legend_off_the_c
     app = _app(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         table = await _loaded(pilot, app)
-        await pilot.pause(0.4)
         metric = app.query_one("#metric-plot", CurvePlot)
-        labels = _y_labels(metric)
-        assert metric.title == "acc" and labels and max(labels) <= 1.0 and min(labels) >= 0.0, labels
+        # the picture is drawn once the plot has its size: wait for it (a fixed pause failed on a busy machine)
+        labels = await wait_until(pilot, lambda: metric.title == "acc" and _y_labels(metric), what="acc axis")
+        assert max(labels) <= 1.0 and min(labels) >= 0.0, labels
         await pilot.press("space")  # overlay: the legend names both jobs, above the plot
         table.select("llm-0001")
         await wait_until(pilot, lambda: metric.title == "ppl" and len({ln.job for ln in metric.lines}) == 1,
                          what="ppl")
-        await pilot.pause(0.4)
         assert metric.log_y and not app.query_one(Dashboard).curves.log_y, "perplexity: log axis by default"
-        labels = _y_labels(metric)
-        assert labels and all(lb > 0 for lb in labels), labels  # tick labels in perplexity, not its log
+        labels = await wait_until(pilot, lambda: _y_labels(metric), what="ppl axis")
+        assert all(lb > 0 for lb in labels), labels  # tick labels in perplexity, not its log
         loss = app.query_one("#loss-plot", CurvePlot)
         rendered = loss.render().plain.splitlines()
         assert "cnn-0001" in rendered[0] and "llm-0001" in rendered[0], rendered[0]
